@@ -1,0 +1,3 @@
+module of3c
+
+go 1.26
