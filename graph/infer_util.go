@@ -1,0 +1,358 @@
+package graph
+
+import (
+	"fmt"
+	"math"
+)
+
+// Shared helpers of the per-op inference rules (infer_*.go).
+//
+// Conventions every rule follows:
+//   - An input whose rank is unknown makes outputs whose shape depends on it
+//     unranked; a dim that cannot be known is Unknown, never a guess.
+//   - Symbolic dims are assumed to be at least as large as the constant
+//     offsets applied to them (e.g. Slice x[1:] of N gives N-1, x[-2:] gives
+//     2), and not to be the broadcasting 1 unless they are on both sides.
+//   - ShapeValue (see Value) is the flattened contents of a rank-0 or rank-1
+//     integer or bool tensor of at most maxShapeValueLen elements; a scalar
+//     has one entry. Bools are 0 and 1.
+
+// maxShapeValueLen bounds the tensors whose contents inference tracks, so a
+// Range or ConstantOfShape of absurd size never allocates.
+const maxShapeValueLen = 256
+
+// maxRank bounds output ranks built from data (e.g. a Reshape to a shape
+// tensor of static length 2^40), so bad input cannot cause a huge allocation.
+const maxRank = 64
+
+// sliceEndSentinel: Slice ends at or past this are "to the end" (torch and
+// onnx write INT64_MAX or INT32_MAX there).
+const sliceEndSentinel = math.MaxInt32
+
+// reg registers an ai.onnx op.
+func reg(op string, since int64, minIn, maxIn, minOut, maxOut int, f InferFunc) {
+	RegisterOp(OpDef{Op: op, SinceVersion: since, MinInputs: minIn, MaxInputs: maxIn,
+		MinOutputs: minOut, MaxOutputs: maxOut, Infer: f})
+}
+
+// input returns the type of input i; it fails when the input is absent.
+func input(n *Node, i int) (Type, error) {
+	v := n.Input(i)
+	if v == nil {
+		return Type{}, fmt.Errorf("input %d is missing", i)
+	}
+	return v.Type, nil
+}
+
+// present reports whether optional input i is given.
+func present(n *Node, i int) bool { return n.Input(i) != nil }
+
+func unranked(dt DType) Type { return Type{DType: dt} }
+
+// sameAs returns a copy of t with another dtype.
+func withDType(t Type, dt DType) Type {
+	return Type{DType: dt, Shape: t.Shape.Clone(), Ranked: t.Ranked}
+}
+
+func one(t Type) []Type { return []Type{t} }
+
+// normAxis maps an axis in [-rank, rank) to [0, rank).
+func normAxis(axis int64, rank int) (int, error) {
+	if axis < -int64(rank) || axis >= int64(rank) {
+		return 0, fmt.Errorf("axis %d is out of range for rank %d", axis, rank)
+	}
+	if axis < 0 {
+		axis += int64(rank)
+	}
+	return int(axis), nil
+}
+
+// normAxes normalises a list of axes and rejects duplicates.
+func normAxes(axes []int64, rank int) ([]int, error) {
+	out := make([]int, len(axes))
+	seen := map[int]bool{}
+	for i, a := range axes {
+		ax, err := normAxis(a, rank)
+		if err != nil {
+			return nil, err
+		}
+		if seen[ax] {
+			return nil, fmt.Errorf("axis %d is repeated in %v", a, axes)
+		}
+		seen[ax] = true
+		out[i] = ax
+	}
+	return out, nil
+}
+
+// constInts returns the contents of a constant integer tensor of at most
+// limit elements.
+func constInts(v *Value, limit int64) ([]int64, bool) {
+	if v == nil || v.Const == nil || !(v.Const.DType.IsInt() || v.Const.DType == Bool) {
+		return nil, false
+	}
+	if v.Const.NumElements() > limit || v.Const.Validate() != nil {
+		return nil, false
+	}
+	vals, err := v.Const.Int64s()
+	if err != nil {
+		return nil, false
+	}
+	return vals, true
+}
+
+// constFloats returns the contents of a small constant numeric tensor.
+func constFloats(v *Value, limit int64) ([]float64, bool) {
+	if v == nil || v.Const == nil || v.Const.NumElements() > limit || v.Const.Validate() != nil {
+		return nil, false
+	}
+	vals, err := v.Const.Float64s()
+	if err != nil {
+		return nil, false
+	}
+	return vals, true
+}
+
+// shapeValue returns what is known about the contents of a small integer
+// tensor: its ShapeValue from inference or its constant contents.
+func shapeValue(v *Value) (Shape, bool) {
+	if v == nil {
+		return nil, false
+	}
+	if v.ShapeValue != nil {
+		return v.ShapeValue, true
+	}
+	if v.Type.Rank() > 1 {
+		return nil, false
+	}
+	vals, ok := constInts(v, maxShapeValueLen)
+	if !ok {
+		return nil, false
+	}
+	s := make(Shape, len(vals))
+	for i, x := range vals {
+		s[i] = IntDim(x)
+	}
+	return s, true
+}
+
+// knownInts returns the contents of an input when every element is a known
+// number (constant, or a ShapeValue of static entries).
+func knownInts(v *Value) ([]int64, bool) {
+	if vals, ok := constInts(v, 1<<16); ok {
+		return vals, true
+	}
+	sv, ok := shapeValue(v)
+	if !ok {
+		return nil, false
+	}
+	out := make([]int64, len(sv))
+	for i, d := range sv {
+		x, ok := DimInt(d)
+		if !ok {
+			return nil, false
+		}
+		out[i] = x
+	}
+	return out, true
+}
+
+// knownInt returns a scalar (or one-element) input's known value.
+func knownInt(v *Value) (int64, bool) {
+	vals, ok := knownInts(v)
+	if !ok || len(vals) != 1 {
+		return 0, false
+	}
+	return vals[0], true
+}
+
+// axesArg returns the axes of ops whose axes moved from an attribute to an
+// optional input at some opset: given reports whether any axes were given.
+func axesArg(n *Node, inputIdx int, inputSince int64) (axes []int64, given, known bool) {
+	if n.Opset >= inputSince || (n.Opset == 0 && present(n, inputIdx)) {
+		v := n.Input(inputIdx)
+		if v == nil {
+			return nil, false, true
+		}
+		vals, ok := knownInts(v)
+		return vals, true, ok
+	}
+	a, ok := n.AttrInts("axes")
+	return a, ok, true
+}
+
+// checkShapeDims rejects shape-tensor entries that cannot be sizes.
+func dimFromValue(d Dim, what string) (Dim, error) {
+	if d.IsUnknown() {
+		return Unknown, nil
+	}
+	if v, ok := DimInt(d); ok {
+		if v < 0 {
+			return Unknown, fmt.Errorf("%s has negative size %d", what, v)
+		}
+		return D(v), nil
+	}
+	return d, nil
+}
+
+// broadcastDim merges two dims under numpy broadcasting.
+func broadcastDim(a, b Dim) (Dim, error) {
+	switch {
+	case a.IsStatic() && a.Val == 1:
+		return b, nil
+	case b.IsStatic() && b.Val == 1:
+		return a, nil
+	case a.IsStatic() && b.IsStatic():
+		if a.Val != b.Val {
+			return Unknown, fmt.Errorf("cannot broadcast %d against %d", a.Val, b.Val)
+		}
+		return a, nil
+	case a.IsStatic():
+		// b is symbolic or unknown: it is either 1 or equal to a.
+		return a, nil
+	case b.IsStatic():
+		return b, nil
+	case a.IsSymbolic() && b.IsSymbolic():
+		if a.Sym == b.Sym {
+			return a, nil
+		}
+		// Either could be 1 at run time; the result is one of the two.
+		return Unknown, nil
+	case a.IsSymbolic():
+		return a, nil
+	case b.IsSymbolic():
+		return b, nil
+	}
+	return Unknown, nil
+}
+
+// broadcastShapes applies multidirectional (numpy) broadcasting.
+func broadcastShapes(shapes ...Shape) (Shape, error) {
+	rank := 0
+	for _, s := range shapes {
+		if len(s) > rank {
+			rank = len(s)
+		}
+	}
+	out := make(Shape, rank)
+	for i := range out {
+		out[i] = D(1)
+	}
+	for _, s := range shapes {
+		off := rank - len(s)
+		for i, d := range s {
+			m, err := broadcastDim(out[off+i], d)
+			if err != nil {
+				return nil, fmt.Errorf("shapes %s: dim %d: %w", shapesText(shapes), off+i-rank, err)
+			}
+			out[off+i] = m
+		}
+	}
+	return out, nil
+}
+
+func shapesText(shapes []Shape) string {
+	s := ""
+	for i, sh := range shapes {
+		if i > 0 {
+			s += " and "
+		}
+		s += sh.String()
+	}
+	return s
+}
+
+// broadcastTypes broadcasts the given types; the result is unranked when any
+// input rank is unknown.
+func broadcastTypes(dt DType, ts ...Type) (Type, error) {
+	shapes := make([]Shape, 0, len(ts))
+	for _, t := range ts {
+		if !t.Ranked {
+			return unranked(dt), nil
+		}
+		shapes = append(shapes, t.Shape)
+	}
+	s, err := broadcastShapes(shapes...)
+	if err != nil {
+		return Type{}, err
+	}
+	return TensorType(dt, s), nil
+}
+
+// sameDType returns the common dtype of the given inputs, failing when two
+// known dtypes differ.
+func sameDType(n *Node, idx ...int) (DType, error) {
+	dt := Undefined
+	first := -1
+	for _, i := range idx {
+		v := n.Input(i)
+		if v == nil || v.Type.DType == Undefined {
+			continue
+		}
+		if dt == Undefined {
+			dt, first = v.Type.DType, i
+			continue
+		}
+		if v.Type.DType != dt {
+			return Undefined, fmt.Errorf("input %d is %s but input %d is %s", i, v.Type.DType, first, dt)
+		}
+	}
+	return dt, nil
+}
+
+// mergeDim combines two dims that must be equal (Concat's other axes,
+// MatMul's contracted dims): it prefers the better-known one and fails on
+// a static mismatch.
+func mergeDim(a, b Dim) (Dim, error) {
+	switch {
+	case a.IsStatic() && b.IsStatic():
+		if a.Val != b.Val {
+			return Unknown, fmt.Errorf("%d does not match %d", a.Val, b.Val)
+		}
+		return a, nil
+	case a.IsStatic():
+		return a, nil
+	case b.IsStatic():
+		return b, nil
+	case a.IsSymbolic():
+		return a, nil
+	}
+	return b, nil
+}
+
+// svOut wraps a single output's shape value.
+func svOut(s Shape) []Shape {
+	if s == nil {
+		return nil
+	}
+	return []Shape{s}
+}
+
+// tracksValues reports whether a tensor of this type can carry a ShapeValue.
+func tracksValues(t Type) bool {
+	if !(t.DType.IsInt() || t.DType == Bool) || !t.Ranked || len(t.Shape) > 1 {
+		return false
+	}
+	if len(t.Shape) == 1 {
+		d := t.Shape[0]
+		return d.IsStatic() && d.Val <= maxShapeValueLen
+	}
+	return true
+}
+
+// checkRank rejects absurd output ranks before anything is allocated.
+func checkRank(r int64, what string) error {
+	if r < 0 || r > maxRank {
+		return fmt.Errorf("%s gives rank %d (at most %d supported)", what, r, maxRank)
+	}
+	return nil
+}
+
+// unknownShape is a ranked shape of unknown dims.
+func unknownShape(rank int) Shape {
+	s := make(Shape, rank)
+	for i := range s {
+		s[i] = Unknown
+	}
+	return s
+}
