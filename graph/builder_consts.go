@@ -1,0 +1,230 @@
+package graph
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// Constant generators shared by the text form (fill(v), random(seed)) and the
+// Builder, so that a weight stated either way has the same bytes.
+
+// RandomDefaultRange is the range random(seed) draws from when none is given:
+// [-1, 1) for floats, the integers 0..9 for integer types, false/true for bool.
+func RandomDefaultRange(dt DType) (lo, hi float64) {
+	switch {
+	case dt.IsFloat():
+		return -1, 1
+	case dt == Bool:
+		return 0, 2
+	}
+	return 0, 10
+}
+
+// RandomTensor fills a tensor with values drawn uniformly from [lo, hi)
+// (integers: lo..hi-1) by splitmix64 seeded with seed. The stream is defined
+// here, not by math/rand, so the same seed gives the same weights on every
+// Go version.
+func RandomTensor(dt DType, shape []int64, seed uint64, lo, hi float64) (*Tensor, error) {
+	n, ok := txtCheckedCount(shape)
+	if !ok || n > math.MaxInt32 {
+		return nil, fmt.Errorf("random: shape %v is too large", shape)
+	}
+	r, err := newTxtRandom(dt, seed, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, int(n)*dt.Size())
+	for i := 0; i < int(n); i++ {
+		if err := txtPutElem(dt, b, i, r.next()); err != nil {
+			return nil, err
+		}
+	}
+	return &Tensor{DType: dt, Shape: append([]int64{}, shape...), Data: b}, nil
+}
+
+// txtRandom is the value stream behind RandomTensor.
+type txtRandom struct {
+	dt       DType
+	state    uint64
+	lo, hi   float64
+	integral bool
+}
+
+func newTxtRandom(dt DType, seed uint64, lo, hi float64) (*txtRandom, error) {
+	if !(hi > lo) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
+		return nil, fmt.Errorf("random: empty or infinite range [%v, %v)", lo, hi)
+	}
+	if dt.Size() == 0 || !txtPrintableDType(dt) {
+		return nil, fmt.Errorf("random: cannot build a %s tensor", txtFormatDType(dt))
+	}
+	r := &txtRandom{dt: dt, state: seed, lo: lo, hi: hi, integral: !dt.IsFloat()}
+	if r.integral {
+		r.lo, r.hi = math.Ceil(lo), math.Ceil(hi)
+		if !(r.hi > r.lo) {
+			return nil, fmt.Errorf("random: no integer in [%v, %v)", lo, hi)
+		}
+	}
+	return r, nil
+}
+
+func (r *txtRandom) next() txtNum {
+	r.state += 0x9e3779b97f4a7c15
+	z := r.state
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	z ^= z >> 31
+	u := r.lo + (r.hi-r.lo)*(float64(z>>11)/(1<<53))
+	if !r.integral {
+		return txtNum{f: u}
+	}
+	v := math.Floor(u)
+	if v >= r.hi {
+		v = r.hi - 1
+	}
+	if v > math.MaxInt64 {
+		return txtNum{isInt: true, isUint: true, u: uint64(v), f: v}
+	}
+	return txtNum{isInt: true, i: int64(v), f: v}
+}
+
+// txtRandomSeedLimit bounds the seeds the printer tries when recognizing a
+// constant as random(seed): tests use small seeds, and trying one costs about
+// one element.
+const txtRandomSeedLimit = 4096
+
+// txtFindRandomSeed reports the seed s < txtRandomSeedLimit for which t equals
+// random(s) over the default range, comparing element by element so that a
+// wrong seed is rejected after about one element.
+func txtFindRandomSeed(t *Tensor) (uint64, bool) {
+	lo, hi := RandomDefaultRange(t.DType)
+	sz := t.DType.Size()
+	n := int(t.NumElements())
+	var buf [16]byte
+	for seed := uint64(0); seed < txtRandomSeedLimit; seed++ {
+		r, err := newTxtRandom(t.DType, seed, lo, hi)
+		if err != nil {
+			return 0, false
+		}
+		i := 0
+		for ; i < n; i++ {
+			if txtPutElem(t.DType, buf[:sz], 0, r.next()) != nil || string(buf[:sz]) != string(t.Data[i*sz:(i+1)*sz]) {
+				break
+			}
+		}
+		if i == n {
+			return seed, true
+		}
+	}
+	return 0, false
+}
+
+// FillTensor returns a tensor whose elements all equal v.
+func FillTensor(dt DType, shape []int64, v float64) (*Tensor, error) {
+	n, ok := txtCheckedCount(shape)
+	if !ok || n > math.MaxInt32 {
+		return nil, fmt.Errorf("fill: shape %v is too large", shape)
+	}
+	num := txtNum{f: v}
+	if v == math.Trunc(v) && math.Abs(v) < 1<<63 {
+		num = txtNum{isInt: true, i: int64(v), f: v}
+	}
+	vals := make([]txtNum, n)
+	for i := range vals {
+		vals[i] = num
+	}
+	return txtEncode(dt, shape, vals)
+}
+
+// txtEncode stores literal values as dtype dt, refusing values the type cannot
+// hold (a fraction or out-of-range number for an integer type, 2 for bool).
+func txtEncode(dt DType, shape []int64, vals []txtNum) (*Tensor, error) {
+	if dt.Size() == 0 || !txtPrintableDType(dt) {
+		return nil, fmt.Errorf("cannot build a %s tensor", txtFormatDType(dt))
+	}
+	b := make([]byte, dt.Size()*len(vals))
+	for i, v := range vals {
+		if err := txtPutElem(dt, b, i, v); err != nil {
+			return nil, err
+		}
+	}
+	return &Tensor{DType: dt, Shape: append([]int64{}, shape...), Data: b}, nil
+}
+
+// txtPutElem stores v as element i of b in dtype dt.
+func txtPutElem(dt DType, b []byte, i int, v txtNum) error {
+	le := binary.LittleEndian
+	switch dt {
+	case Float32:
+		le.PutUint32(b[4*i:], math.Float32bits(float32(v.f)))
+		return nil
+	case Float64:
+		le.PutUint64(b[8*i:], math.Float64bits(v.f))
+		return nil
+	case Float16:
+		le.PutUint16(b[2*i:], Float32ToHalf(float32(v.f)))
+		return nil
+	case BFloat16:
+		le.PutUint16(b[2*i:], Float32ToBF16(float32(v.f)))
+		return nil
+	}
+	if !v.isInt {
+		return fmt.Errorf("element %d (%s) is not an integer, as %s needs", i, txtNumText(v), txtFormatDType(dt))
+	}
+	if dt == Uint64 {
+		if v.isUint {
+			le.PutUint64(b[8*i:], v.u)
+			return nil
+		}
+		if v.i < 0 {
+			return fmt.Errorf("element %d (%d) is out of range for u64", i, v.i)
+		}
+		le.PutUint64(b[8*i:], uint64(v.i))
+		return nil
+	}
+	lo, hi := txtIntRange(dt)
+	if v.isUint || v.i < lo || v.i > hi {
+		return fmt.Errorf("element %d (%s) is out of range for %s", i, txtNumText(v), txtFormatDType(dt))
+	}
+	switch dt.Size() {
+	case 1:
+		b[i] = byte(v.i)
+	case 2:
+		le.PutUint16(b[2*i:], uint16(v.i))
+	case 4:
+		le.PutUint32(b[4*i:], uint32(v.i))
+	case 8:
+		le.PutUint64(b[8*i:], uint64(v.i))
+	}
+	return nil
+}
+
+func txtNumText(v txtNum) string {
+	if v.text != "" {
+		return v.text
+	}
+	if v.isInt {
+		return fmt.Sprint(v.i)
+	}
+	return fmt.Sprint(v.f)
+}
+
+func txtIntRange(dt DType) (lo, hi int64) {
+	switch dt {
+	case Bool:
+		return 0, 1
+	case Int8:
+		return math.MinInt8, math.MaxInt8
+	case Uint8:
+		return 0, math.MaxUint8
+	case Int16:
+		return math.MinInt16, math.MaxInt16
+	case Uint16:
+		return 0, math.MaxUint16
+	case Int32:
+		return math.MinInt32, math.MaxInt32
+	case Uint32:
+		return 0, math.MaxUint32
+	}
+	return math.MinInt64, math.MaxInt64
+}
