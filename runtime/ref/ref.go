@@ -1,0 +1,619 @@
+// Package ref is of3c's reference executor: a plain, single-threaded Go
+// interpreter of the IR. It is the oracle that optimization passes and the
+// MLX lowering are checked against, the kernel set passes use for constant
+// folding, and the `--device ref` fallback.
+//
+// Numerics: float math is done in float64 and every result is rounded to the
+// dtype the op declares (so a float32 graph sees float32 intermediates, as on
+// any real backend); integer results wrap to their width; bools are 0/1.
+// Kernels never panic on bad input: shape, arity and index errors come back
+// as errors naming the node.
+package ref
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+
+	"of3c/graph"
+)
+
+// array is the executor's working form of a tensor. Float dtypes keep their
+// elements in f, integer and bool dtypes in i (uint64 as its bit pattern), so
+// kernels do arithmetic without re-decoding bytes for every op.
+type array struct {
+	dt    graph.DType
+	shape []int64
+	f     []float64
+	i     []int64
+}
+
+// kernel evaluates one node. in[k] is nil for an omitted optional input. It
+// returns at least as many outputs as the node has (extra ones are dropped).
+type kernel func(n *graph.Node, in []*array) ([]*array, error)
+
+var kernels = map[string]kernel{}
+
+// register adds kernels under qualified op names ("MatMul", "of3c.Attention").
+func register(k kernel, ops ...string) {
+	for _, op := range ops {
+		if _, dup := kernels[op]; dup {
+			panic("ref: kernel registered twice: " + op)
+		}
+		kernels[op] = k
+	}
+}
+
+// Ops lists the qualified op names that have a reference kernel, sorted.
+func Ops() []string {
+	names := make([]string, 0, len(kernels))
+	for k := range kernels {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// HasKernel reports whether the qualified op (as Node.QualifiedOp) has a kernel.
+func HasKernel(qualifiedOp string) bool { return kernels[qualifiedOp] != nil }
+
+// Run executes g on the given inputs (by graph input name) and returns every
+// graph output by name. Inputs must match the declared dtypes and ranks, and
+// static or symbolic dims consistently. Intermediates are released after
+// their last use.
+func Run(g *graph.Graph, inputs map[string]*graph.Tensor) (map[string]*graph.Tensor, error) {
+	if g == nil {
+		return nil, errors.New("ref: nil graph")
+	}
+	env := make(map[*graph.Value]*array, len(g.Inputs)+len(g.Nodes))
+	known := map[string]bool{}
+	syms := map[string]int64{}
+	for _, v := range g.Inputs {
+		known[v.Name] = true
+		t, ok := inputs[v.Name]
+		if !ok || t == nil {
+			return nil, fmt.Errorf("ref: missing graph input %q (%s)", v.Name, v.Type)
+		}
+		if err := checkInput(v, t, syms); err != nil {
+			return nil, err
+		}
+		a, err := fromTensor(t)
+		if err != nil {
+			return nil, fmt.Errorf("ref: graph input %q: %w", v.Name, err)
+		}
+		env[v] = a
+	}
+	for name := range inputs {
+		if !known[name] {
+			return nil, fmt.Errorf("ref: %q is not a graph input", name)
+		}
+	}
+
+	// lastUse[v] is the index of the last node reading v; values that are
+	// graph outputs are never released.
+	lastUse := map[*graph.Value]int{}
+	for i, n := range g.Nodes {
+		for _, in := range n.Inputs {
+			if in != nil {
+				lastUse[in] = i
+			}
+		}
+	}
+	for _, o := range g.Outputs {
+		lastUse[o] = len(g.Nodes)
+	}
+
+	// lookup finds an input's array; constants are decoded on first use.
+	lookup := func(v *graph.Value) (*array, error) {
+		if a, ok := env[v]; ok {
+			return a, nil
+		}
+		if v.Const != nil {
+			a, err := fromTensor(v.Const)
+			if err != nil {
+				return nil, fmt.Errorf("constant %q: %w", v.Name, err)
+			}
+			env[v] = a
+			return a, nil
+		}
+		return nil, fmt.Errorf("value %q is read before it is defined", v.Name)
+	}
+
+	for i, n := range g.Nodes {
+		ins := make([]*array, len(n.Inputs))
+		for k, v := range n.Inputs {
+			if v == nil {
+				continue
+			}
+			a, err := lookup(v)
+			if err != nil {
+				return nil, fmt.Errorf("ref: node %s: %w", n, err)
+			}
+			ins[k] = a
+		}
+		outs, err := evalArrays(n, ins)
+		if err != nil {
+			return nil, err
+		}
+		for k, o := range n.Outputs {
+			if o != nil {
+				env[o] = outs[k]
+			}
+		}
+		for _, v := range n.Inputs {
+			if v != nil && lastUse[v] == i {
+				delete(env, v)
+			}
+		}
+		// Outputs nobody reads are dropped at once.
+		for _, o := range n.Outputs {
+			if _, used := lastUse[o]; o != nil && !used {
+				delete(env, o)
+			}
+		}
+	}
+
+	res := make(map[string]*graph.Tensor, len(g.Outputs))
+	for _, o := range g.Outputs {
+		a, err := lookup(o)
+		if err != nil {
+			return nil, fmt.Errorf("ref: graph output: %w", err)
+		}
+		res[o.Name] = a.toTensor()
+	}
+	return res, nil
+}
+
+// checkInput compares a supplied tensor with the graph input's declared type.
+func checkInput(v *graph.Value, t *graph.Tensor, syms map[string]int64) error {
+	if err := t.Validate(); err != nil {
+		return fmt.Errorf("ref: graph input %q: %w", v.Name, err)
+	}
+	if v.Type.DType != graph.Undefined && v.Type.DType != t.DType {
+		return fmt.Errorf("ref: graph input %q: got %s, want %s", v.Name, t.DType, v.Type)
+	}
+	if !v.Type.Ranked {
+		return nil
+	}
+	if len(v.Type.Shape) != len(t.Shape) {
+		return fmt.Errorf("ref: graph input %q: got shape %v, want %s", v.Name, t.Shape, v.Type)
+	}
+	for k, d := range v.Type.Shape {
+		switch {
+		case d.IsStatic() && d.Val != t.Shape[k]:
+			return fmt.Errorf("ref: graph input %q: dim %d is %d, want %s", v.Name, k, t.Shape[k], v.Type)
+		case d.IsSymbolic():
+			if prev, ok := syms[d.Sym]; ok && prev != t.Shape[k] {
+				return fmt.Errorf("ref: graph input %q: dim %d (%s) is %d, but %s = %d elsewhere", v.Name, k, d.Sym, t.Shape[k], d.Sym, prev)
+			}
+			syms[d.Sym] = t.Shape[k]
+		}
+	}
+	return nil
+}
+
+// EvalNode evaluates one node on constant inputs (nil for an omitted optional
+// input) and returns one tensor per node output, nil where the node omits an
+// output. Passes use it for constant folding.
+func EvalNode(n *graph.Node, inputs []*graph.Tensor) ([]*graph.Tensor, error) {
+	if n == nil {
+		return nil, errors.New("ref: nil node")
+	}
+	ins := make([]*array, len(inputs))
+	for k, t := range inputs {
+		if t == nil {
+			continue
+		}
+		a, err := fromTensor(t)
+		if err != nil {
+			return nil, fmt.Errorf("ref: node %s input %d: %w", n, k, err)
+		}
+		ins[k] = a
+	}
+	outs, err := evalArrays(n, ins)
+	if err != nil {
+		return nil, err
+	}
+	res := make([]*graph.Tensor, len(n.Outputs))
+	for k, o := range n.Outputs {
+		if o != nil {
+			res[k] = outs[k].toTensor()
+		}
+	}
+	return res, nil
+}
+
+// evalArrays dispatches one node and normalizes its results.
+func evalArrays(n *graph.Node, ins []*array) (outs []*array, err error) {
+	k := kernels[n.QualifiedOp()]
+	if k == nil {
+		return nil, &graph.UnsupportedOpError{Domain: n.Domain, Op: n.Op, Opset: n.Opset, Node: n.Name,
+			Reason: "no reference kernel"}
+	}
+	outs, err = k(n, ins)
+	if err != nil {
+		var uerr *graph.UnsupportedOpError
+		if errors.As(err, &uerr) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("ref: node %s: %w", n, err)
+	}
+	if len(outs) < len(n.Outputs) {
+		return nil, fmt.Errorf("ref: node %s: kernel gave %d outputs, node has %d", n, len(outs), len(n.Outputs))
+	}
+	for k, o := range n.Outputs {
+		if o == nil {
+			continue
+		}
+		if outs[k] == nil {
+			return nil, fmt.Errorf("ref: node %s: output %d was not computed", n, k)
+		}
+		outs[k].normalize()
+	}
+	return outs, nil
+}
+
+// unsupported reports a feature of a known op that the executor lacks.
+func unsupported(n *graph.Node, format string, args ...any) error {
+	return &graph.UnsupportedOpError{Domain: n.Domain, Op: n.Op, Opset: n.Opset, Node: n.Name,
+		Reason: fmt.Sprintf(format, args...)}
+}
+
+// ---- conversion between graph.Tensor and array ----
+
+func isFloat(dt graph.DType) bool { return dt.IsFloat() }
+
+func isUnsigned(dt graph.DType) bool {
+	return dt == graph.Uint8 || dt == graph.Uint16 || dt == graph.Uint32 || dt == graph.Uint64
+}
+
+// numeric reports whether the executor can hold dt.
+func numeric(dt graph.DType) bool { return dt.IsFloat() || dt.IsInt() || dt == graph.Bool }
+
+func fromTensor(t *graph.Tensor) (*array, error) {
+	if !numeric(t.DType) {
+		return nil, fmt.Errorf("dtype %s is not supported by the reference executor", t.DType)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	a := &array{dt: t.DType, shape: append([]int64{}, t.Shape...)}
+	var err error
+	if isFloat(t.DType) {
+		a.f, err = t.Float64s()
+	} else {
+		a.i, err = t.Int64s()
+		if t.DType == graph.Bool {
+			for k, v := range a.i {
+				if v != 0 {
+					a.i[k] = 1
+				}
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *array) toTensor() *graph.Tensor {
+	if isFloat(a.dt) {
+		t, err := graph.NewTensorFromFloat64s(a.dt, a.shape, a.f)
+		if err != nil {
+			// Every float dtype is encodable; reaching here is a bug in this package.
+			panic("ref: " + err.Error())
+		}
+		return t
+	}
+	sz := a.dt.Size()
+	b := make([]byte, sz*len(a.i))
+	for k, v := range a.i {
+		u := uint64(v)
+		for j := 0; j < sz; j++ {
+			b[sz*k+j] = byte(u >> (8 * j))
+		}
+	}
+	return &graph.Tensor{DType: a.dt, Shape: append([]int64{}, a.shape...), Data: b}
+}
+
+// normalize rounds floats to their dtype's precision and wraps integers to
+// their width, so every stored value is exactly representable in a.dt.
+func (a *array) normalize() {
+	switch a.dt {
+	case graph.Float32:
+		for k, v := range a.f {
+			a.f[k] = float64(float32(v))
+		}
+	case graph.Float16:
+		for k, v := range a.f {
+			a.f[k] = float64(graph.HalfToFloat32(graph.Float32ToHalf(roundF32(v))))
+		}
+	case graph.BFloat16:
+		for k, v := range a.f {
+			a.f[k] = float64(graph.BF16ToFloat32(graph.Float32ToBF16(roundF32(v))))
+		}
+	case graph.Bool:
+		for k, v := range a.i {
+			if v != 0 {
+				a.i[k] = 1
+			}
+		}
+	default:
+		for k, v := range a.i {
+			a.i[k] = wrapInt(a.dt, v)
+		}
+	}
+}
+
+// roundF32 narrows to float32 for the 16-bit conversions; values beyond the
+// float32 range become ±Inf, which the 16-bit formats also give.
+func roundF32(v float64) float32 { return float32(v) }
+
+func wrapInt(dt graph.DType, v int64) int64 {
+	switch dt {
+	case graph.Int8:
+		return int64(int8(v))
+	case graph.Uint8:
+		return int64(uint8(v))
+	case graph.Int16:
+		return int64(int16(v))
+	case graph.Uint16:
+		return int64(uint16(v))
+	case graph.Int32:
+		return int64(int32(v))
+	case graph.Uint32:
+		return int64(uint32(v))
+	}
+	return v
+}
+
+// ---- constructors and accessors ----
+
+func numel(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// maxElements bounds any tensor a kernel allocates, so absurd shapes from a
+// malformed graph give an error instead of exhausting memory.
+const maxElements = 1 << 31
+
+func checkShape(shape []int64) error {
+	n := int64(1)
+	for _, d := range shape {
+		if d < 0 {
+			return fmt.Errorf("negative dimension in shape %v", shape)
+		}
+		if d > 0 && n > maxElements/d {
+			return fmt.Errorf("shape %v has too many elements", shape)
+		}
+		n *= d
+	}
+	return nil
+}
+
+// newArray allocates a zero array of dtype dt; the shape must already be
+// checked with checkShape.
+func newArray(dt graph.DType, shape []int64) *array {
+	a := &array{dt: dt, shape: append([]int64{}, shape...)}
+	n := numel(shape)
+	if isFloat(dt) {
+		a.f = make([]float64, n)
+	} else {
+		a.i = make([]int64, n)
+	}
+	return a
+}
+
+func allocArray(dt graph.DType, shape []int64) (*array, error) {
+	if err := checkShape(shape); err != nil {
+		return nil, err
+	}
+	return newArray(dt, shape), nil
+}
+
+func (a *array) size() int {
+	if isFloat(a.dt) {
+		return len(a.f)
+	}
+	return len(a.i)
+}
+
+func (a *array) rank() int { return len(a.shape) }
+
+// float returns element k as float64 (unsigned 64-bit read as unsigned).
+func (a *array) float(k int) float64 {
+	if isFloat(a.dt) {
+		return a.f[k]
+	}
+	if a.dt == graph.Uint64 {
+		return float64(uint64(a.i[k]))
+	}
+	return float64(a.i[k])
+}
+
+// floats returns all elements as float64 (a copy only for integer arrays).
+func (a *array) floats() []float64 {
+	if isFloat(a.dt) {
+		return a.f
+	}
+	out := make([]float64, len(a.i))
+	for k := range a.i {
+		out[k] = a.float(k)
+	}
+	return out
+}
+
+// ints returns the elements of an integer array, truncating floats toward zero.
+func (a *array) ints() []int64 {
+	if !isFloat(a.dt) {
+		return a.i
+	}
+	out := make([]int64, len(a.f))
+	for k, v := range a.f {
+		out[k] = floatToInt(v)
+	}
+	return out
+}
+
+// floatToInt truncates toward zero; NaN gives 0 and out-of-range values
+// saturate, so results never depend on the platform's conversion.
+func floatToInt(v float64) int64 {
+	switch {
+	case math.IsNaN(v):
+		return 0
+	case v >= 9.223372036854775807e18:
+		return math.MaxInt64
+	case v <= -9.223372036854775808e18:
+		return math.MinInt64
+	}
+	return int64(v)
+}
+
+// set stores a float64 into element k (truncated for integer arrays).
+func (a *array) set(k int, v float64) {
+	if isFloat(a.dt) {
+		a.f[k] = v
+		return
+	}
+	switch {
+	case a.dt == graph.Bool:
+		if v != 0 {
+			a.i[k] = 1
+		} else {
+			a.i[k] = 0
+		}
+	case a.dt == graph.Uint64 && v >= 9.223372036854775807e18:
+		if v >= 1.8446744073709551615e19 {
+			a.i[k] = -1
+		} else {
+			a.i[k] = int64(uint64(v))
+		}
+	default:
+		a.i[k] = floatToInt(v)
+	}
+}
+
+// copyElem copies element j of src into element k of dst (same dtype class).
+func copyElem(dst *array, k int, src *array, j int) {
+	if isFloat(dst.dt) {
+		dst.f[k] = src.f[j]
+	} else {
+		dst.i[k] = src.i[j]
+	}
+}
+
+// scalarInt reads a one-element integer (or float) tensor input.
+func scalarInt(a *array, what string) (int64, error) {
+	if a == nil {
+		return 0, fmt.Errorf("missing %s", what)
+	}
+	if a.size() != 1 {
+		return 0, fmt.Errorf("%s must have one element, has shape %v", what, a.shape)
+	}
+	return a.ints()[0], nil
+}
+
+// intList reads a 1-D (or scalar) integer input such as shape or axes.
+func intList(a *array, what string) ([]int64, error) {
+	if a == nil {
+		return nil, fmt.Errorf("missing %s", what)
+	}
+	if a.rank() > 1 {
+		return nil, fmt.Errorf("%s must be 1-D, has shape %v", what, a.shape)
+	}
+	if isFloat(a.dt) {
+		return nil, fmt.Errorf("%s must be an integer tensor, is %s", what, a.dt)
+	}
+	return append([]int64{}, a.i...), nil
+}
+
+// need returns input k or an error if it is missing.
+func need(n *graph.Node, in []*array, k int) (*array, error) {
+	if k >= len(in) || in[k] == nil {
+		return nil, fmt.Errorf("%s needs input %d", n.QualifiedOp(), k)
+	}
+	return in[k], nil
+}
+
+// opt returns input k or nil when absent.
+func opt(in []*array, k int) *array {
+	if k >= len(in) {
+		return nil
+	}
+	return in[k]
+}
+
+// normAxis maps a possibly negative axis into [0, rank).
+func normAxis(axis int64, rank int) (int, error) {
+	if axis < -int64(rank) || axis >= int64(rank) {
+		return 0, fmt.Errorf("axis %d out of range for rank %d", axis, rank)
+	}
+	if axis < 0 {
+		axis += int64(rank)
+	}
+	return int(axis), nil
+}
+
+// normAxes maps and checks a list of axes; duplicates are an error.
+func normAxes(axes []int64, rank int) ([]int, error) {
+	out := make([]int, len(axes))
+	seen := map[int]bool{}
+	for k, ax := range axes {
+		a, err := normAxis(ax, rank)
+		if err != nil {
+			return nil, err
+		}
+		if seen[a] {
+			return nil, fmt.Errorf("axis %d repeated in %v", ax, axes)
+		}
+		seen[a] = true
+		out[k] = a
+	}
+	return out, nil
+}
+
+// strides returns row-major element strides.
+func strides(shape []int64) []int64 {
+	s := make([]int64, len(shape))
+	acc := int64(1)
+	for k := len(shape) - 1; k >= 0; k-- {
+		s[k] = acc
+		acc *= shape[k]
+	}
+	return s
+}
+
+// splitAt returns the element counts before axis, of axis and after axis.
+func splitAt(shape []int64, axis int) (outer, mid, inner int) {
+	outer, inner = 1, 1
+	for k := 0; k < axis; k++ {
+		outer *= int(shape[k])
+	}
+	for k := axis + 1; k < len(shape); k++ {
+		inner *= int(shape[k])
+	}
+	return outer, int(shape[axis]), inner
+}
+
+// reshaped returns a view of a with another shape (data shared).
+func (a *array) reshaped(shape []int64) *array {
+	return &array{dt: a.dt, shape: append([]int64{}, shape...), f: a.f, i: a.i}
+}
+
+// clone copies a (data included).
+func (a *array) clone() *array {
+	b := &array{dt: a.dt, shape: append([]int64{}, a.shape...)}
+	if a.f != nil {
+		b.f = append([]float64{}, a.f...)
+	}
+	if a.i != nil {
+		b.i = append([]int64{}, a.i...)
+	}
+	return b
+}
