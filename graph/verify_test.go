@@ -6,9 +6,13 @@ import (
 	"testing"
 )
 
-// Ops of a test-only domain, so these tests do not depend on the real shape
-// rules being written alongside.
-func init() {
+// withVerifyTestOps registers ops of a test-only domain for one test, so
+// that these tests do not depend on the real shape rules being written
+// alongside, and removes them afterwards: other tests walk every registered
+// op, and "Panic" panics on purpose. Tests in this package do not run in
+// parallel, so nothing else sees the temporary ops.
+func withVerifyTestOps(t *testing.T) {
+	t.Helper()
 	same := func(n *Node) ([]Type, []Shape, error) {
 		in := n.Input(0)
 		if in == nil {
@@ -20,11 +24,21 @@ func init() {
 		}
 		return ts, nil, nil
 	}
-	RegisterOp(OpDef{Domain: "verifytest", Op: "Same", MinInputs: 1, MaxInputs: -1, MinOutputs: 1, MaxOutputs: 2, Infer: same})
-	RegisterOp(OpDef{Domain: "verifytest", Op: "Fail", MinInputs: 0, MaxInputs: -1, MinOutputs: 1, MaxOutputs: 1,
-		Infer: func(n *Node) ([]Type, []Shape, error) { return nil, nil, fmt.Errorf("always fails") }})
-	RegisterOp(OpDef{Domain: "verifytest", Op: "Panic", MinInputs: 0, MaxInputs: -1, MinOutputs: 1, MaxOutputs: 1,
-		Infer: func(n *Node) ([]Type, []Shape, error) { panic("rule bug") }})
+	defs := []OpDef{
+		{Domain: "verifytest", Op: "Same", MinInputs: 1, MaxInputs: -1, MinOutputs: 1, MaxOutputs: 2, Infer: same},
+		{Domain: "verifytest", Op: "Fail", MinInputs: 0, MaxInputs: -1, MinOutputs: 1, MaxOutputs: 1,
+			Infer: func(n *Node) ([]Type, []Shape, error) { return nil, nil, fmt.Errorf("always fails") }},
+		{Domain: "verifytest", Op: "Panic", MinInputs: 0, MaxInputs: -1, MinOutputs: 1, MaxOutputs: 1,
+			Infer: func(n *Node) ([]Type, []Shape, error) { panic("rule bug") }},
+	}
+	for _, d := range defs {
+		RegisterOp(d)
+	}
+	t.Cleanup(func() {
+		for _, d := range defs {
+			delete(opRegistry, opKey(d.Domain, d.Op))
+		}
+	})
 }
 
 const verifyOK = `graph g opsets(ai.onnx=17, verifytest=1) {
@@ -43,6 +57,7 @@ const verifyOK = `graph g opsets(ai.onnx=17, verifytest=1) {
 `
 
 func TestVerifyAcceptsValidGraphs(t *testing.T) {
+	withVerifyTestOps(t)
 	g := MustParse(verifyOK)
 	if err := Verify(g); err != nil {
 		t.Fatal(err)
@@ -67,6 +82,7 @@ func bigGraphVerifiable(t *testing.T) *Graph {
 }
 
 func TestVerifyFindsEachViolation(t *testing.T) {
+	withVerifyTestOps(t)
 	cases := []struct {
 		name   string
 		break_ func(g *Graph)
@@ -135,6 +151,7 @@ func TestVerifyFindsEachViolation(t *testing.T) {
 }
 
 func TestVerifyNestedScopes(t *testing.T) {
+	withVerifyTestOps(t)
 	g := MustParse(verifyOK)
 	inner := g.Nodes[3].Attrs["body"].Graph
 	// The nested graph may read %a (defined before its node) but not a value
@@ -151,6 +168,7 @@ func TestVerifyNestedScopes(t *testing.T) {
 }
 
 func TestVerifyListsAtMostMaxProblems(t *testing.T) {
+	withVerifyTestOps(t)
 	b := NewBuilder("g", 17)
 	for i := 0; i < MaxVerifyProblems+7; i++ {
 		b.Op("verifytest.Same", &Value{Name: fmt.Sprint("ghost", i)}, Typed("f32[1]"))
@@ -178,6 +196,7 @@ func TestVerifyStructureIgnoresOps(t *testing.T) {
 }
 
 func TestCloneIsDeepAndSharesData(t *testing.T) {
+	withVerifyTestOps(t)
 	g := MustParse(verifyOK)
 	g.Meta = map[string]string{"k": "v"}
 	g.Nodes[0].Outputs[0].ShapeValue = Shape{S("N")}
