@@ -517,24 +517,32 @@ func inferSplit(n *Node) ([]Type, []Shape, error) {
 }
 
 // sliceArgs gathers Slice's starts/ends/axes/steps (attributes before opset
-// 10, inputs after); known is false when some are not known.
-func sliceArgs(n *Node, rank int) (starts, ends, axes, steps []int64, known bool, err error) {
+// 10, inputs after). Starts and ends may hold symbolic entries (e.g. an end
+// taken from Shape); known is false when the axes, steps or the lengths of
+// starts/ends are not known.
+func sliceArgs(n *Node) (starts, ends Shape, axes, steps []int64, known bool, err error) {
 	if n.Opset != 0 && n.Opset < 10 {
-		var ok1, ok2 bool
-		starts, ok1 = n.AttrInts("starts")
-		ends, ok2 = n.AttrInts("ends")
+		s, ok1 := n.AttrInts("starts")
+		e, ok2 := n.AttrInts("ends")
 		if !ok1 || !ok2 {
 			return nil, nil, nil, nil, false, fmt.Errorf("attributes starts and ends are required")
+		}
+		starts, ends = make(Shape, len(s)), make(Shape, len(e))
+		for i, v := range s {
+			starts[i] = IntDim(v)
+		}
+		for i, v := range e {
+			ends[i] = IntDim(v)
 		}
 		axes, _ = n.AttrInts("axes")
 	} else {
 		if !present(n, 1) || !present(n, 2) {
 			return nil, nil, nil, nil, false, fmt.Errorf("inputs starts and ends are required")
 		}
-		var ok1, ok2, ok3, ok4 bool
-		starts, ok1 = knownInts(n.Input(1))
-		ends, ok2 = knownInts(n.Input(2))
-		ok3, ok4 = true, true
+		var ok1, ok2 bool
+		starts, ok1 = shapeValue(n.Input(1))
+		ends, ok2 = shapeValue(n.Input(2))
+		ok3, ok4 := true, true
 		if v := n.Input(3); v != nil {
 			axes, ok3 = knownInts(v)
 		}
@@ -590,40 +598,48 @@ func sliceStatic(d, start, end, step int64) (count, first int64) {
 		if end <= start {
 			return 0, start
 		}
-		return (end - start + step - 1) / step, start
+		return (end-start-1)/step + 1, start
 	}
 	start = clamp(start, -1, d-1)
 	end = clamp(end, -1, d-1)
 	if start <= end {
 		return 0, start
 	}
-	return (start - end - step - 1) / (-step), start
+	return (start-end-1)/(-step) + 1, start
 }
 
-// sliceSymbolic handles a symbolic or unknown dim under the assumption that
-// constant offsets lie inside it; Unknown where that is not enough.
-func sliceSymbolic(d Dim, start, end, step int64) Dim {
-	if d.IsUnknown() || step != 1 {
-		if step == -1 && start >= sliceEndSentinel-1 && end <= -sliceEndSentinel {
+// sliceSymbolic handles a symbolic dim, or symbolic bounds, under the
+// assumption that bounds lie inside the dim; Unknown where that is not
+// enough (a constant end on a symbolic dim is min(end, d), which the
+// symbols cannot express).
+func sliceSymbolic(d, start, end Dim, step int64) Dim {
+	si, sInt := DimInt(start)
+	ei, eInt := DimInt(end)
+	if d.IsUnknown() || start.IsUnknown() || end.IsUnknown() {
+		return Unknown
+	}
+	if step != 1 {
+		if step == -1 && sInt && eInt && si >= sliceEndSentinel-1 && ei <= -sliceEndSentinel {
 			return d // full reverse
 		}
 		return Unknown
 	}
-	var s, e Dim
-	switch {
-	case start >= 0:
-		s = D(start)
-	default:
-		s = DimAdd(d, IntDim(start))
+	s, e := start, end
+	if sInt && si < 0 {
+		s = DimAdd(d, start)
 	}
-	switch {
-	case end >= sliceEndSentinel:
-		e = d
-	case end < 0:
-		e = DimAdd(d, IntDim(end))
-	default:
-		// min(end, d): not expressible with the symbols.
-		return Unknown
+	if eInt {
+		switch {
+		case ei >= sliceEndSentinel:
+			e = d
+		case ei < 0:
+			e = DimAdd(d, end)
+		case !d.IsStatic():
+			return Unknown
+		}
+	}
+	if d.IsStatic() && !(sInt && eInt) {
+		return Unknown // a symbolic bound on a static dim: clamping unknown
 	}
 	r := DimSub(e, s)
 	if v, ok := DimInt(r); ok && v < 0 {
@@ -641,7 +657,7 @@ func inferSlice(n *Node) ([]Type, []Shape, error) {
 		return one(t), nil, nil
 	}
 	r := len(t.Shape)
-	starts, ends, axes, steps, known, err := sliceArgs(n, r)
+	starts, ends, axes, steps, known, err := sliceArgs(n)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -672,8 +688,10 @@ func inferSlice(n *Node) ([]Type, []Shape, error) {
 			return nil, nil, fmt.Errorf("step 0 on axis %d", a)
 		}
 		d := t.Shape[a]
-		if d.IsStatic() {
-			cnt, first := sliceStatic(d.Val, starts[i], ends[i], steps[i])
+		si, ok1 := DimInt(starts[i])
+		ei, ok2 := DimInt(ends[i])
+		if d.IsStatic() && ok1 && ok2 {
+			cnt, first := sliceStatic(d.Val, si, ei, steps[i])
 			out[a] = D(cnt)
 			if hasSV && r == 1 && int64(len(sv)) == d.Val {
 				vals := make(Shape, cnt)
