@@ -14,7 +14,7 @@ import (
 // can make the importer build.
 const (
 	maxInlineDepth   = 64
-	maxInlinedNodes  = 1 << 22
+	maxInlinedNodes  = 1 << 20
 	maxFunctionCount = 1 << 16
 )
 
@@ -119,6 +119,49 @@ func (k funcKey) String() string {
 		s += ":" + k.overload
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// checkExpansion computes how many nodes inlining nodes will produce,
+// without building them, and refuses graphs over maxInlinedNodes and
+// functions that call themselves. Sizes are memoized per function, so this
+// costs one visit per function body however often functions are called.
+func (l *loader) checkExpansion(nodes []*onnxpb.NodeProto) error {
+	size := map[*function]int64{}
+	onStack := map[*function]bool{}
+	var count func(nodes []*onnxpb.NodeProto, depth int) (int64, error)
+	count = func(nodes []*onnxpb.NodeProto, depth int) (int64, error) {
+		var total int64
+		for _, np := range nodes {
+			f := l.funcs[funcKey{normDomain(np.GetDomain()), np.GetOpType(), unknownString(np, nodeOverloadField)}]
+			if f == nil {
+				total++
+			} else {
+				if onStack[f] {
+					return 0, fmt.Errorf("local function %s calls itself", f.key)
+				}
+				if depth >= maxInlineDepth {
+					return 0, fmt.Errorf("local functions nest more than %d deep", maxInlineDepth)
+				}
+				n, ok := size[f]
+				if !ok {
+					onStack[f] = true
+					var err error
+					if n, err = count(f.proto.Node, depth+1); err != nil {
+						return 0, err
+					}
+					onStack[f] = false
+					size[f] = n
+				}
+				total += n
+			}
+			if total > maxInlinedNodes {
+				return 0, fmt.Errorf("graph has more than %d nodes after inlining local functions", maxInlinedNodes)
+			}
+		}
+		return total, nil
+	}
+	_, err := count(nodes, 0)
+	return err
 }
 
 // expand inlines local function calls in nodes (recursively) and returns the

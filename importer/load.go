@@ -207,6 +207,9 @@ func (l *loader) build(m *onnxpb.ModelProto) (*graph.Graph, error) {
 			l.used[o] = true
 		}
 	}
+	if err := l.checkExpansion(gp.Node); err != nil {
+		return nil, err
+	}
 	flat, err := l.expand(gp.Node, nil, 0)
 	if err != nil {
 		return nil, err
