@@ -359,9 +359,9 @@ func TestLoadErrors(t *testing.T) {
 func TestLoadGarbage(t *testing.T) {
 	good := marshal(t, sameModel())
 	inputs := map[string][]byte{
-		"empty":     nil,
-		"text":      []byte("this is not an onnx model\n"),
-		"truncated": good[:len(good)/2],
+		"empty":       nil,
+		"text":        []byte("this is not an onnx model\n"),
+		"truncated":   good[:len(good)/2],
 		"huge length": {0x3a, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2}, // field 7 (graph), 4 GiB declared length
 	}
 	for name, data := range inputs {
