@@ -81,14 +81,12 @@ func init() {
 	arith := map[string]func(a, b Dim) Dim{
 		"Add": DimAdd, "Sub": DimSub, "Mul": DimMul, "Div": divValues, "Mod": modValues,
 	}
-	for _, op := range []string{"Add", "Sub", "Mul", "Div", "Mod", "Pow", "BitShift"} {
+	for _, op := range []string{"Add", "Sub", "Mul", "Div", "Mod", "Pow"} {
 		op := op
 		since := int64(7)
 		switch op {
 		case "Mod":
 			since = 10
-		case "BitShift":
-			since = 11
 		}
 		reg(op, since, 2, 2, 1, 1, func(n *Node) ([]Type, []Shape, error) {
 			a, err := input(n, 0)

@@ -1,0 +1,114 @@
+package graph_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"of3c/graph"
+	"of3c/importer"
+)
+
+// The ONNX backend node tests carry their expected outputs: inference over
+// each model must agree with the dtype and shape of every output tensor.
+// (External test: the importer imports graph.)
+
+const nodeTestDir = "/usr/share/libonnx-testdata/data/node"
+
+// inferenceKnownGaps lists node tests whose outputs inference cannot match,
+// with the reason. Keep it empty unless a rule is deliberately partial.
+var inferenceKnownGaps = map[string]string{}
+
+func TestInferenceMatchesNodeTests(t *testing.T) {
+	models, _ := filepath.Glob(filepath.Join(nodeTestDir, "*", "model.onnx"))
+	if len(models) == 0 {
+		t.Skipf("no ONNX node tests under %s (make setup installs libonnx-testdata)", nodeTestDir)
+	}
+	sort.Strings(models)
+	var checked, unsupported, refused, matched int
+	refusals := map[string]int{}
+	unsupportedOps := map[string]int{}
+	for _, path := range models {
+		dir := filepath.Dir(path)
+		name := filepath.Base(dir)
+		g, err := importer.LoadFile(path, importer.Options{})
+		if err != nil {
+			var ue *graph.UnsupportedOpError
+			switch {
+			case errors.As(err, &ue):
+				unsupported++
+				unsupportedOps[fmt.Sprintf("%s@%d", ue.Op, ue.Opset)]++
+			case strings.Contains(err.Error(), "node \""):
+				// A supported op whose rule rejected a valid model.
+				if _, gap := inferenceKnownGaps[name]; !gap {
+					t.Errorf("%s: %v", name, err)
+				}
+			default:
+				refused++ // value kinds the IR does not hold (strings, sequences, ...)
+				msg := err.Error()
+				if i := strings.LastIndex(msg, ": "); i >= 0 {
+					msg = msg[i+2:]
+				}
+				refusals[msg]++
+			}
+			continue
+		}
+		checked++
+		ok := true
+		for i, out := range g.Outputs {
+			file := filepath.Join(dir, "test_data_set_0", fmt.Sprintf("output_%d.pb", i))
+			if _, err := os.Stat(file); err != nil {
+				continue
+			}
+			_, want, err := importer.ReadTensorFile(file)
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+				continue
+			}
+			if msg := typeMismatch(out.Type, want); msg != "" {
+				ok = false
+				if _, gap := inferenceKnownGaps[name]; !gap {
+					t.Errorf("%s: output %d (%s): %s", name, i, out.Name, msg)
+				}
+			}
+		}
+		if ok {
+			matched++
+		}
+	}
+	t.Logf("node tests: %d typed, %d match, %d unsupported op, %d refused by the importer", checked, matched, unsupported, refused)
+	if testing.Verbose() {
+		for msg, k := range refusals {
+			t.Logf("  refused %d× %s", k, msg)
+		}
+		for op, k := range unsupportedOps {
+			t.Logf("  unsupported %d× %s", k, op)
+		}
+	}
+}
+
+// typeMismatch compares an inferred type with a real tensor: the dtype and
+// every known dim must agree (unknown dims and symbols are allowed).
+func typeMismatch(got graph.Type, want *graph.Tensor) string {
+	// ONNX 1.12's bfloat16 test data stores the expected bits as uint16.
+	quirk := got.DType == graph.BFloat16 && want.DType == graph.Uint16
+	if got.DType != graph.Undefined && got.DType != want.DType && !quirk {
+		return fmt.Sprintf("dtype %s, data is %s", got.DType, want.DType)
+	}
+	if !got.Ranked {
+		return ""
+	}
+	if len(got.Shape) != len(want.Shape) {
+		return fmt.Sprintf("shape %s, data is %v", got.Shape, want.Shape)
+	}
+	for i, d := range got.Shape {
+		if d.IsStatic() && d.Val != want.Shape[i] {
+			return fmt.Sprintf("shape %s, data is %v", got.Shape, want.Shape)
+		}
+	}
+	return ""
+}
