@@ -1,6 +1,7 @@
 package graph_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -111,4 +112,94 @@ func typeMismatch(got graph.Type, want *graph.Tensor) string {
 		}
 	}
 	return ""
+}
+
+// The OF3 fixtures are exported with symbolic N and S: inference from the
+// inputs alone (declared intermediate types discarded) must give every
+// output its declared symbolic shape.
+func TestInferenceOF3Fixtures(t *testing.T) {
+	const root = "../models/of3"
+	data, err := os.ReadFile(filepath.Join(root, "fixtures.json"))
+	if err != nil {
+		t.Skipf("no fixtures index: %v", err)
+	}
+	var index struct {
+		Fixtures []struct {
+			Name    string
+			Path    string
+			Outputs []struct {
+				Name  string
+				DType string
+				Shape []any
+			}
+		}
+	}
+	if err := json.Unmarshal(data, &index); err != nil {
+		t.Fatal(err)
+	}
+	checked, nodes := 0, 0
+	defer func() { t.Logf("%d fixtures, %d nodes typed", checked, nodes) }()
+	dtypes := map[string]graph.DType{"float32": graph.Float32, "float16": graph.Float16, "bfloat16": graph.BFloat16, "int64": graph.Int64, "bool": graph.Bool}
+	for _, f := range index.Fixtures {
+		g, err := importer.LoadFile(filepath.Join(root, f.Path, "model.onnx"), importer.Options{})
+		if err != nil {
+			t.Errorf("%s: %v", f.Name, err)
+			continue
+		}
+		for _, n := range g.Nodes {
+			for _, o := range n.Outputs {
+				if o != nil {
+					o.Type, o.ShapeValue = graph.Type{}, nil
+				}
+			}
+		}
+		if err := graph.InferShapes(g); err != nil {
+			t.Errorf("%s: %v", f.Name, err)
+			continue
+		}
+		unknown := 0
+		for _, n := range g.Nodes {
+			for _, o := range n.Outputs {
+				if o == nil {
+					continue
+				}
+				if !o.Type.Ranked {
+					unknown++
+					t.Logf("%s: %s %s is unranked", f.Name, n, o)
+					continue
+				}
+				for _, d := range o.Type.Shape {
+					if d.IsUnknown() {
+						unknown++
+						t.Logf("%s: %s %s: %s", f.Name, n, o, o.Type)
+						break
+					}
+				}
+			}
+		}
+		if unknown > 0 {
+			t.Errorf("%s: %d values with unknown dims", f.Name, unknown)
+		}
+		checked++
+		nodes += len(g.Nodes)
+		for i, want := range f.Outputs {
+			if i >= len(g.Outputs) {
+				t.Errorf("%s: missing output %s", f.Name, want.Name)
+				break
+			}
+			shape := make(graph.Shape, len(want.Shape))
+			for k, d := range want.Shape {
+				switch d := d.(type) {
+				case string:
+					shape[k] = graph.S(d)
+				case float64:
+					shape[k] = graph.D(int64(d))
+				}
+			}
+			wt := graph.TensorType(dtypes[want.DType], shape)
+			if got := g.Outputs[i].Type; !got.Equal(wt) {
+				t.Errorf("%s: output %s is %s, want %s", f.Name, want.Name, got, wt)
+			}
+		}
+	}
 }
