@@ -540,23 +540,6 @@ func modOp(n *graph.Node) binOp {
 	}
 }
 
-func bitShiftOp(n *graph.Node) binOp {
-	left := n.AttrString("direction", "") == "LEFT"
-	return binOp{i: func(a, b int64, dt graph.DType) (int64, error) {
-		if !isUnsigned(dt) {
-			return 0, fmt.Errorf("BitShift takes unsigned integers, got %s", dt)
-		}
-		s := uint64(b)
-		if s >= 64 {
-			return 0, nil
-		}
-		if left {
-			return int64(uint64(a) << s), nil
-		}
-		return int64(uint64(a) >> s), nil
-	}}
-}
-
 // kernelPow: the exponent may have another dtype than the base; the result
 // has the base's dtype.
 func kernelPow(n *graph.Node, in []*array) ([]*array, error) {
@@ -742,7 +725,6 @@ func init() {
 	register(binary(fixed(opMul)), "Mul")
 	register(binary(fixed(opDiv)), "Div")
 	register(binary(modOp), "Mod")
-	register(binary(bitShiftOp), "BitShift")
 	register(kernelPow, "Pow")
 	register(compare(func(c int) bool { return c == 0 }), "Equal")
 	register(compare(func(c int) bool { return c < 0 }), "Less")

@@ -14,7 +14,6 @@ func init() {
 	register(kernelScatterElements, "ScatterElements")
 	register(kernelOneHot, "OneHot")
 	register(kernelNonZero, "NonZero")
-	register(kernelCompress, "Compress")
 }
 
 // fixIndex maps a possibly negative index into [0, dim) or fails.
@@ -421,50 +420,6 @@ func kernelNonZero(n *graph.Node, in []*array) ([]*array, error) {
 		for d := 0; d < rank; d++ {
 			r.i[d*len(hits)+j] = rest / st[d]
 			rest %= st[d]
-		}
-	}
-	return []*array{r}, nil
-}
-
-// kernelCompress keeps the slices along axis (or of the flattened input
-// when axis is absent) whose condition is true.
-func kernelCompress(n *graph.Node, in []*array) ([]*array, error) {
-	x, err := need(n, in, 0)
-	if err != nil {
-		return nil, err
-	}
-	c, err := need(n, in, 1)
-	if err != nil {
-		return nil, err
-	}
-	if c.dt != graph.Bool || c.rank() != 1 {
-		return nil, fmt.Errorf("Compress condition must be 1-D bool, got %s%v", c.dt, c.shape)
-	}
-	if _, ok := n.Attrs["axis"]; !ok {
-		x = x.reshaped([]int64{int64(x.size())})
-	}
-	axis, err := normAxis(n.AttrInt("axis", 0), x.rank())
-	if err != nil {
-		return nil, err
-	}
-	if int64(c.size()) > x.shape[axis] {
-		return nil, fmt.Errorf("Compress condition longer than axis %d", axis)
-	}
-	var keep []int
-	for k, v := range c.i {
-		if v != 0 {
-			keep = append(keep, k)
-		}
-	}
-	outer, mid, inner := splitAt(x.shape, axis)
-	shape := append([]int64{}, x.shape...)
-	shape[axis] = int64(len(keep))
-	r := newArray(x.dt, shape)
-	for o := 0; o < outer; o++ {
-		for j, m := range keep {
-			for i := 0; i < inner; i++ {
-				copyElem(r, (o*len(keep)+j)*inner+i, x, (o*mid+m)*inner+i)
-			}
 		}
 	}
 	return []*array{r}, nil

@@ -14,8 +14,6 @@ func init() {
 	register(kernelLayerNorm, "LayerNormalization")
 	register(kernelRMSNorm, "RMSNormalization")
 	register(kernelBatchNorm, "BatchNormalization")
-	register(kernelInstanceNorm, "InstanceNormalization")
-	register(kernelMeanVarianceNorm, "MeanVarianceNormalization")
 }
 
 // rowFn transforms one row (strided by inner within data) in place.
@@ -316,77 +314,4 @@ func kernelBatchNorm(n *graph.Node, in []*array) ([]*array, error) {
 		return []*array{y, runMean, runVar}, nil
 	}
 	return []*array{y, nil, nil}, nil
-}
-
-func kernelInstanceNorm(n *graph.Node, in []*array) ([]*array, error) {
-	x, err := need(n, in, 0)
-	if err != nil {
-		return nil, err
-	}
-	if !isFloat(x.dt) || x.rank() < 3 {
-		return nil, fmt.Errorf("InstanceNormalization takes a float tensor of rank ≥ 3, got %s%v", x.dt, x.shape)
-	}
-	c := x.shape[1]
-	scale, err := channelParam(n, in, 1, c, "scale")
-	if err != nil {
-		return nil, err
-	}
-	bias, err := channelParam(n, in, 2, c, "bias")
-	if err != nil {
-		return nil, err
-	}
-	y, _, _, err := normalizeTail(x, nil, nil, 2, attrF(n, "epsilon", 1e-5), false, x.dt)
-	if err != nil {
-		return nil, err
-	}
-	_, mid, inner := splitAt(x.shape, 1)
-	for e := range y.f {
-		ch := e / inner % mid
-		y.f[e] = y.f[e]*scale[ch] + bias[ch]
-	}
-	return []*array{y}, nil
-}
-
-// kernelMeanVarianceNorm normalizes to zero mean and unit variance over axes
-// (default [0, 2, 3]).
-func kernelMeanVarianceNorm(n *graph.Node, in []*array) ([]*array, error) {
-	x, err := need(n, in, 0)
-	if err != nil {
-		return nil, err
-	}
-	if !isFloat(x.dt) {
-		return nil, fmt.Errorf("MeanVarianceNormalization takes floats, got %s", x.dt)
-	}
-	list, ok := n.AttrInts("axes")
-	if !ok {
-		list = []int64{0, 2, 3}
-	}
-	ax, err := normAxes(list, x.rank())
-	if err != nil {
-		return nil, err
-	}
-	axes := make([]bool, x.rank())
-	for _, a := range ax {
-		axes[a] = true
-	}
-	statShape, slot := reduceIndex(x.shape, axes, true)
-	cnt := float64(x.size()) / float64(max(numel(statShape), 1))
-	mean := make([]float64, numel(statShape))
-	sq := make([]float64, len(mean))
-	for k, v := range x.f {
-		mean[slot[k]] += v
-	}
-	for k := range mean {
-		mean[k] /= cnt
-	}
-	for k, v := range x.f {
-		d := v - mean[slot[k]]
-		sq[slot[k]] += d * d
-	}
-	y := newArray(x.dt, x.shape)
-	for k, v := range x.f {
-		s := slot[k]
-		y.f[k] = (v - mean[s]) / (math.Sqrt(sq[s]/cnt) + 1e-9)
-	}
-	return []*array{y}, nil
 }

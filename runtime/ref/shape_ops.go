@@ -24,8 +24,6 @@ func init() {
 	register(kernelIdentity, "Identity")
 	register(kernelDropout, "Dropout")
 	register(kernelTrilu, "Trilu")
-	register(kernelDepthToSpace, "DepthToSpace")
-	register(kernelSpaceToDepth, "SpaceToDepth")
 }
 
 // resolveShape applies Reshape's rules: 0 copies the input dim (unless
@@ -765,48 +763,12 @@ func kernelTrilu(n *graph.Node, in []*array) ([]*array, error) {
 	return []*array{r}, nil
 }
 
-// kernelDepthToSpace: DCR (default) or CRD ordering of the channel blocks.
-func kernelDepthToSpace(n *graph.Node, in []*array) ([]*array, error) {
-	x, err := need(n, in, 0)
-	if err != nil {
-		return nil, err
-	}
-	bs := n.AttrInt("blocksize", 0)
-	if x.rank() != 4 || bs <= 0 || x.shape[1]%(bs*bs) != 0 {
-		return nil, fmt.Errorf("DepthToSpace: shape %v, blocksize %d", x.shape, bs)
-	}
-	b, c, h, w := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-	c2 := c / (bs * bs)
-	var tmp *array
-	if n.AttrString("mode", "DCR") == "CRD" {
-		tmp = permute(x.reshaped([]int64{b, c2, bs, bs, h, w}), []int{0, 1, 4, 2, 5, 3})
-	} else {
-		tmp = permute(x.reshaped([]int64{b, bs, bs, c2, h, w}), []int{0, 3, 4, 1, 5, 2})
-	}
-	return []*array{tmp.reshaped([]int64{b, c2, h * bs, w * bs})}, nil
-}
-
-func kernelSpaceToDepth(n *graph.Node, in []*array) ([]*array, error) {
-	x, err := need(n, in, 0)
-	if err != nil {
-		return nil, err
-	}
-	bs := n.AttrInt("blocksize", 0)
-	if x.rank() != 4 || bs <= 0 || x.shape[2]%bs != 0 || x.shape[3]%bs != 0 {
-		return nil, fmt.Errorf("SpaceToDepth: shape %v, blocksize %d", x.shape, bs)
-	}
-	b, c, h, w := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-	tmp := permute(x.reshaped([]int64{b, c, h / bs, bs, w / bs, bs}), []int{0, 3, 5, 1, 2, 4})
-	return []*array{tmp.reshaped([]int64{b, c * bs * bs, h / bs, w / bs})}, nil
-}
-
 // ---- constants and generators ----
 
 func init() {
 	register(kernelConstant, "Constant")
 	register(kernelConstantOfShape, "ConstantOfShape")
 	register(kernelRange, "Range")
-	register(kernelEyeLike, "EyeLike")
 	register(kernelCast, "Cast")
 	register(kernelCastLike, "CastLike")
 }
@@ -917,31 +879,6 @@ func kernelRange(n *graph.Node, in []*array) ([]*array, error) {
 	r := newArray(dt, []int64{cnt})
 	for k := range r.i {
 		r.i[k] = start + int64(k)*delta
-	}
-	return []*array{r}, nil
-}
-
-func kernelEyeLike(n *graph.Node, in []*array) ([]*array, error) {
-	x, err := need(n, in, 0)
-	if err != nil {
-		return nil, err
-	}
-	if x.rank() != 2 {
-		return nil, fmt.Errorf("EyeLike takes a 2-D tensor, got %v", x.shape)
-	}
-	dt := x.dt
-	if _, ok := n.Attrs["dtype"]; ok {
-		dt = graph.DType(n.AttrInt("dtype", 0))
-		if !numeric(dt) {
-			return nil, unsupported(n, "dtype %s", dt)
-		}
-	}
-	k := n.AttrInt("k", 0)
-	r := newArray(dt, x.shape)
-	for i := int64(0); i < x.shape[0]; i++ {
-		if j := i + k; j >= 0 && j < x.shape[1] {
-			r.set(int(i*x.shape[1]+j), 1)
-		}
 	}
 	return []*array{r}, nil
 }
