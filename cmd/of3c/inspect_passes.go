@@ -1,0 +1,120 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"of3c/graph"
+	"of3c/passes"
+)
+
+// passFlags are inspect's optimization options: which passes to run before
+// printing, explanations of fusions that did not fire, and the memory plan.
+type passFlags struct {
+	after     *string
+	passList  *string
+	explain   *bool
+	showLog   *bool
+	dumpDir   *string
+	memory    *string
+	budget    *string
+	threshold *int64
+	chunk     *int64
+	lmaKV     *int64
+}
+
+func addPassFlags(fs *flag.FlagSet) *passFlags {
+	return &passFlags{
+		after:     fs.String("after", "", "optimize before printing: `PASS` runs the pipeline up to and including PASS; all runs every pass"),
+		passList:  fs.String("passes", "", "comma-separated passes to run instead of the default pipeline (implies --after all)"),
+		explain:   fs.Bool("explain", false, "say, for each fusion that did not fire, which condition of its pattern failed (implies --after all)"),
+		showLog:   fs.Bool("log", false, "print the per-pass log (time, nodes before/after, fusions) on stderr"),
+		dumpDir:   fs.String("dump-dir", "", "write the IR after every pass into `DIR`"),
+		memory:    fs.String("memory", "", "print the memory plan for concrete dims, e.g. N=1024 (after all passes)"),
+		budget:    fs.String("budget", "", "memory budget for --memory, e.g. 8GiB"),
+		threshold: fs.Int64("chunk-threshold", 0, "keys below which attention is never LMA-chunked (0: default)"),
+		chunk:     fs.Int64("chunk-size", 0, "fix the row/query chunk size instead of letting the planner choose"),
+		lmaKV:     fs.Int64("lma-kv-chunk", 0, "key/value chunk size for low-memory attention (0: default)"),
+	}
+}
+
+// apply runs what the flags ask for. It returns the graph to print, or nil
+// when it already printed the result (the memory plan).
+func (p *passFlags) apply(g *graph.Graph, stdout, stderr io.Writer) (*graph.Graph, error) {
+	opts := passes.Options{
+		Passes:         parseList(*p.passList),
+		DumpDir:        *p.dumpDir,
+		Verify:         true,
+		Explain:        *p.explain,
+		ChunkThreshold: *p.threshold,
+		ChunkSize:      *p.chunk,
+		LMAKVChunk:     *p.lmaKV,
+	}
+	after := *p.after
+	if after == "" && (len(opts.Passes) > 0 || opts.Explain || *p.memory != "" || opts.DumpDir != "") {
+		after = "all"
+	}
+	if after == "" {
+		if *p.budget != "" {
+			return nil, usagef("--budget needs --memory")
+		}
+		return g, nil
+	}
+	if after != "all" {
+		if len(opts.Passes) > 0 {
+			return nil, usagef("--after %s and --passes both choose passes; give one", after)
+		}
+		names, err := passes.Select(opts)
+		if err != nil {
+			return nil, err
+		}
+		i := indexOf(names, after)
+		if i < 0 {
+			return nil, usagef("--after %q: not a pass of the pipeline (passes: %v)", after, names)
+		}
+		opts.Passes = names[:i+1]
+	}
+	log, err := passes.Run(g, opts)
+	if log != nil && (*p.showLog || *p.explain) {
+		fmt.Fprint(stderr, log.Format())
+	}
+	if err != nil {
+		return nil, err
+	}
+	if *p.memory == "" {
+		if *p.budget != "" {
+			return nil, usagef("--budget needs --memory")
+		}
+		return g, nil
+	}
+	dims, err := parseDims(*p.memory)
+	if err != nil {
+		return nil, usagef("--memory: %v", err)
+	}
+	var budget int64
+	if *p.budget != "" {
+		if budget, err = parseBytes(*p.budget); err != nil {
+			return nil, usagef("--budget: %v", err)
+		}
+	}
+	opts.Dims = dims
+	opts.MemoryBudget = budget
+	plan, err := passes.PlanMemory(g, dims, budget, opts)
+	if plan != nil {
+		fmt.Fprint(stdout, plan.Format())
+	}
+	if err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func indexOf(list []string, s string) int {
+	for i, v := range list {
+		if v == s {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+
+	"of3c/runtime/mlx"
+)
+
+func cmdVersion(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("version", stderr, "version")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "of3c %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if !mlx.Available() {
+		fmt.Fprintln(stdout, "mlx: unavailable (built without cgo or with -tags nomlx); only --device ref can run models")
+		return nil
+	}
+	fmt.Fprintf(stdout, "mlx %s\n", mlx.Version())
+	devs := mlx.Devices()
+	if len(devs) == 0 {
+		fmt.Fprintln(stdout, "devices: none reported")
+	}
+	for _, d := range devs {
+		fmt.Fprintf(stdout, "device %s\n", d)
+	}
+	return nil
+}
