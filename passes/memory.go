@@ -1,0 +1,585 @@
+package passes
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"of3c/graph"
+)
+
+// The memory planner: for concrete dims it estimates the bytes live at every
+// step of the topological order (values from their producer to their last
+// reader, plus the temporaries inside fused ops), finds the peak, and
+// chunks fused ops until the peak fits the budget — or refuses, with the
+// numbers. Running out of device memory can hang a GPU under MLX, so a plan
+// that does not fit must never be produced.
+//
+// The estimate assumes what the MLX lowering does: every value is its own
+// buffer, freed after its last reader; constants (weights) stay resident;
+// inside of3c.Attention the logits and their exponentials exist at once in
+// the accumulation type (f32, f64 for f64); inside of3c.SwiGLU the [rows, 2h]
+// product and the [rows, h] activation.
+
+// ChunkChoice is the chunking chosen for one fused node.
+type ChunkChoice struct {
+	Node            string           `json:"node"` // name of the node's output value
+	Op              string           `json:"op"`
+	Attrs           map[string]int64 `json:"attrs"`
+	WorkspaceBefore int64            `json:"workspace_before"`
+	WorkspaceAfter  int64            `json:"workspace_after"`
+}
+
+// LiveTensor is one entry of the biggest-live-tensors list at the peak.
+type LiveTensor struct {
+	Name  string  `json:"name"`
+	Shape []int64 `json:"shape,omitempty"`
+	Bytes int64   `json:"bytes"`
+}
+
+// MemoryPlan is the planner's result; it is stored in the artifact.
+type MemoryPlan struct {
+	Dims       map[string]int64 `json:"dims"`
+	Budget     int64            `json:"budget"`
+	Weights    int64            `json:"weights"`     // constants, resident throughout (included in peaks)
+	PeakBefore int64            `json:"peak_before"` // with the chunking the graph had
+	PeakAfter  int64            `json:"peak_after"`
+	PeakNode   string           `json:"peak_node"` // where PeakAfter happens
+	Chunks     []ChunkChoice    `json:"chunks,omitempty"`
+	Largest    []LiveTensor     `json:"largest,omitempty"` // at the final peak
+}
+
+// Format renders the plan for `of3c inspect --memory`.
+func (p *MemoryPlan) Format() string {
+	var b strings.Builder
+	var dims []string
+	for _, k := range sortedKeys(p.Dims) {
+		dims = append(dims, fmt.Sprintf("%s=%d", k, p.Dims[k]))
+	}
+	fmt.Fprintf(&b, "memory plan for %s, budget %s\n", strings.Join(dims, " "), fmtBytes(p.Budget))
+	fmt.Fprintf(&b, "  weights      %s\n", fmtBytes(p.Weights))
+	fmt.Fprintf(&b, "  peak before  %s\n", fmtBytes(p.PeakBefore))
+	fmt.Fprintf(&b, "  peak after   %s  (at %s)\n", fmtBytes(p.PeakAfter), p.PeakNode)
+	if len(p.Chunks) == 0 {
+		b.WriteString("  no chunking needed\n")
+	} else {
+		b.WriteString("  chunks:\n")
+		for _, c := range p.Chunks {
+			var at []string
+			for _, k := range sortedKeys(c.Attrs) {
+				at = append(at, fmt.Sprintf("%s=%d", k, c.Attrs[k]))
+			}
+			fmt.Fprintf(&b, "    %-40s %-15s %-40s workspace %s → %s\n", c.Node, c.Op, strings.Join(at, " "),
+				fmtBytes(c.WorkspaceBefore), fmtBytes(c.WorkspaceAfter))
+		}
+	}
+	if len(p.Largest) > 0 {
+		b.WriteString("  largest live at the peak:\n")
+		for _, t := range p.Largest {
+			fmt.Fprintf(&b, "    %-40s %-20s %s\n", t.Name, fmt.Sprint(t.Shape), fmtBytes(t.Bytes))
+		}
+	}
+	return b.String()
+}
+
+func fmtBytes(n int64) string {
+	const k = 1024
+	switch {
+	case n >= k*k*k:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(k*k*k))
+	case n >= k*k:
+		return fmt.Sprintf("%.2f MiB", float64(n)/(k*k))
+	case n >= k:
+		return fmt.Sprintf("%.2f KiB", float64(n)/k)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// Apply sets the chosen chunk attributes on g's nodes.
+func (p *MemoryPlan) Apply(g *graph.Graph) error {
+	byOut := map[string]*graph.Node{}
+	for _, n := range g.Nodes {
+		if len(n.Outputs) > 0 && n.Outputs[0] != nil {
+			byOut[n.Outputs[0].Name] = n
+		}
+	}
+	for _, c := range p.Chunks {
+		n, ok := byOut[c.Node]
+		if !ok {
+			return fmt.Errorf("memory plan names %s, which the graph does not have", c.Node)
+		}
+		for k, v := range c.Attrs {
+			n.SetAttr(k, graph.Attr{Kind: graph.AttrInt, Int: v})
+		}
+	}
+	return nil
+}
+
+// Defaults mirroring OpenFold3's LMA settings.
+const (
+	defaultLMAKVChunk     = 4096
+	defaultChunkThreshold = 4096
+)
+
+// planNode is what the planner knows about one step.
+type planNode struct {
+	n       *graph.Node
+	outs    []int64 // bytes per output
+	frees   []int   // value ids whose last use is this step
+	chunk   map[string]int64
+	fused   bool
+	outDims []int64 // concrete shape of output 0
+}
+
+type planner struct {
+	g      *graph.Graph
+	dims   map[string]int64
+	opts   Options
+	shapes map[*graph.Value][]int64
+	bytes  map[*graph.Value]int64
+	steps  []*planNode
+	last   map[*graph.Value]int
+}
+
+// PlanMemory chooses chunk sizes for g's fused ops so that the estimated
+// peak at dims fits budget. It does not change g; Apply does.
+func PlanMemory(g *graph.Graph, dims map[string]int64, budget int64, opts Options) (*MemoryPlan, error) {
+	if budget <= 0 {
+		return nil, fmt.Errorf("memory budget %d: want > 0", budget)
+	}
+	p := &planner{g: g, dims: dims, opts: opts, shapes: map[*graph.Value][]int64{}, bytes: map[*graph.Value]int64{}, last: map[*graph.Value]int{}}
+	if err := p.bind(); err != nil {
+		return nil, err
+	}
+	plan := &MemoryPlan{Dims: dims, Budget: budget}
+	for _, c := range g.Consts {
+		plan.Weights += p.bytes[c]
+	}
+	before := map[*planNode]map[string]int64{}
+	for _, s := range p.steps {
+		if s.fused {
+			before[s] = cloneChunks(s.chunk)
+		}
+	}
+	peak, at := p.peak()
+	plan.PeakBefore = peak
+	for peak > budget {
+		s := p.steps[at]
+		if !s.fused || !p.shrink(s) {
+			live, ws := p.liveAt(at)
+			return nil, fmt.Errorf("does not fit: peak %s > budget %s at %s (%s of live tensors, %s inside the op, %s of weights); %s",
+				fmtBytes(peak), fmtBytes(budget), s.n, fmtBytes(live), fmtBytes(ws), fmtBytes(plan.Weights), p.whyNot(s))
+		}
+		peak, at = p.peak()
+	}
+	plan.PeakAfter = peak
+	plan.PeakNode = p.steps[at].n.String()
+	for _, s := range p.steps {
+		if !s.fused {
+			continue
+		}
+		changed := false
+		attrs := map[string]int64{}
+		for k, v := range s.chunk {
+			if v != before[s][k] {
+				changed = true
+			}
+			if v > 0 {
+				attrs[k] = v
+			}
+		}
+		if changed {
+			wsAfter := p.workspace(s)
+			s2 := *s
+			s2.chunk = before[s]
+			plan.Chunks = append(plan.Chunks, ChunkChoice{Node: s.n.Outputs[0].Name, Op: s.n.QualifiedOp(), Attrs: attrs,
+				WorkspaceBefore: p.workspace(&s2), WorkspaceAfter: wsAfter})
+		}
+	}
+	plan.Largest = p.largestAt(at, 10)
+	return plan, nil
+}
+
+func cloneChunks(m map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// bind gives every value a concrete shape and every step its frees.
+func (p *planner) bind() error {
+	var missing []string
+	seenMissing := map[string]bool{}
+	conc := func(v *graph.Value) error {
+		if v == nil {
+			return nil
+		}
+		if _, ok := p.shapes[v]; ok {
+			return nil
+		}
+		if v.Const != nil {
+			p.shapes[v] = v.Const.Shape
+			p.bytes[v] = v.Const.NumElements() * int64(v.Const.DType.Size())
+			return nil
+		}
+		if !v.Type.Ranked {
+			return fmt.Errorf("%s has unknown rank; the planner needs every shape", v)
+		}
+		s, err := graph.EvalShape(v.Type.Shape, p.dims)
+		if err != nil {
+			for _, d := range v.Type.Shape {
+				for _, sym := range graph.DimSymbols(d) {
+					if _, ok := p.dims[sym]; !ok && !seenMissing[sym] {
+						seenMissing[sym] = true
+						missing = append(missing, sym)
+					}
+				}
+			}
+			return fmt.Errorf("shape of %s: %w", v, err)
+		}
+		p.shapes[v] = s
+		n := int64(1)
+		for _, d := range s {
+			n *= d
+		}
+		p.bytes[v] = n * int64(v.Type.DType.Size())
+		return nil
+	}
+	for _, v := range p.g.Inputs {
+		if err := conc(v); err != nil {
+			return p.bindErr(err, missing)
+		}
+	}
+	for _, v := range p.g.Consts {
+		_ = conc(v)
+	}
+	for i, n := range p.g.Nodes {
+		s := &planNode{n: n}
+		for _, in := range n.Inputs {
+			if in != nil {
+				if err := conc(in); err != nil {
+					return p.bindErr(err, missing)
+				}
+				p.last[in] = i
+			}
+		}
+		for _, o := range n.Outputs {
+			if o == nil {
+				s.outs = append(s.outs, 0)
+				continue
+			}
+			if err := conc(o); err != nil {
+				return p.bindErr(err, missing)
+			}
+			s.outs = append(s.outs, p.bytes[o])
+		}
+		if n.Domain == graph.FusedDomain && (n.Op == "Attention" || n.Op == "SwiGLU") {
+			s.fused = true
+			s.chunk = map[string]int64{}
+			for _, k := range []string{"batch_chunk", "query_chunk", "kv_chunk", "row_chunk"} {
+				if v := n.AttrInt(k, 0); v > 0 {
+					s.chunk[k] = v
+				}
+			}
+			s.outDims = p.shapes[n.Outputs[0]]
+		}
+		p.steps = append(p.steps, s)
+	}
+	for _, o := range p.g.Outputs {
+		p.last[o] = len(p.g.Nodes)
+	}
+	return nil
+}
+
+func (p *planner) bindErr(err error, missing []string) error {
+	if len(missing) > 0 {
+		return fmt.Errorf("bind dims %s (e.g. --memory %s=1024): %w", strings.Join(missing, ", "), missing[0], err)
+	}
+	return err
+}
+
+// peak returns the largest live total and the step where it happens.
+func (p *planner) peak() (int64, int) {
+	var live int64
+	for _, v := range p.g.Inputs {
+		live += p.bytes[v]
+	}
+	for _, v := range p.g.Consts {
+		live += p.bytes[v]
+	}
+	best, at := int64(-1), 0
+	for i, s := range p.steps {
+		live += sum(s.outs)
+		if t := live + p.workspace(s); t > best {
+			best, at = t, i
+		}
+		live -= p.freedAfter(i)
+	}
+	return best, at
+}
+
+// freedAfter is the bytes released once step i has run: inputs read for
+// the last time and outputs nobody reads.
+func (p *planner) freedAfter(i int) int64 {
+	var f int64
+	n := p.steps[i].n
+	seen := map[*graph.Value]bool{}
+	for _, in := range n.Inputs {
+		if in == nil || in.Const != nil || seen[in] {
+			continue
+		}
+		seen[in] = true
+		if p.last[in] == i {
+			f += p.bytes[in]
+		}
+	}
+	for _, o := range n.Outputs {
+		if o == nil || seen[o] {
+			continue
+		}
+		if _, used := p.last[o]; !used {
+			f += p.bytes[o]
+		}
+	}
+	return f
+}
+
+func sum(xs []int64) int64 {
+	var s int64
+	for _, x := range xs {
+		s += x
+	}
+	return s
+}
+
+// liveAt splits the total at step i into live tensors and the op's own
+// workspace.
+func (p *planner) liveAt(i int) (live, ws int64) {
+	for _, t := range p.liveTensors(i) {
+		live += t.Bytes
+	}
+	return live, p.workspace(p.steps[i])
+}
+
+func (p *planner) liveTensors(i int) []LiveTensor {
+	var out []LiveTensor
+	add := func(v *graph.Value) {
+		out = append(out, LiveTensor{Name: v.Name, Shape: p.shapes[v], Bytes: p.bytes[v]})
+	}
+	for _, v := range p.g.Inputs {
+		if l, ok := p.last[v]; ok && l >= i {
+			add(v)
+		}
+	}
+	for j := 0; j <= i; j++ {
+		for _, o := range p.steps[j].n.Outputs {
+			if o == nil {
+				continue
+			}
+			if l, ok := p.last[o]; (ok && l >= i) || j == i {
+				add(o)
+			}
+		}
+	}
+	return out
+}
+
+func (p *planner) largestAt(i, k int) []LiveTensor {
+	ts := p.liveTensors(i)
+	if ws := p.workspace(p.steps[i]); ws > 0 {
+		ts = append(ts, LiveTensor{Name: "(inside " + p.steps[i].n.String() + ")", Bytes: ws})
+	}
+	sort.SliceStable(ts, func(a, b int) bool { return ts[a].Bytes > ts[b].Bytes })
+	if len(ts) > k {
+		ts = ts[:k]
+	}
+	return ts
+}
+
+func accBytes(dt graph.DType) int64 {
+	if dt == graph.Float64 {
+		return 8
+	}
+	return 4
+}
+
+func chunked(full, chunk int64) int64 {
+	if chunk > 0 && chunk < full {
+		return chunk
+	}
+	return full
+}
+
+func prod(xs []int64) int64 {
+	n := int64(1)
+	for _, x := range xs {
+		n *= x
+	}
+	return n
+}
+
+// attentionDims returns the logits' batch size (product of batch dims),
+// queries, keys, and the output's axis-0 size.
+func (p *planner) attentionDims(s *planNode) (batch, q, k, cv int64) {
+	n := s.n
+	var shapes [][]int64
+	if n.AttrString("mode", graph.AttentionModeQK) == graph.AttentionModeQK {
+		qs, ks := p.shapes[n.Inputs[0]], p.shapes[n.Inputs[1]]
+		b := broadcastInts(qs[:len(qs)-2], ks[:len(ks)-2])
+		shapes = append(shapes, append(b, qs[len(qs)-2], ks[len(ks)-2]))
+	}
+	for _, b := range n.Inputs[3:] {
+		shapes = append(shapes, p.shapes[b])
+	}
+	l := broadcastInts(shapes...)
+	vs := p.shapes[n.Inputs[2]]
+	return prod(l[:len(l)-2]), l[len(l)-2], l[len(l)-1], vs[len(vs)-1]
+}
+
+func broadcastInts(shapes ...[]int64) []int64 {
+	r := 0
+	for _, s := range shapes {
+		r = max(r, len(s))
+	}
+	out := make([]int64, r)
+	for i := range out {
+		out[i] = 1
+	}
+	for _, s := range shapes {
+		off := r - len(s)
+		for i, d := range s {
+			if d != 1 {
+				out[off+i] = d
+			}
+		}
+	}
+	return out
+}
+
+// workspace estimates a fused op's temporaries under its current chunking.
+func (p *planner) workspace(s *planNode) int64 {
+	if !s.fused {
+		return 0
+	}
+	n := s.n
+	a := accBytes(n.Outputs[0].Type.DType)
+	switch n.Op {
+	case "Attention":
+		batch, q, k, cv := p.attentionDims(s)
+		if bc := s.chunk["batch_chunk"]; bc > 0 && len(s.outDims) > 2 && s.outDims[0] > 0 {
+			// The logits batch shrinks with the output's axis 0 when they
+			// share it; a logits batch already 1 there is unaffected.
+			frac := float64(chunked(s.outDims[0], bc)) / float64(s.outDims[0])
+			if lb := batch; lb >= s.outDims[0] {
+				batch = max(1, int64(float64(lb)*frac))
+			}
+		}
+		q = chunked(q, s.chunk["query_chunk"])
+		kc := chunked(k, s.chunk["kv_chunk"])
+		ws := 2 * batch * q * kc * a
+		if kc < k {
+			ws += batch*q*cv*a + 2*batch*q*a // acc, running max and normaliser
+		}
+		return ws
+	case "SwiGLU":
+		xs := p.shapes[n.Inputs[0]]
+		rows := prod(xs[:len(xs)-1])
+		h := p.shapes[n.Inputs[1]][1] / 2
+		r := chunked(rows, s.chunk["row_chunk"])
+		ws := 3 * r * h * a
+		if n.Input(2) != nil && r < rows {
+			ws += r * p.shapes[n.Inputs[2]][1] * a
+		}
+		return ws
+	}
+	return 0
+}
+
+// shrink makes s's chunking one step finer; false when it cannot.
+func (p *planner) shrink(s *planNode) bool {
+	step := func(key string, full int64) bool {
+		cur := chunked(full, s.chunk[key])
+		if cur <= 1 {
+			return false
+		}
+		next := int64(1)
+		for next*2 < cur {
+			next *= 2
+		}
+		if fixed := p.opts.ChunkSize; fixed > 0 && key != "kv_chunk" {
+			if fixed >= cur {
+				return false
+			}
+			next = fixed
+		}
+		s.chunk[key] = next
+		return true
+	}
+	switch s.n.Op {
+	case "Attention":
+		if len(s.outDims) > 2 && step("batch_chunk", s.outDims[0]) {
+			return true
+		}
+		_, q, k, _ := p.attentionDims(s)
+		if step("query_chunk", q) {
+			return true
+		}
+		threshold := p.opts.ChunkThreshold
+		if threshold <= 0 {
+			threshold = defaultChunkThreshold
+		}
+		if k < threshold {
+			return false
+		}
+		if s.chunk["kv_chunk"] == 0 {
+			kc := p.opts.LMAKVChunk
+			if kc <= 0 {
+				kc = defaultLMAKVChunk
+			}
+			if kc < k {
+				s.chunk["kv_chunk"] = kc
+				return true
+			}
+		}
+		return step("kv_chunk", k)
+	case "SwiGLU":
+		xs := p.shapes[s.n.Inputs[0]]
+		return step("row_chunk", prod(xs[:len(xs)-1]))
+	}
+	return false
+}
+
+func (p *planner) whyNot(s *planNode) string {
+	if !s.fused {
+		return fmt.Sprintf("%s is not a chunkable op (only of3c.Attention and of3c.SwiGLU are)", s.n.QualifiedOp())
+	}
+	var at []string
+	for _, k := range sortedKeys(s.chunk) {
+		at = append(at, fmt.Sprintf("%s=%d", k, s.chunk[k]))
+	}
+	return fmt.Sprintf("%s is chunked as far as it goes (%s)", s.n, strings.Join(at, " "))
+}
+
+// planMemoryPass runs the planner on Options and applies the plan.
+func planMemoryPass(c *Context) error {
+	if c.Opts.MemoryBudget <= 0 {
+		c.Notef("no memory budget: nothing planned")
+		return nil
+	}
+	plan, err := PlanMemory(c.G, c.Opts.Dims, c.Opts.MemoryBudget, *c.Opts)
+	if err != nil {
+		return err
+	}
+	if err := plan.Apply(c.G); err != nil {
+		return err
+	}
+	c.log.Plan = plan
+	for _, ch := range plan.Chunks {
+		c.Count("chunk:" + ch.Op)
+		c.Notef("%s %s: %v", ch.Op, ch.Node, ch.Attrs)
+	}
+	c.Notef("peak %s → %s (budget %s)", fmtBytes(plan.PeakBefore), fmtBytes(plan.PeakAfter), fmtBytes(plan.Budget))
+	return nil
+}

@@ -1,0 +1,223 @@
+package passes
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"of3c/graph"
+)
+
+// Helpers shared by the passes for building and replacing nodes.
+
+// addOp appends a node of the default domain (or "domain.Op") with one output
+// and types it at once, so later matching in the same pass sees its type.
+// Run re-sorts the nodes after the pass.
+func addOp(g *graph.Graph, op string, attrs map[string]graph.Attr, inputs ...*graph.Value) (*graph.Value, error) {
+	outs, err := addOpN(g, op, 1, attrs, inputs...)
+	if err != nil {
+		return nil, err
+	}
+	return outs[0], nil
+}
+
+func addOpN(g *graph.Graph, op string, nOut int, attrs map[string]graph.Attr, inputs ...*graph.Value) ([]*graph.Value, error) {
+	domain, typ := graph.DefaultDomain, op
+	if i := strings.LastIndexByte(op, '.'); i >= 0 {
+		domain, typ = op[:i], op[i+1:]
+		if _, ok := g.Opsets[domain]; !ok {
+			if g.Opsets == nil {
+				g.Opsets = map[string]int64{}
+			}
+			g.Opsets[domain] = 1
+		}
+	}
+	names := make([]string, nOut)
+	for i := range names {
+		names[i] = strings.ToLower(typ)
+	}
+	n := g.AddNode(domain, typ, inputs, names, attrs)
+	if graph.LookupOp(domain, typ) == nil {
+		return n.Outputs, nil
+	}
+	types, vals, err := graph.InferNode(n)
+	if err != nil {
+		// The node must not stay behind half-built.
+		g.Nodes = g.Nodes[:len(g.Nodes)-1]
+		return nil, err
+	}
+	for i, o := range n.Outputs {
+		o.Type = types[i]
+		if i < len(vals) {
+			o.ShapeValue = vals[i]
+		}
+	}
+	return n.Outputs, nil
+}
+
+// removeNode drops n from the node list (its outputs must be unused).
+func removeNode(g *graph.Graph, n *graph.Node) {
+	for i, m := range g.Nodes {
+		if m == n {
+			g.Nodes = append(g.Nodes[:i], g.Nodes[i+1:]...)
+			return
+		}
+	}
+}
+
+// replaceValue redirects every reader of old to new. When old is a graph
+// output, new takes over its name: output names are part of the model's
+// interface and must survive a rewrite.
+func replaceValue(g *graph.Graph, old, new *graph.Value) {
+	if old == new {
+		return
+	}
+	if g.IsOutput(old) && !g.IsOutput(new) && new.Producer != nil {
+		name := old.Name
+		old.Name = g.UniqueName(name + "_replaced")
+		new.Name = name
+	}
+	g.ReplaceAllUses(old, new)
+}
+
+// scalarConst adds a rank-0 constant of dtype dt.
+func scalarConst(g *graph.Graph, base string, dt graph.DType, v float64) (*graph.Value, error) {
+	t, err := graph.NewTensorFromFloat64s(dt, nil, []float64{v})
+	if err != nil {
+		return nil, err
+	}
+	return g.AddConst(g.UniqueName(base), t), nil
+}
+
+func i64Const(g *graph.Graph, base string, vals ...int64) *graph.Value {
+	return g.AddConst(g.UniqueName(base), graph.NewTensorI64([]int64{int64(len(vals))}, vals))
+}
+
+// constScalarOperand returns the value of a one-element constant operand that
+// does not widen the result: in x·c the output must have x's shape, or
+// dropping c would change the broadcast.
+func pureScalarOperand(n *graph.Node, constIdx int) (float64, bool) {
+	c := n.Input(constIdx)
+	x := n.Input(1 - constIdx)
+	if c == nil || x == nil || !c.IsConst() || len(n.Outputs) != 1 {
+		return 0, false
+	}
+	v, ok := scalarValue(c.Const)
+	if !ok {
+		return 0, false
+	}
+	if !x.Type.Ranked || !n.Outputs[0].Type.Ranked || !x.Type.Shape.Equal(n.Outputs[0].Type.Shape) ||
+		x.Type.DType != n.Outputs[0].Type.DType {
+		return 0, false
+	}
+	return v, true
+}
+
+// permOf returns a Transpose node's permutation, with ONNX's default
+// (reverse) when absent; ok is false for a malformed one.
+func permOf(n *graph.Node) ([]int64, bool) {
+	in := n.Input(0)
+	if in == nil || !in.Type.Ranked {
+		return nil, false
+	}
+	r := in.Type.Rank()
+	perm, ok := n.AttrInts("perm")
+	if !ok {
+		perm = make([]int64, r)
+		for i := range perm {
+			perm[i] = int64(r - 1 - i)
+		}
+	}
+	if len(perm) != r {
+		return nil, false
+	}
+	seen := make([]bool, r)
+	for _, p := range perm {
+		if p < 0 || p >= int64(r) || seen[p] {
+			return nil, false
+		}
+		seen[p] = true
+	}
+	return perm, true
+}
+
+// composePerm gives the permutation of Transpose(Transpose(x, inner), outer).
+func composePerm(inner, outer []int64) []int64 {
+	out := make([]int64, len(outer))
+	for i, o := range outer {
+		out[i] = inner[o]
+	}
+	return out
+}
+
+func isIdentityPerm(p []int64) bool {
+	for i, v := range p {
+		if v != int64(i) {
+			return false
+		}
+	}
+	return true
+}
+
+// swapLast2 is the permutation that transposes the last two axes.
+func swapLast2(rank int) []int64 {
+	p := make([]int64, rank)
+	for i := range p {
+		p[i] = int64(i)
+	}
+	p[rank-1], p[rank-2] = p[rank-2], p[rank-1]
+	return p
+}
+
+// transposeOf returns x transposed by perm, reusing x itself for the
+// identity and looking through an existing Transpose (composing the perms).
+func transposeOf(g *graph.Graph, x *graph.Value, perm []int64) (*graph.Value, error) {
+	if x.Producer != nil && x.Producer.Op == "Transpose" && x.Producer.Domain == graph.DefaultDomain {
+		if inner, ok := permOf(x.Producer); ok {
+			return transposeOf(g, x.Producer.Inputs[0], composePerm(inner, perm))
+		}
+	}
+	if isIdentityPerm(perm) {
+		return x, nil
+	}
+	return addOp(g, "Transpose", map[string]graph.Attr{"perm": {Kind: graph.AttrInts, Ints: perm}}, x)
+}
+
+// normAxis maps a possibly negative axis into [0, rank).
+func normAxis(axis int64, rank int) (int, error) {
+	if axis < 0 {
+		axis += int64(rank)
+	}
+	if axis < 0 || axis >= int64(rank) {
+		return 0, fmt.Errorf("axis %d out of range for rank %d", axis, rank)
+	}
+	return int(axis), nil
+}
+
+// isFloatConst reports whether v is a constant of a float type with all
+// elements finite.
+func finiteFloatConst(v *graph.Value) ([]float64, bool) {
+	if !v.IsConst() || !v.Const.DType.IsFloat() {
+		return nil, false
+	}
+	vals, err := v.Const.Float64s()
+	if err != nil {
+		return nil, false
+	}
+	for _, x := range vals {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, false
+		}
+	}
+	return vals, true
+}
+
+// removeDead restores topological order (rewrites append nodes at the end)
+// and drops what nothing reads; Graph.RemoveDead needs the order to see
+// which nodes the appended ones keep alive.
+func removeDead(g *graph.Graph) (int, error) {
+	if err := g.TopoSort(); err != nil {
+		return 0, err
+	}
+	return g.RemoveDead(), nil
+}
