@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const fixture = "../../models/of3/testdata/tri_att_start_tiny_torchscript/model.onnx"
+
+func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = realMain(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestUsageErrors(t *testing.T) {
+	if code, _, errs := run(t); code != 2 || !strings.Contains(errs, "usage") {
+		t.Errorf("no args: code %d, stderr %q", code, errs)
+	}
+	if code, _, errs := run(t, "frobnicate"); code != 2 || !strings.Contains(errs, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: code %d, stderr %q", code, errs)
+	}
+	if code, _, _ := run(t, "inspect"); code != 2 {
+		t.Errorf("inspect without a model: code %d, want 2", code)
+	}
+	if code, _, errs := run(t, "inspect", fixture, "--format", "xml"); code != 2 || !strings.Contains(errs, "xml") {
+		t.Errorf("bad format: code %d, stderr %q", code, errs)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := run(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "of3c ") || !strings.Contains(out, "mlx ") {
+		t.Fatalf("version: code %d, output %q", code, out)
+	}
+}
+
+func TestInspectFormats(t *testing.T) {
+	code, out, errs := run(t, "inspect", fixture)
+	if code != 0 || !strings.Contains(out, "input %z:f32[N,N,16]") || !strings.Contains(out, "Softmax(") {
+		t.Fatalf("text: code %d stderr %q output starts %q", code, errs, head(out))
+	}
+	code, out, _ = run(t, "inspect", "--format", "dot", fixture)
+	if code != 0 || !strings.HasPrefix(out, "digraph") {
+		t.Fatalf("dot: code %d, output starts %q", code, head(out))
+	}
+	code, out, _ = run(t, "inspect", fixture, "--format", "json")
+	if code != 0 || !json.Valid([]byte(out)) {
+		t.Fatalf("json: code %d, valid %v", code, json.Valid([]byte(out)))
+	}
+}
+
+func TestInspectStatsAfterAll(t *testing.T) {
+	code, out, errs := run(t, "inspect", fixture, "--after", "all", "--stats", "--format", "json")
+	if code != 0 {
+		t.Fatalf("code %d: %s", code, errs)
+	}
+	var st struct {
+		Nodes    int            `json:"nodes"`
+		OpCounts map[string]int `json:"op_counts"`
+		Inputs   []any          `json:"inputs"`
+		Outputs  []any          `json:"outputs"`
+		Params   int64          `json:"params"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.OpCounts["of3c.Attention"] != 1 || st.OpCounts["Softmax"] != 0 {
+		t.Errorf("op counts after all passes: %v", st.OpCounts)
+	}
+	if st.Nodes == 0 || len(st.Inputs) != 2 || len(st.Outputs) != 1 || st.Params == 0 {
+		t.Errorf("stats: %+v", st)
+	}
+}
+
+func TestInspectAfterUnknownPass(t *testing.T) {
+	code, _, errs := run(t, "inspect", fixture, "--after", "no-such-pass")
+	if code != 2 || !strings.Contains(errs, "no-such-pass") {
+		t.Errorf("code %d, stderr %q", code, errs)
+	}
+}
+
+func TestInspectBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.onnx")
+	os.WriteFile(garbage, []byte("this is not a protobuf \xff\xff\xff\xff"), 0o644)
+	data, err := os.ReadFile(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(dir, "truncated.onnx")
+	os.WriteFile(truncated, data[:len(data)/2], 0o644)
+	for _, path := range []string{garbage, truncated, filepath.Join(dir, "missing.onnx")} {
+		code, out, errs := run(t, "inspect", path)
+		if code != 1 || out != "" {
+			t.Errorf("%s: code %d, stdout %q", filepath.Base(path), code, head(out))
+		}
+		if lines := strings.Count(strings.TrimSpace(errs), "\n") + 1; lines != 1 || !strings.HasPrefix(errs, "of3c inspect: ") {
+			t.Errorf("%s: want one error line, got %q", filepath.Base(path), errs)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"8GiB": 8 << 30, "512MiB": 512 << 20, "1.5G": 1500000000, "4096": 4096, "2 gib": 2 << 30} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "GiB", "-1GiB", "lots", "1e30"} {
+		if _, err := parseBytes(bad); err == nil {
+			t.Errorf("parseBytes(%q) succeeded", bad)
+		}
+	}
+}
+
+func head(s string) string {
+	if len(s) > 200 {
+		return s[:200]
+	}
+	return s
+}
