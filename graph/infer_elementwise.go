@@ -103,9 +103,6 @@ func init() {
 					return nil, nil, err
 				}
 			}
-			if op == "Mod" && n.AttrInt("fmod", 0) == 0 && dt.IsFloat() {
-				return nil, nil, fmt.Errorf("fmod=0 is not allowed for %s inputs", dt)
-			}
 			out, err := broadcastTypes(dt, a, b)
 			if err != nil {
 				return nil, nil, err

@@ -229,12 +229,13 @@ func inferAttention(n *Node) ([]Type, []Shape, error) {
 		}
 	}
 	if m := n.Input(3); m != nil && m.Type.Ranked {
+		// The mask broadcasts to [batch, heads, q_seq, total_seq]; its
+		// last dim may be shorter than total_seq (padded with -inf).
 		ms := m.Type.Shape
-		if len(ms) < 2 {
-			return nil, nil, fmt.Errorf("attn_mask has rank %d, want at least 2", len(ms))
-		}
-		if _, err := mergeDim(ms[len(ms)-2], qSeq); err != nil && !(ms[len(ms)-2].IsStatic() && ms[len(ms)-2].Val == 1) {
-			return nil, nil, fmt.Errorf("attn_mask rows: %w", err)
+		if len(ms) >= 2 {
+			if _, err := mergeDim(ms[len(ms)-2], qSeq); err != nil && !(ms[len(ms)-2].IsStatic() && ms[len(ms)-2].Val == 1) {
+				return nil, nil, fmt.Errorf("attn_mask rows: %w", err)
+			}
 		}
 	}
 	var y Shape
