@@ -1,0 +1,527 @@
+package codegen
+
+import (
+	"fmt"
+	"math"
+
+	"of3c/graph"
+	"of3c/runtime/mlx"
+)
+
+func init() {
+	register(lowerLayerNorm, "LayerNormalization")
+	register(lowerRMSNorm, "RMSNormalization")
+	register(lowerAttention, graph.FusedDomain+".Attention")
+	register(lowerSwiGLU, graph.FusedDomain+".SwiGLU")
+}
+
+// isHalf reports whether an MLX dtype is 16-bit float.
+func isHalf(d mlx.Dtype) bool { return d == mlx.Float16 || d == mlx.BFloat16 }
+
+// toF32 converts half arrays to float32 and leaves others alone.
+func (t *tracer) toF32(a *mlx.Array) *mlx.Array {
+	if a != nil && isHalf(a.Dtype()) {
+		return t.s.AsType(a, mlx.Float32)
+	}
+	return a
+}
+
+// normShapes flattens the normalised trailing axes [axis, rank) of x into one
+// so MLX's fast layer_norm/rms_norm (last axis only) apply.
+func normFlatten(t *tracer, x *val, axis int, params ...*val) (xa *mlx.Array, ps []*mlx.Array, lead []int, err error) {
+	s := t.s
+	inner := 1
+	for _, d := range x.shape[axis:] {
+		inner *= int(d)
+	}
+	lead = intsOf(x.shape[:axis])
+	xa = t.toF32(t.arr(x))
+	if len(x.shape)-axis != 1 {
+		xa = s.Reshape(xa, append(append([]int{}, lead...), inner)...)
+	}
+	for _, p := range params {
+		if p == nil {
+			ps = append(ps, nil)
+			continue
+		}
+		pa := t.toF32(t.arr(p))
+		// Scale and bias broadcast to the normalised shape.
+		pa = s.BroadcastTo(pa, intsOf(x.shape[axis:])...)
+		pa = s.Reshape(pa, inner)
+		ps = append(ps, pa)
+	}
+	return xa, ps, lead, s.Err()
+}
+
+func lowerLayerNorm(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
+	s := t.s
+	x := in[0]
+	axis, err := normAxis(n.AttrInt("axis", -1), x.rank())
+	if err != nil {
+		return nil, err
+	}
+	eps := n.AttrFloat("epsilon", 1e-5)
+	var bias *val
+	if len(in) > 2 {
+		bias = in[2]
+	}
+	xa, ps, _, err := normFlatten(t, x, axis, in[1], bias)
+	if err != nil {
+		return nil, err
+	}
+	orig := t.ddt(x.dt)
+	y := s.LayerNorm(xa, ps[0], ps[1], eps)
+	y = s.Reshape(y, intsOf(x.shape)...)
+	if y != nil && y.Dtype() != orig {
+		y = s.AsType(y, orig)
+	}
+	outs := []*val{t.dev(y, x.dt)}
+	wantStats := false
+	for _, o := range n.Outputs[1:] {
+		if o != nil {
+			wantStats = true
+		}
+	}
+	if wantStats {
+		// Mean and 1/σ over the normalised axes, kept as size-1 dims (ONNX
+		// gives them the input's rank), in the stash type (f32).
+		red := make([]int, 0, x.rank()-axis)
+		for i := axis; i < x.rank(); i++ {
+			red = append(red, i)
+		}
+		xf := t.toF32(t.arr(x))
+		mean := s.Mean(xf, true, red...)
+		variance := s.Mean(s.Square(s.Sub(xf, mean)), true, red...)
+		inv := s.Rsqrt(s.Add(variance, s.Scalar(float64(eps), xf.Dtype())))
+		outs = append(outs, t.dev(mean, graph.Float32), t.dev(inv, graph.Float32))
+	}
+	return outs, s.Err()
+}
+
+func lowerRMSNorm(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
+	s := t.s
+	x := in[0]
+	axis, err := normAxis(n.AttrInt("axis", -1), x.rank())
+	if err != nil {
+		return nil, err
+	}
+	xa, ps, _, err := normFlatten(t, x, axis, in[1])
+	if err != nil {
+		return nil, err
+	}
+	y := s.RMSNorm(xa, ps[0], n.AttrFloat("epsilon", 1e-5))
+	y = s.Reshape(y, intsOf(x.shape)...)
+	if orig := t.ddt(x.dt); y != nil && y.Dtype() != orig {
+		y = s.AsType(y, orig)
+	}
+	return t.one(y, x.dt)
+}
+
+// attention holds one of3c.Attention evaluation: f32 operands (q, k nil in
+// bias_only mode), biases already read with −inf → −1e9.
+type attention struct {
+	t      *tracer
+	q, k   *mlx.Array
+	v      *mlx.Array
+	biases []*mlx.Array
+	scale  float64
+}
+
+func lowerAttention(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
+	s := t.s
+	mode := n.AttrString("mode", "qk")
+	if mode != "qk" && mode != "bias_only" {
+		return nil, fmt.Errorf("unknown mode %q", mode)
+	}
+	if len(in) < 3 || in[2] == nil {
+		return nil, fmt.Errorf("v is missing")
+	}
+	v := in[2]
+	dt := v.dt
+	var q, k *val
+	if mode == "qk" {
+		q, k = in[0], in[1]
+		if q == nil || k == nil {
+			return nil, fmt.Errorf("q and k are required in mode qk")
+		}
+	} else if len(in) < 4 {
+		return nil, fmt.Errorf("bias_only mode needs at least one bias")
+	}
+	scale := 1.0
+	if q != nil {
+		c := q.shape[len(q.shape)-1]
+		scale = float64(n.AttrFloat("scale", float32(1/math.Sqrt(float64(c)))))
+	}
+	biases := in[3:]
+	bc, qc, kc := n.AttrInt("batch_chunk", 0), n.AttrInt("query_chunk", 0), n.AttrInt("kv_chunk", 0)
+
+	if out, ok := t.fusedSDPA(q, k, v, biases, scale, bc, qc, kc); ok {
+		return t.one(out, dt)
+	}
+
+	at := &attention{t: t, scale: scale, v: t.toF32(t.arr(v))}
+	if q != nil {
+		at.q, at.k = t.toF32(t.arr(q)), t.toF32(t.arr(k))
+	}
+	for _, b := range biases {
+		if b == nil {
+			continue
+		}
+		at.biases = append(at.biases, t.readBias(t.arr(b)))
+	}
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	outShape, err := at.outShape()
+	if err != nil {
+		return nil, err
+	}
+	var out *mlx.Array
+	if bc > 0 && bc < outShape[0] {
+		if len(outShape) <= 2 {
+			return nil, fmt.Errorf("batch_chunk needs an output of rank > 2, got %v", outShape)
+		}
+		var parts []*mlx.Array
+		for lo := int64(0); lo < outShape[0]; lo += bc {
+			hi := min(lo+bc, outShape[0])
+			sub := at.sliceBatch(len(outShape), lo, hi)
+			parts = append(parts, sub.queryChunked(qc, kc))
+		}
+		out = s.Concatenate(0, parts...)
+	} else {
+		out = at.queryChunked(qc, kc)
+	}
+	if md := t.ddt(dt); out != nil && out.Dtype() != md {
+		out = s.AsType(out, md)
+	}
+	return t.one(out, dt)
+}
+
+// readBias converts a bias to f32 and applies the −inf → −1e9 rule. In fp16
+// precision any value at or below −32768 is a clamped mask (see the package
+// doc) and is read as −1e9 as well.
+func (t *tracer) readBias(b *mlx.Array) *mlx.Array {
+	s := t.s
+	fp16 := t.p.opts.Precision == "fp16" && b != nil && b.Dtype() == mlx.Float16
+	b = t.toF32(b)
+	if b == nil {
+		return nil
+	}
+	if b.Dtype() == mlx.Float64 {
+		return s.Maximum(b, s.Scalar(-1e9, mlx.Float64))
+	}
+	if fp16 {
+		return s.Where(s.LessEqual(b, s.Scalar(-32768, mlx.Float32)), s.Scalar(-1e9, mlx.Float32), b)
+	}
+	return s.Maximum(b, s.Scalar(-1e9, mlx.Float32))
+}
+
+func shapeOf(a *mlx.Array) []int64 { return int64sOf(a.Shape()) }
+
+// outShape is broadcast(L[:-2], v[:-2]) ++ [Q, cv].
+func (at *attention) outShape() ([]int64, error) {
+	var L []int64
+	var err error
+	if at.q != nil {
+		qs, ks := shapeOf(at.q), shapeOf(at.k)
+		if len(qs) < 2 || len(ks) < 2 {
+			return nil, fmt.Errorf("q and k need rank ≥ 2")
+		}
+		if qs[len(qs)-1] != ks[len(ks)-1] {
+			return nil, fmt.Errorf("q and k head sizes differ: %v, %v", qs, ks)
+		}
+		batch, err := broadcastShapes(qs[:len(qs)-2], ks[:len(ks)-2])
+		if err != nil {
+			return nil, err
+		}
+		L = append(batch, qs[len(qs)-2], ks[len(ks)-2])
+	}
+	for _, b := range at.biases {
+		if L == nil {
+			L = shapeOf(b)
+			continue
+		}
+		if L, err = broadcastShapes(L, shapeOf(b)); err != nil {
+			return nil, err
+		}
+	}
+	if len(L) < 2 {
+		return nil, fmt.Errorf("logits need rank ≥ 2, got %v", L)
+	}
+	vs := shapeOf(at.v)
+	if len(vs) < 2 || vs[len(vs)-2] != L[len(L)-1] {
+		return nil, fmt.Errorf("v %v does not match %d keys", vs, L[len(L)-1])
+	}
+	batch, err := broadcastShapes(L[:len(L)-2], vs[:len(vs)-2])
+	if err != nil {
+		return nil, err
+	}
+	return append(batch, L[len(L)-2], vs[len(vs)-1]), nil
+}
+
+// sliceAt slices a along the axis that is right-aligned with axis ax of a
+// rank-r result, when a has that axis with size > 1; otherwise a is whole.
+func (at *attention) sliceAt(a *mlx.Array, r, ax int, lo, hi int64) *mlx.Array {
+	if a == nil {
+		return nil
+	}
+	sh := shapeOf(a)
+	j := len(sh) - r + ax
+	if j < 0 || sh[j] <= 1 {
+		return a
+	}
+	return at.t.sliceAxis(a, sh, j, lo, hi)
+}
+
+// sliceBatch restricts every operand to output rows [lo, hi) of axis 0.
+func (at *attention) sliceBatch(r int, lo, hi int64) *attention {
+	sub := &attention{t: at.t, scale: at.scale}
+	sub.q = at.sliceAt(at.q, r, 0, lo, hi)
+	sub.k = at.sliceAt(at.k, r, 0, lo, hi)
+	sub.v = at.sliceAt(at.v, r, 0, lo, hi)
+	for _, b := range at.biases {
+		sub.biases = append(sub.biases, at.sliceAt(b, r, 0, lo, hi))
+	}
+	return sub
+}
+
+// queryChunked evaluates query blocks of qc rows (all at once when qc is 0).
+func (at *attention) queryChunked(qc, kc int64) *mlx.Array {
+	s := at.t.s
+	var Q int64
+	if at.q != nil {
+		qs := shapeOf(at.q)
+		Q = qs[len(qs)-2]
+	} else {
+		for _, b := range at.biases {
+			bs := shapeOf(b)
+			if len(bs) >= 2 && bs[len(bs)-2] > Q {
+				Q = bs[len(bs)-2]
+			}
+		}
+	}
+	if qc <= 0 || qc >= Q {
+		return at.kvChunked(kc)
+	}
+	var parts []*mlx.Array
+	for lo := int64(0); lo < Q; lo += qc {
+		hi := min(lo+qc, Q)
+		sub := &attention{t: at.t, scale: at.scale, k: at.k, v: at.v}
+		if at.q != nil {
+			sub.q = at.t.sliceAxis(at.q, shapeOf(at.q), len(shapeOf(at.q))-2, lo, hi)
+		}
+		for _, b := range at.biases {
+			bs := shapeOf(b)
+			if len(bs) >= 2 && bs[len(bs)-2] > 1 {
+				b = at.t.sliceAxis(b, bs, len(bs)-2, lo, hi)
+			}
+			sub.biases = append(sub.biases, b)
+		}
+		parts = append(parts, sub.kvChunked(kc))
+	}
+	// The output's query axis is -2.
+	out := parts[0]
+	if len(parts) > 1 {
+		out = s.Concatenate(out.Ndim()-2, parts...)
+	}
+	return out
+}
+
+// logits is scale·q·kᵀ + Σ biases (in order) for the given k block and
+// bias blocks.
+func (at *attention) logits(k *mlx.Array, biases []*mlx.Array) *mlx.Array {
+	s := at.t.s
+	var L *mlx.Array
+	if at.q != nil {
+		q := at.q
+		if at.scale != 1 {
+			q = s.Mul(q, s.Scalar(at.scale, q.Dtype()))
+		}
+		L = s.MatMul(q, s.Transpose(k, swapLast(k.Ndim())...))
+	}
+	for _, b := range biases {
+		if L == nil {
+			L = b
+		} else {
+			L = s.Add(L, b)
+		}
+	}
+	return L
+}
+
+func swapLast(r int) []int {
+	p := make([]int, r)
+	for i := range p {
+		p[i] = i
+	}
+	p[r-1], p[r-2] = p[r-2], p[r-1]
+	return p
+}
+
+// kvChunked is plain attention (kc == 0) or LMA over key blocks of kc.
+func (at *attention) kvChunked(kc int64) *mlx.Array {
+	s := at.t.s
+	vs := shapeOf(at.v)
+	K := vs[len(vs)-2]
+	if kc <= 0 || kc >= K {
+		P := s.Softmax(at.logits(at.k, at.biases), -1)
+		return s.MatMul(P, at.v)
+	}
+	var m, l, acc *mlx.Array
+	for lo := int64(0); lo < K; lo += kc {
+		hi := min(lo+kc, K)
+		var kj *mlx.Array
+		if at.k != nil {
+			kj = at.t.sliceAxis(at.k, shapeOf(at.k), at.k.Ndim()-2, lo, hi)
+		}
+		vj := at.t.sliceAxis(at.v, vs, len(vs)-2, lo, hi)
+		var bj []*mlx.Array
+		for _, b := range at.biases {
+			bs := shapeOf(b)
+			if bs[len(bs)-1] > 1 {
+				b = at.t.sliceAxis(b, bs, len(bs)-1, lo, hi)
+			}
+			bj = append(bj, b)
+		}
+		Lj := at.logits(kj, bj)
+		mj := s.Max(Lj, true, -1)
+		if m == nil {
+			e := s.Exp(s.Sub(Lj, mj))
+			m, l, acc = mj, s.Sum(e, true, -1), s.MatMul(e, vj)
+			continue
+		}
+		mNew := s.Maximum(m, mj)
+		alpha := s.Exp(s.Sub(m, mNew))
+		e := s.Exp(s.Sub(Lj, mNew))
+		l = s.Add(s.Mul(alpha, l), s.Sum(e, true, -1))
+		acc = s.Add(s.Mul(alpha, acc), s.MatMul(e, vj))
+		m = mNew
+	}
+	return s.Div(acc, l)
+}
+
+// fusedSDPA lowers to MLX's fused attention where MLX has a fused kernel:
+// the GPU with bf16/fp16 inputs, head size a multiple of 8 up to 128, equal
+// q/v head sizes, mode qk, no chunking (the fused kernel already avoids the
+// logits' memory), heads on axis -3. The biases are summed into one additive
+// mask in f32 and rounded to the input dtype, as the kernel requires.
+func (t *tracer) fusedSDPA(q, k, v *val, biases []*val, scale float64, bc, qc, kc int64) (*mlx.Array, bool) {
+	if t.p.opts.Device != "gpu" || q == nil || bc > 0 || qc > 0 || kc > 0 {
+		return nil, false
+	}
+	qa, ka, va := t.arr(q), t.arr(k), t.arr(v)
+	if qa == nil || ka == nil || va == nil || !isHalf(qa.Dtype()) || ka.Dtype() != qa.Dtype() || va.Dtype() != qa.Dtype() {
+		return nil, false
+	}
+	c := q.shape[q.rank()-1]
+	if c%8 != 0 || c > 128 || v.shape[v.rank()-1] != c || q.rank() < 3 || k.rank() < 3 || v.rank() < 3 {
+		return nil, false
+	}
+	s := t.s
+	batch, err := broadcastShapes(q.shape[:q.rank()-2], k.shape[:k.rank()-2])
+	if err == nil {
+		batch, err = broadcastShapes(batch, v.shape[:v.rank()-2])
+	}
+	if err != nil || len(batch) < 1 {
+		return nil, false
+	}
+	H := batch[len(batch)-1]
+	B := int64(1)
+	for _, d := range batch[:len(batch)-1] {
+		B *= d
+	}
+	Q, K := q.shape[q.rank()-2], k.shape[k.rank()-2]
+	to4 := func(a *mlx.Array, rows, cols int64) *mlx.Array {
+		full := append(append([]int64{}, batch...), rows, cols)
+		return s.Reshape(s.BroadcastTo(a, intsOf(full)...), int(B), int(H), int(rows), int(cols))
+	}
+	var mask *mlx.Array
+	for _, b := range biases {
+		if b == nil {
+			continue
+		}
+		rb := t.readBias(t.arr(b))
+		if mask == nil {
+			mask = rb
+		} else {
+			mask = s.Add(mask, rb)
+		}
+	}
+	if mask != nil {
+		if qa.Dtype() == mlx.Float16 {
+			mask = s.Maximum(mask, s.Scalar(-f16Max, mlx.Float32))
+		}
+		ms := shapeOf(mask)
+		if len(ms) > len(batch)+2 {
+			return nil, false
+		}
+		mask = to4(s.AsType(mask, qa.Dtype()), Q, K)
+	}
+	out := s.ScaledDotProductAttention(to4(qa, Q, c), to4(ka, K, c), to4(va, K, c), float32(scale), mask)
+	out = s.Reshape(out, intsOf(append(append([]int64{}, batch...), Q, c))...)
+	return out, s.Err() == nil
+}
+
+func lowerSwiGLU(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
+	s := t.s
+	x, w := in[0], in[1]
+	var wout *val
+	if len(in) > 2 {
+		wout = in[2]
+	}
+	dt := x.dt
+	if x.rank() < 1 || w.rank() != 2 {
+		return nil, fmt.Errorf("SwiGLU needs x [*, c] and W [c, 2h]")
+	}
+	cin := x.shape[x.rank()-1]
+	h2 := w.shape[1]
+	if w.shape[0] != cin || h2%2 != 0 {
+		return nil, fmt.Errorf("W %v does not fit x %v", w.shape, x.shape)
+	}
+	h := h2 / 2
+	wa := t.arr(w)
+	var wo *mlx.Array
+	cout := h
+	if wout != nil {
+		wo = t.arr(wout)
+		if wout.rank() != 2 || wout.shape[0] != h {
+			return nil, fmt.Errorf("W_out %v does not fit hidden size %d", wout.shape, h)
+		}
+		cout = wout.shape[1]
+	}
+	rows := int64(1)
+	for _, d := range x.shape[:x.rank()-1] {
+		rows *= d
+	}
+	xa := s.Reshape(t.arr(x), int(rows), int(cin))
+	block := func(xb *mlx.Array) *mlx.Array {
+		y := t.matmul(xb, wa, dt) // one GEMM for both halves
+		yr := int64sOf(y.Shape())
+		a := t.sliceAxis(y, yr, 1, 0, h)
+		b := t.sliceAxis(y, yr, 1, h, h2)
+		orig := y.Dtype()
+		a, b = t.toF32(a), t.toF32(b)
+		act := s.Mul(s.Mul(a, s.Sigmoid(a)), b)
+		if act != nil && act.Dtype() != orig {
+			act = s.AsType(act, orig)
+		}
+		if wo != nil {
+			act = t.matmul(act, wo, dt)
+		}
+		return act
+	}
+	rc := n.AttrInt("row_chunk", 0)
+	var out *mlx.Array
+	if rc <= 0 || rc >= rows {
+		out = block(xa)
+	} else {
+		var parts []*mlx.Array
+		for lo := int64(0); lo < rows; lo += rc {
+			hi := min(lo+rc, rows)
+			parts = append(parts, block(t.sliceAxis(xa, []int64{rows, cin}, 0, lo, hi)))
+		}
+		out = s.Concatenate(0, parts...)
+	}
+	shape := append(intsOf(x.shape[:x.rank()-1]), int(cout))
+	return t.one(s.Reshape(out, shape...), dt)
+}

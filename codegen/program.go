@@ -1,0 +1,404 @@
+package codegen
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"of3c/graph"
+	"of3c/runtime/mlx"
+)
+
+// Options select how a graph is lowered.
+type Options struct {
+	// Device is "cpu" (default) or "gpu".
+	Device string
+	// Precision is the compute dtype of float32 values: "fp32" (default),
+	// "bf16" or "fp16". See the package documentation.
+	Precision string
+	// NoCompile runs the traced closure directly instead of through
+	// mx::compile (no kernel fusion; for debugging and for measuring what
+	// compile buys).
+	NoCompile bool
+}
+
+// Precisions lists the accepted Options.Precision values.
+var Precisions = []string{"fp32", "bf16", "fp16"}
+
+// Devices lists the accepted Options.Device values.
+var Devices = []string{"cpu", "gpu"}
+
+// Validate normalises defaults and rejects unknown values.
+func (o *Options) Validate() error {
+	if o.Device == "" {
+		o.Device = "cpu"
+	}
+	if o.Precision == "" {
+		o.Precision = "fp32"
+	}
+	if !contains(Devices, o.Device) {
+		return fmt.Errorf("unknown device %q (want %s)", o.Device, strings.Join(Devices, "|"))
+	}
+	if !contains(Precisions, o.Precision) {
+		return fmt.Errorf("unknown precision %q (want %s)", o.Precision, strings.Join(Precisions, "|"))
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// computeDType is the graph dtype float32 values are computed in.
+func (o Options) computeDType() graph.DType {
+	switch o.Precision {
+	case "bf16":
+		return graph.BFloat16
+	case "fp16":
+		return graph.Float16
+	}
+	return graph.Float32
+}
+
+// weightInline is the element count up to which a constant is built inside
+// the traced function (it becomes a constant of the compiled graph, where
+// MLX can fuse scalars into kernels). Larger constants are uploaded once and
+// passed as arguments, so retracing for a new shape does not copy them.
+const weightInline = 256
+
+// Program is a graph ready to run on MLX. It is safe for concurrent use;
+// calls are serialised on the MLX executor.
+type Program struct {
+	g    *graph.Graph
+	opts Options
+
+	// weights are the constants passed to the traced function after the
+	// graph inputs, in this order; warrs are their uploaded arrays.
+	weights []*graph.Value
+	warrs   []*mlx.Array
+
+	mu     sync.Mutex
+	cache  map[string]*compiled // by input signature
+	device mlx.Device
+	closed bool
+}
+
+// compiled is the traced function for one input signature. Each signature
+// gets its own closure, traced in the same executor task that first calls
+// it: MLX's compile cache then always hits for later calls of the same
+// shapes, and a closure is never asked to retrace in a later task (the
+// binding currently forgets Go closures between tasks; see retrace below).
+type compiled struct {
+	closure *mlx.Function
+	fn      *mlx.Function
+}
+
+func (c *compiled) release() {
+	if c != nil {
+		c.fn.Release()
+		c.closure.Release()
+	}
+}
+
+// CheckLowerable reports the first node whose op has no MLX lowering.
+func CheckLowerable(g *graph.Graph) error {
+	var missing []string
+	seen := map[string]bool{}
+	for _, n := range g.Nodes {
+		q := n.QualifiedOp()
+		if lowerings[q] == nil && !seen[q] {
+			seen[q] = true
+			missing = append(missing, fmt.Sprintf("%s (node %q)", q, nodeName(n)))
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fmt.Errorf("codegen: no MLX lowering for %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// LoweredOps lists the qualified op names codegen can lower, sorted.
+func LoweredOps() []string {
+	out := make([]string, 0, len(lowerings))
+	for k := range lowerings {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func nodeName(n *graph.Node) string {
+	if n.Name != "" {
+		return n.Name
+	}
+	if len(n.Outputs) > 0 && n.Outputs[0] != nil {
+		return n.Outputs[0].Name
+	}
+	return "?"
+}
+
+// NewProgram prepares g for MLX: it checks every op has a lowering, picks
+// the device and uploads the weights in the compute dtype. The graph must not
+// change afterwards.
+func NewProgram(g *graph.Graph, opts Options) (*Program, error) {
+	if g == nil {
+		return nil, errors.New("codegen: nil graph")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("codegen: %w", err)
+	}
+	if !mlx.Available() {
+		return nil, mlx.ErrUnavailable
+	}
+	if err := CheckLowerable(g); err != nil {
+		return nil, err
+	}
+	for _, v := range g.Inputs {
+		if !v.Type.Ranked {
+			return nil, fmt.Errorf("codegen: graph input %q has unknown rank", v.Name)
+		}
+		if _, err := mlxDType(v.Type.DType); err != nil {
+			return nil, fmt.Errorf("codegen: graph input %q: %w", v.Name, err)
+		}
+	}
+	p := &Program{g: g, opts: opts, cache: map[string]*compiled{}}
+	for _, c := range g.Consts {
+		if c.Const != nil && c.Const.NumElements() > weightInline {
+			p.weights = append(p.weights, c)
+		}
+	}
+	err := mlx.Do(func(s *mlx.Scope) error {
+		dev, err := pickDevice(s, opts.Device)
+		if err != nil {
+			return err
+		}
+		p.device = dev
+		s.SetDefaultDevice(dev)
+		for _, w := range p.weights {
+			a := uploadTensor(s, w.Const, p.devDType(w.Const.DType), opts)
+			if err := s.Err(); err != nil {
+				return fmt.Errorf("uploading weight %q: %w", w.Name, err)
+			}
+			s.Eval(a)
+			s.Keep(a)
+			p.warrs = append(p.warrs, a)
+		}
+		return s.Err()
+	})
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("codegen: %w", err)
+	}
+	return p, nil
+}
+
+func pickDevice(s *mlx.Scope, name string) (mlx.Device, error) {
+	want := mlx.CPU
+	if name == "gpu" {
+		want = mlx.GPU
+	}
+	var have []string
+	for _, d := range s.Devices() {
+		if d.Type == want {
+			return d, nil
+		}
+		have = append(have, d.Type.String())
+	}
+	return mlx.Device{}, fmt.Errorf("device %s is not available in this MLX build (available: %s)", name, strings.Join(have, ", "))
+}
+
+// Graph returns the program's graph.
+func (p *Program) Graph() *graph.Graph { return p.g }
+
+// Options returns the options the program was built with.
+func (p *Program) Options() Options { return p.opts }
+
+// Close releases the compiled function and the weights.
+func (p *Program) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for k, c := range p.cache {
+		c.release()
+		delete(p.cache, k)
+	}
+	for _, a := range p.warrs {
+		a.Release()
+	}
+	p.warrs = nil
+}
+
+// devDType is the graph dtype a value of dtype dt has on the device.
+func (p *Program) devDType(dt graph.DType) graph.DType {
+	switch dt {
+	case graph.Float32:
+		return p.opts.computeDType()
+	case graph.Float64:
+		if p.opts.Device == "gpu" {
+			return graph.Float32
+		}
+	}
+	return dt
+}
+
+// RunInfo describes one Run.
+type RunInfo struct {
+	// FirstCall is true when this input signature had not been seen, so the
+	// call included tracing and MLX compilation.
+	FirstCall bool
+}
+
+// Signature is the cache key of a set of inputs: dtype and shape of each
+// graph input, in graph order.
+func (p *Program) Signature(inputs map[string]*graph.Tensor) string {
+	var b strings.Builder
+	for i, v := range p.g.Inputs {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		t := inputs[v.Name]
+		if t == nil {
+			b.WriteString("?")
+			continue
+		}
+		fmt.Fprintf(&b, "%s%v", t.DType, t.Shape)
+	}
+	return b.String()
+}
+
+// Run evaluates the graph. Inputs are by graph input name and must have the
+// declared dtypes and ranks; outputs come back by graph output name in their
+// declared dtypes.
+func (p *Program) Run(inputs map[string]*graph.Tensor) (map[string]*graph.Tensor, RunInfo, error) {
+	var info RunInfo
+	args := make([]*graph.Tensor, len(p.g.Inputs))
+	for i, v := range p.g.Inputs {
+		t := inputs[v.Name]
+		if t == nil {
+			return nil, info, fmt.Errorf("codegen: missing input %q", v.Name)
+		}
+		if err := t.Validate(); err != nil {
+			return nil, info, fmt.Errorf("codegen: input %q: %w", v.Name, err)
+		}
+		if t.DType != v.Type.DType {
+			return nil, info, fmt.Errorf("codegen: input %q is %s, want %s", v.Name, t.DType, v.Type.DType)
+		}
+		if len(t.Shape) != len(v.Type.Shape) {
+			return nil, info, fmt.Errorf("codegen: input %q has rank %d, want %d", v.Name, len(t.Shape), len(v.Type.Shape))
+		}
+		args[i] = t
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, info, errors.New("codegen: program is closed")
+	}
+	sig := p.Signature(inputs)
+	entry := p.cache[sig]
+	info.FirstCall = entry == nil
+	outs := make(map[string]*graph.Tensor, len(p.g.Outputs))
+	err := mlx.Do(func(s *mlx.Scope) error {
+		s.SetDefaultDevice(p.device)
+		if entry == nil {
+			entry = p.newCompiled(s)
+			if err := s.Err(); err != nil {
+				return err
+			}
+			p.cache[sig] = entry
+		}
+		ins := make([]*mlx.Array, 0, len(args)+len(p.warrs))
+		for _, t := range args {
+			ins = append(ins, uploadInput(s, t, p))
+		}
+		ins = append(ins, p.warrs...)
+		if err := s.Err(); err != nil {
+			return err
+		}
+		res := s.Call(entry.fn, ins...)
+		if err := s.Err(); err != nil && retrace(err) {
+			// MLX asked an old closure to trace again (it does so for
+			// graphs whose outputs are views of inputs); build a fresh one.
+			s.ResetErr()
+			entry.release()
+			entry = p.newCompiled(s)
+			p.cache[sig] = entry
+			res = s.Call(entry.fn, ins...)
+		}
+		if err := s.Err(); err != nil {
+			return err
+		}
+		if len(res) != len(p.g.Outputs) {
+			return fmt.Errorf("traced function returned %d outputs, want %d", len(res), len(p.g.Outputs))
+		}
+		s.Eval(res...)
+		for i, o := range p.g.Outputs {
+			t, err := download(s, res[i], o.Type.DType)
+			if err != nil {
+				return fmt.Errorf("output %q: %w", o.Name, err)
+			}
+			outs[o.Name] = t
+		}
+		return s.Err()
+	})
+	if err != nil {
+		return nil, info, fmt.Errorf("codegen: %w", err)
+	}
+	return outs, info, nil
+}
+
+// newCompiled wraps the trace in a closure and (unless NoCompile) compile.
+func (p *Program) newCompiled(s *mlx.Scope) *compiled {
+	c := &compiled{closure: s.Closure(p.trace)}
+	if p.opts.NoCompile {
+		c.fn = c.closure
+		c.closure = nil
+	} else {
+		c.fn = s.Compile(c.closure, false)
+	}
+	return c
+}
+
+// retrace recognises the binding's error for a Go closure it no longer
+// knows (runtime/mlx drops closure tokens at the end of the task that made
+// them).
+func retrace(err error) bool { return strings.Contains(err.Error(), "closure was released") }
+
+// uploadInput copies a host tensor to MLX in its own dtype (the traced
+// function converts it to the compute dtype, where compile can fuse the
+// conversion); float64 on the GPU is converted on the host because the GPU
+// cannot hold it.
+func uploadInput(s *mlx.Scope, t *graph.Tensor, p *Program) *mlx.Array {
+	if t.DType == graph.Float64 && p.opts.Device == "gpu" {
+		return uploadTensor(s, t, graph.Float32, p.opts)
+	}
+	dt, err := mlxDType(t.DType)
+	if err != nil {
+		s.Fail(err)
+		return nil
+	}
+	return s.FromBytes(t.Data, dt, intsOf(t.Shape)...)
+}
+
+// download reads an evaluated array back as a tensor of dtype want.
+func download(s *mlx.Scope, a *mlx.Array, want graph.DType) (*graph.Tensor, error) {
+	got, err := graphDType(a.Dtype())
+	if err != nil {
+		return nil, err
+	}
+	t := &graph.Tensor{DType: got, Shape: int64sOf(a.Shape()), Data: s.Bytes(a)}
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	if want == graph.Undefined || want == got {
+		return t, nil
+	}
+	return convertTensor(t, want, false)
+}
