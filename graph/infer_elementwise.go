@@ -488,7 +488,7 @@ func compareDims(a, b Dim) (int, bool) {
 		return 0, true
 	case a.IsUnknown() || b.IsUnknown():
 		return 0, false
-	case a.Sym != "" && a.Sym == b.Sym:
+	case a.Sym != "" && b.Sym != "" && sameSym(a, b):
 		return 0, true
 	case ok2 && y < 0 && nonNegative(a):
 		return 1, true

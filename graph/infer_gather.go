@@ -299,7 +299,9 @@ func inferOneHot(n *Node) ([]Type, []Shape, error) {
 		}
 		depth = D(int64(f[0]))
 	} else if sv, ok := shapeValue(n.Input(1)); ok && len(sv) == 1 {
-		depth = sv[0]
+		if depth, err = dimFromValue(sv[0], "depth"); err != nil {
+			return nil, nil, err
+		}
 	}
 	out := make(Shape, 0, r)
 	out = append(out, idx.Shape[:axis]...)

@@ -245,3 +245,10 @@ func TestInferReshapeFamily(t *testing.T) {
 		{name: "identity", op: "Identity", ins: []in{ty("f32[N]")}, want: []string{"f32[N]"}},
 	})
 }
+
+func TestInferNonCanonicalSymbols(t *testing.T) {
+	runInferCases(t, []inferCase{
+		{name: "broadcast", op: "Add", ins: []in{ty("f32[s0 + 1]"), ty("f32[1+s0]")}, want: []string{"f32[s0 + 1]"}},
+		{name: "onehot negative depth", op: "OneHot", ins: []in{ty("i64[N]"), sv("i64[]", Shape{IntDim(-3)}), ty("f32[2]")}, err: "negative"},
+	})
+}

@@ -29,10 +29,25 @@ const maxRank = 64
 // onnx write INT64_MAX or INT32_MAX there).
 const sliceEndSentinel = math.MaxInt32
 
-// reg registers an ai.onnx op.
+// reg registers an ai.onnx op. Every rule's result is checked for dims that
+// cannot be sizes (negative numbers, which only ShapeValues may hold), so a
+// slip in one rule surfaces as an error rather than a bad type downstream.
 func reg(op string, since int64, minIn, maxIn, minOut, maxOut int, f InferFunc) {
 	RegisterOp(OpDef{Op: op, SinceVersion: since, MinInputs: minIn, MaxInputs: maxIn,
-		MinOutputs: minOut, MaxOutputs: maxOut, Infer: f})
+		MinOutputs: minOut, MaxOutputs: maxOut, Infer: func(n *Node) ([]Type, []Shape, error) {
+			types, vals, err := f(n)
+			if err != nil {
+				return nil, nil, err
+			}
+			for i, t := range types {
+				for _, d := range t.Shape {
+					if v, ok := DimInt(d); d.Sym != "" && ok && v < 0 {
+						return nil, nil, fmt.Errorf("output %d would have negative dim %d (shape %s)", i, v, t.Shape)
+					}
+				}
+			}
+			return types, vals, nil
+		}})
 }
 
 // input returns the type of input i; it fails when the input is absent.
@@ -213,7 +228,7 @@ func broadcastDim(a, b Dim) (Dim, error) {
 	case b.IsStatic():
 		return b, nil
 	case a.IsSymbolic() && b.IsSymbolic():
-		if a.Sym == b.Sym {
+		if sameSym(a, b) {
 			return a, nil
 		}
 		// Either could be 1 at run time; the result is one of the two.

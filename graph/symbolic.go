@@ -461,6 +461,15 @@ func CanonShape(s Shape) Shape {
 	return out
 }
 
+// sameSym reports whether two symbolic dims have the same canonical form
+// (imported dim_params need not be canonical, e.g. "s0 + 1").
+func sameSym(a, b Dim) bool {
+	if a.Sym == b.Sym {
+		return true
+	}
+	return CanonDim(a) == CanonDim(b)
+}
+
 // DimAdd returns a+b (Unknown if either is unknown).
 func DimAdd(a, b Dim) Dim {
 	if a.IsStatic() && b.IsStatic() {
