@@ -1,0 +1,165 @@
+// Command conformance runs ONNX backend node tests on an of3c backend and
+// prints a per-op table and the closing line
+// "conformance: N passed, N failed, N skipped". It exits 1 on any failure not
+// listed (with a reason) in tests/conformance/expected_failures.txt, and on an
+// expected failure that now passes.
+//
+//	go run ./tests/conformance/cmd [-backend ref] [-run REGEX] [-v] [-j N] [-data DIR]...
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"of3c/tests/conformance"
+)
+
+type dirList []string
+
+func (d *dirList) String() string     { return strings.Join(*d, ",") }
+func (d *dirList) Set(v string) error { *d = append(*d, v); return nil }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("conformance", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	backendName := fs.String("backend", "ref", "backend to run: "+strings.Join(conformance.BackendNames(), ", "))
+	runRe := fs.String("run", "", "only run tests whose name matches this regular expression")
+	verbose := fs.Bool("v", false, "print every test's result")
+	jobs := fs.Int("j", 0, "tests run in parallel (0: GOMAXPROCS)")
+	expectedPath := fs.String("expected", "tests/conformance/expected_failures.txt", "expected-failures list")
+	var dirs dirList
+	fs.Var(&dirs, "data", "node-test folder (repeatable; default: Debian's libonnx-testdata and the onnx wheel's, if present)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	backend, err := conformance.LookupBackend(*backendName)
+	if err != nil {
+		fmt.Fprintln(stderr, "conformance:", err)
+		return 2
+	}
+	var filter *regexp.Regexp
+	if *runRe != "" {
+		if filter, err = regexp.Compile(*runRe); err != nil {
+			fmt.Fprintln(stderr, "conformance: -run:", err)
+			return 2
+		}
+	}
+	expected, err := conformance.ReadExpected(*expectedPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "conformance:", err)
+		return 2
+	}
+
+	var cases []conformance.Case
+	if len(dirs) == 0 {
+		fmt.Fprintf(stdout, "node tests: Debian libonnx-testdata at %s\n", conformance.DefaultDebianDir)
+		dirs = append(dirs, conformance.DefaultDebianDir)
+		if wheel := conformance.WheelNodeDir("."); wheel != "" {
+			fmt.Fprintf(stdout, "node tests: onnx wheel at %s\n", wheel)
+			dirs = append(dirs, wheel)
+		} else {
+			fmt.Fprintln(stdout, "node tests: the onnx wheel in .venv ships no backend test data (onnx/backend/test/data/node absent)")
+		}
+	}
+	seen := map[string]string{}
+	for _, d := range dirs {
+		cs, err := conformance.Discover(d, filepath.Clean(d))
+		if err != nil {
+			fmt.Fprintln(stderr, "conformance:", err)
+			return 2
+		}
+		for _, c := range cs {
+			// The same test in two data sets runs once, from the first.
+			if _, dup := seen[c.Name]; dup {
+				continue
+			}
+			seen[c.Name] = c.Source
+			cases = append(cases, c)
+		}
+	}
+
+	results := conformance.RunAll(cases, conformance.Options{Backend: backend, Expected: expected, Filter: filter, Jobs: *jobs})
+	for _, r := range results {
+		switch {
+		case *verbose:
+			line := fmt.Sprintf("%-5s %s", r.Status, r.Name)
+			if r.Reason != "" {
+				line += ": " + r.Reason
+			}
+			fmt.Fprintln(stdout, line)
+		case r.Status == conformance.Fail || r.Status == conformance.UnexpectedPass:
+			fmt.Fprintf(stdout, "%-5s %s: %s\n", r.Status, r.Name, r.Reason)
+		}
+	}
+	s := conformance.Summarize(results)
+	printTable(stdout, s)
+	printSkips(stdout, s, *verbose)
+	// Expected failures the run did not reach (filtered out or skipped)
+	// stay listed; a name that matches no test at all is a stale entry.
+	for name := range expected {
+		if _, ok := seen[name]; !ok {
+			fmt.Fprintf(stdout, "note: expected failure %s names no test\n", name)
+		}
+	}
+	fmt.Fprintf(stdout, "backend %s: %d expected failures (listed in %s), %d unexpected\n",
+		*backendName, s.ExpectedFailed, *expectedPath, s.Unexpected)
+	fmt.Fprintf(stdout, "conformance: %d passed, %d failed, %d skipped\n", s.Passed, s.Failed, s.Skipped)
+	if s.Unexpected > 0 {
+		return 1
+	}
+	return 0
+}
+
+func printTable(w io.Writer, s conformance.Summary) {
+	ops := make([]string, 0, len(s.PerOp))
+	for op, c := range s.PerOp {
+		// Ops that only ever appear in skipped tests for other reasons are
+		// still listed: the table shows what each op's tests did.
+		_ = c
+		ops = append(ops, op)
+	}
+	sort.Strings(ops)
+	fmt.Fprintf(w, "%-32s %7s %7s %7s\n", "op", "passed", "failed", "skipped")
+	for _, op := range ops {
+		c := s.PerOp[op]
+		fmt.Fprintf(w, "%-32s %7d %7d %7d\n", op, c.Passed, c.Failed, c.Skipped)
+	}
+}
+
+func printSkips(w io.Writer, s conformance.Summary, all bool) {
+	type kv struct {
+		reason string
+		n      int
+	}
+	var list []kv
+	for r, n := range s.SkipReasons {
+		list = append(list, kv{r, n})
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].n != list[j].n {
+			return list[i].n > list[j].n
+		}
+		return list[i].reason < list[j].reason
+	})
+	limit := 15
+	if all || len(list) < limit {
+		limit = len(list)
+	}
+	fmt.Fprintln(w, "skip reasons (tests):")
+	for _, e := range list[:limit] {
+		fmt.Fprintf(w, "%6d  %s\n", e.n, e.reason)
+	}
+	if limit < len(list) {
+		fmt.Fprintf(w, "   ... %d more reasons (-v lists all)\n", len(list)-limit)
+	}
+}
