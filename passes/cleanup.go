@@ -203,6 +203,19 @@ func removeNoops(c *Context) error {
 			if repl == nil {
 				continue
 			}
+			if out := n.Outputs[0]; g.IsOutput(out) && (repl.Producer == nil || g.IsOutput(repl)) {
+				// The output's name is the model's interface; a graph input
+				// or another output cannot take it over, so one Identity
+				// stays to carry it.
+				if n.Op == "Identity" {
+					continue
+				}
+				id, err := addOp(g, "Identity", nil, repl)
+				if err != nil {
+					return err
+				}
+				repl = id
+			}
 			replaceValue(g, n.Outputs[0], repl)
 			c.Count(rule)
 			changed = true

@@ -341,7 +341,7 @@ func dump(g *graph.Graph, opts Options, stem string) error {
 		return fmt.Errorf("dump: %w", err)
 	}
 	if opts.DumpDOT {
-		if err := os.WriteFile(filepath.Join(opts.DumpDir, stem+".dot"), []byte(dotText(g)), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(opts.DumpDir, stem+".dot"), []byte(graph.FormatDOT(g)), 0o644); err != nil {
 			return fmt.Errorf("dump: %w", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"of3c/graph"
+	"of3c/runtime/ref"
 )
 
 // Helpers shared by the passes for building and replacing nodes.
@@ -37,6 +38,9 @@ func addOpN(g *graph.Graph, op string, nOut int, attrs map[string]graph.Attr, in
 		names[i] = strings.ToLower(typ)
 	}
 	n := g.AddNode(domain, typ, inputs, names, attrs)
+	if v, ok := foldNew(g, n); ok {
+		return []*graph.Value{v}, nil
+	}
 	if graph.LookupOp(domain, typ) == nil {
 		return n.Outputs, nil
 	}
@@ -53,6 +57,36 @@ func addOpN(g *graph.Graph, op string, nOut int, attrs map[string]graph.Attr, in
 		}
 	}
 	return n.Outputs, nil
+}
+
+// foldNew evaluates a just-added node whose inputs are all constants (e.g.
+// the Transpose of a weight that gemm-to-matmul adds) and replaces it with
+// the constant, so no pass leaves work for the next fold-constants.
+func foldNew(g *graph.Graph, n *graph.Node) (*graph.Value, bool) {
+	if len(n.Outputs) != 1 || n.Domain != graph.DefaultDomain || !ref.HasKernel(n.QualifiedOp()) {
+		return nil, false
+	}
+	ins := make([]*graph.Tensor, len(n.Inputs))
+	var elems int64
+	for i, in := range n.Inputs {
+		if in == nil {
+			continue
+		}
+		if !in.IsConst() {
+			return nil, false
+		}
+		ins[i] = in.Const
+		elems += in.Const.NumElements()
+	}
+	if elems > 1<<26 {
+		return nil, false // a weight this large is cheaper to transpose at run time than to copy here
+	}
+	outs, err := ref.EvalNode(n, ins)
+	if err != nil || len(outs) != 1 || outs[0] == nil || outs[0].NumElements() > elems+maxFoldGrowth {
+		return nil, false
+	}
+	removeNode(g, n)
+	return g.AddConst(g.UniqueName(n.Outputs[0].Name), outs[0]), true
 }
 
 // removeNode drops n from the node list (its outputs must be unused).

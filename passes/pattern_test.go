@@ -1,0 +1,166 @@
+package passes
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"of3c/graph"
+)
+
+func mustParse(t *testing.T, text string) *graph.Graph {
+	t.Helper()
+	g, err := graph.Parse(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func valueNamed(g *graph.Graph, name string) *graph.Value {
+	for _, v := range g.AllValues() {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
+}
+
+const matcherGraph = `graph m opsets(ai.onnx=17) {
+  input %x:f32[N,4]
+  input %y:f32[N,4]
+  %w:f32[4,4] = const fill(0.5)
+  %two:f32[] = const [2]
+  %a:f32[N,4] = MatMul(%x, %w)
+  %s:f32[N,4] = Sigmoid(%a)
+  %silu:f32[N,4] = Mul(%s, %a)
+  %scaled:f32[N,4] = Mul(%two, %x)
+  %c:f32[N,4] = Cast(%scaled) {to=1}
+  %shared:f32[N,4] = Add(%x, %y)
+  %u1:f32[N,4] = Neg(%shared)
+  %u2:f32[N,4] = Abs(%shared)
+  %notsilu:f32[N,4] = Mul(%s, %y)
+  output %silu, %c, %u1, %u2, %notsilu
+}`
+
+func TestMatcher(t *testing.T) {
+	g := mustParse(t, matcherGraph)
+	m := NewMatcher(g)
+	silu := Op("Mul", Any("a"), Op("Sigmoid", Any("a")))
+	cases := []struct {
+		name    string
+		pat     *Pattern
+		at      string
+		ok      bool
+		capture string // capture that must bind…
+		want    string // …to this value
+		reason  string // for failures: part of the explanation
+	}{
+		{"commutative operands", silu, "silu", true, "a", "a", ""},
+		{"same capture must bind one value", silu, "notsilu", false, "", "", "differs from the a bound earlier"},
+		{"constant with predicate", Op("Mul", ScalarConst("k"), Any("v")), "scaled", true, "k", "two", ""},
+		{"constant predicate fails", Op("Mul", ConstNear("k", 3, 0), Any("v")), "scaled", false, "", "", "constant is not the constant 3"},
+		{"optional node present", Op("Cast", Op("Mul", ScalarConst(""), Any("v"))).Optional(), "c", true, "v", "x", ""},
+		{"optional node absent", Op("Cast", Op("Mul", ScalarConst(""), Any("v"))).Optional(), "scaled", true, "v", "x", ""},
+		{"single use", Op("Neg", Op("Add", Any("p"), Any("q")).OneUse()), "u1", false, "", "", "has 2 readers"},
+		{"alternatives", Op("Neg|Abs", Any("in")), "u2", true, "in", "shared", ""},
+		{"one of", OneOf(Op("Neg", Any("in")), Op("Mul", Any("in"), Op("Sigmoid", Any("")))), "silu", true, "in", "a", ""},
+		{"where", Op("Cast", Any("")).Where("casts to f16", func(n *graph.Node) bool { return n.AttrInt("to", 0) == 10 }), "c", false, "", "", "casts to f16 does not hold"},
+		{"op mismatch", Op("MatMul", Any(""), Any("")), "silu", false, "", "", ""},
+	}
+	for _, c := range cases {
+		v := valueNamed(g, c.at)
+		mt, ok := m.Match(c.pat, v)
+		if ok != c.ok {
+			t.Errorf("%s: match = %v, want %v", c.name, ok, c.ok)
+			continue
+		}
+		if ok && c.capture != "" {
+			if got := mt.Value(c.capture); got == nil || got.Name != c.want {
+				t.Errorf("%s: %s bound to %v, want %%%s", c.name, c.capture, got, c.want)
+			}
+		}
+		if !ok && c.reason != "" {
+			f, _ := m.LastFailure()
+			if !strings.Contains(f.Reason, c.reason) {
+				t.Errorf("%s: failure %q, want it to mention %q", c.name, f, c.reason)
+			}
+		}
+	}
+	// The match covers the Mul and the Sigmoid (Any does not take in a's
+	// producer); the Sigmoid is also read by notsilu, so replacing the match
+	// as a whole would lose it.
+	mt, ok := m.Match(silu, valueNamed(g, "silu"))
+	if !ok {
+		t.Fatal("silu did not match")
+	}
+	if len(mt.All) != 2 || mt.All[0].Outputs[0].Name != "silu" {
+		t.Errorf("matched nodes %v, want the Mul first, then the Sigmoid", mt.All)
+	}
+	if esc, closed := m.Closed(mt); closed || esc.Name != "s" {
+		t.Errorf("Closed = %v, %v; want %%s escaping", esc, closed)
+	}
+	mt, ok = m.Match(Op("Cast", Op("Mul", ScalarConst(""), Any(""))), valueNamed(g, "c"))
+	if !ok {
+		t.Fatal("cast did not match")
+	}
+	if _, closed := m.Closed(mt); !closed {
+		t.Error("Cast(Mul) match should be closed")
+	}
+}
+
+func TestSelectAndTable(t *testing.T) {
+	names := Names()
+	if len(names) == 0 || names[0] != "infer-shapes" {
+		t.Fatalf("Names() = %v", names)
+	}
+	if _, err := Select(Options{Passes: []string{"no-such-pass"}}); err == nil || !strings.Contains(err.Error(), "unknown pass") {
+		t.Errorf("unknown pass: %v", err)
+	}
+	if _, err := Select(Options{Passes: []string{"fuse-attention", "canonicalize"}}); err == nil || !strings.Contains(err.Error(), "must run after") {
+		t.Errorf("order: %v", err)
+	}
+	def, err := Select(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range def {
+		if n == "plan-memory" {
+			t.Error("plan-memory runs by default without a budget")
+		}
+	}
+	withBudget, _ := Select(Options{MemoryBudget: 1 << 30})
+	if withBudget[len(withBudget)-1] != "plan-memory" {
+		t.Errorf("with a budget: %v", withBudget)
+	}
+}
+
+func TestRunLogAndDump(t *testing.T) {
+	g := mustParse(t, matcherGraph)
+	dir := t.TempDir()
+	log, err := Run(g, Options{Passes: []string{"remove-noops", "dce"}, Verify: true, DumpDir: dir, DumpDOT: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log.Passes) != 2 || log.Passes[0].Name != "remove-noops" || log.Passes[0].Rewrites["cast-same-type"] != 1 {
+		t.Errorf("log: %+v", log.Passes)
+	}
+	js, err := log.JSON()
+	if err != nil || !strings.Contains(string(js), `"nodes_before"`) {
+		t.Errorf("JSON: %s %v", js, err)
+	}
+	for _, f := range []string{"00-input.txt", "01-remove-noops.txt", "02-dce.txt", "02-dce.dot"} {
+		if _, err := graph.Parse(readFile(t, dir+"/"+f)); err != nil && strings.HasSuffix(f, ".txt") {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
