@@ -129,11 +129,25 @@ func FillTensor(dt DType, shape []int64, v float64) (*Tensor, error) {
 	if v == math.Trunc(v) && math.Abs(v) < 1<<63 {
 		num = txtNum{isInt: true, i: int64(v), f: v}
 	}
-	vals := make([]txtNum, n)
-	for i := range vals {
-		vals[i] = num
+	return txtFill(dt, shape, n, num)
+}
+
+// txtFill encodes v once and repeats its bytes n times.
+func txtFill(dt DType, shape []int64, n int64, v txtNum) (*Tensor, error) {
+	sz := dt.Size()
+	if sz == 0 || !txtPrintableDType(dt) {
+		return nil, fmt.Errorf("cannot build a %s tensor", txtFormatDType(dt))
 	}
-	return txtEncode(dt, shape, vals)
+	b := make([]byte, int(n)*sz)
+	if n > 0 {
+		if err := txtPutElem(dt, b, 0, v); err != nil {
+			return nil, err
+		}
+		for off := sz; off < len(b); off *= 2 {
+			copy(b[off:], b[:off])
+		}
+	}
+	return &Tensor{DType: dt, Shape: append([]int64{}, shape...), Data: b}, nil
 }
 
 // txtEncode stores literal values as dtype dt, refusing values the type cannot

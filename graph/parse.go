@@ -46,8 +46,9 @@ func (e *ParseError) Error() string { return fmt.Sprintf("%d:%d: %s", e.Line, e.
 // Limits that keep hostile or mistaken text from exhausting memory or stack.
 const (
 	// MaxParsedConstElements bounds a constant stated in text (fill/random
-	// included): 16M elements, 64 MiB of float32.
-	MaxParsedConstElements = 1 << 24
+	// included): 4M elements, 16 MiB of float32. Tests state small graphs;
+	// the bound keeps a typo like f32[100000,100000] from taking the machine.
+	MaxParsedConstElements = 1 << 22
 	maxParseDepth          = 64
 )
 
@@ -426,6 +427,7 @@ func (p *txtParser) stmt(g *Graph) {
 			if !p.accept(',') {
 				break
 			}
+			p.skipAll() // a long output list may continue on the next line
 		}
 	default:
 		p.assignment(g)
@@ -463,7 +465,7 @@ func (p *txtParser) define(d txtDef) {
 
 // ref reads %name (which must be defined already) or "_".
 func (p *txtParser) ref() *Value {
-	p.skipAll()
+	p.skip()
 	at := p.pos
 	if p.peek() == '_' && (p.pos+1 >= len(p.src) || !txtBareNameChar(p.src[p.pos+1])) {
 		p.pos++
@@ -643,6 +645,9 @@ func (p *txtParser) attrValue() Attr {
 		v := p.number()
 		if !v.isInt || v.isUint || v.i < 0 || v.i > math.MaxInt32 {
 			p.fail(at, "kind needs a small non-negative integer")
+		}
+		if k := AttrKind(v.i); k >= AttrFloat && k <= AttrStrings {
+			p.fail(at, "kind(%d) is for attribute kinds without a text form; write the %s value", v.i, k)
 		}
 		p.expect(')', "after the kind")
 		return Attr{Kind: AttrKind(v.i)}
@@ -869,11 +874,7 @@ func (p *txtParser) tensorBody(t Type, at int) *Tensor {
 		p.expect('(', "after fill")
 		v := p.number()
 		p.expect(')', "after the fill value")
-		vals := make([]txtNum, n)
-		for i := range vals {
-			vals[i] = v
-		}
-		tensor, err = txtEncode(t.DType, shape, vals)
+		tensor, err = txtFill(t.DType, shape, n, v)
 	case p.word("random"):
 		p.expect('(', "after random")
 		seed := p.number()

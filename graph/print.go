@@ -659,8 +659,8 @@ func txtIsBareSym(s string) bool {
 	if s == "" || s == "?" || s == "*" || strings.TrimSpace(s) != s {
 		return false
 	}
-	if _, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return false
+	if strings.Trim(s, "0123456789+-") == "" {
+		return false // reads as a number (or a malformed one)
 	}
 	depth := 0
 	for _, r := range s {
