@@ -61,7 +61,9 @@ func startExecutor() {
 func (e *executor) loop(ready chan struct{}) {
 	runtime.LockOSThread() // never unlocked: the thread owns MLX's streams
 	e.gid.Store(curGID())
-	close(ready)
+	if ready != nil {
+		close(ready)
+	}
 	for t := range e.tasks {
 		e.nudged.Store(false)
 		e.drain()
@@ -69,26 +71,43 @@ func (e *executor) loop(ready chan struct{}) {
 			continue
 		}
 		e.busy.Store(true)
-		r := e.run(t.fn)
+		r, exited := e.run(t.fn, t.done)
+		if exited {
+			return
+		}
 		e.busy.Store(false)
 		e.drain()
 		t.done <- r
 	}
 }
 
-func (e *executor) run(fn func(*Scope) error) (r result) {
+var errGoexit = errors.New("mlx: function passed to Do called runtime.Goexit (t.FailNow?); the executor was restarted")
+
+// run calls fn in a fresh scope. A panic is captured for the caller. If fn
+// calls runtime.Goexit (t.Fatal inside Do), this goroutine and its locked
+// thread die regardless; a new executor takes over so later calls still run.
+func (e *executor) run(fn func(*Scope) error, done chan result) (r result, exited bool) {
 	s := &Scope{}
+	finished := false
 	defer func() {
-		if p := recover(); p != nil {
+		p := recover()
+		s.close()
+		if !finished && p == nil {
+			e.busy.Store(false)
+			go e.loop(nil)
+			done <- result{err: errGoexit}
+			return
+		}
+		if p != nil {
 			r = result{panicVal: p, panicked: true}
 		}
-		s.close()
 	}()
 	err := fn(s)
+	finished = true
 	if err == nil {
 		err = s.err
 	}
-	return result{err: err}
+	return result{err: err}, false
 }
 
 // drain frees handles queued by other goroutines and closures MLX dropped.
