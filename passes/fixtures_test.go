@@ -18,7 +18,14 @@ import (
 // with no Softmax left, and the optimized graph must compute what the
 // original does (reference executor, 1e-5) and what PyTorch did (1e-4).
 
-const fixtureIndex = "../models/of3/fixtures.json"
+// fixtureIndex is the index file; OF3C_FIXTURE_INDEX points the tests at
+// another one (e.g. a fixture set being regenerated).
+var fixtureIndex = func() string {
+	if p := os.Getenv("OF3C_FIXTURE_INDEX"); p != "" {
+		return p
+	}
+	return "../models/of3/fixtures.json"
+}()
 
 type fixtureAttention struct {
 	Kind     string `json:"kind"`

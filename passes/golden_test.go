@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"of3c/graph"
+	"of3c/runtime/ref"
 )
 
 // Golden tests: each passes/testdata/*.txt holds an input graph in IR text,
@@ -79,8 +80,23 @@ func TestGolden(t *testing.T) {
 			if err := graph.Verify(g); err != nil {
 				t.Fatalf("input does not verify: %v", err)
 			}
+			orig := graph.Clone(g)
 			if _, err := Run(g, Options{Passes: c.passes, Verify: true}); err != nil {
 				t.Fatalf("passes %v: %v", c.passes, err)
+			}
+			// Every rewrite must keep the numbers: both graphs on the
+			// reference executor at small dims.
+			inputs := testInputs(t, orig, map[string]int64{"N": 3, "S": 2}, 1)
+			want, err := ref.Run(orig, inputs)
+			if err != nil {
+				t.Fatalf("reference run of the input: %v", err)
+			}
+			after, err := ref.Run(g, inputs)
+			if err != nil {
+				t.Fatalf("reference run after the passes: %v", err)
+			}
+			if d, err := maxDiff(want, after, false); err != nil || d > 1e-5 {
+				t.Errorf("outputs changed by the passes: %g %v", d, err)
 			}
 			got := graph.FormatWith(g, graph.FormatOptions{InlineMax: -1})
 			if *update {

@@ -16,7 +16,10 @@ import (
 // that does not fit must never be produced.
 //
 // The estimate assumes what the MLX lowering does: every value is its own
-// buffer, freed after its last reader; constants (weights) stay resident;
+// buffer, freed after its last reader, except views: Split, Slice,
+// Transpose, Expand, Squeeze/Unsqueeze, Identity, and Reshape of anything
+// but a Transpose share their input's buffer (MLX makes them strided views)
+// and keep it alive as long as they are; constants (weights) stay resident;
 // inside of3c.Attention the logits and their exponentials exist at once in
 // the accumulation type (f32, f64 for f64); inside of3c.SwiGLU the [rows, 2h]
 // product and the [rows, h] activation.
@@ -125,7 +128,6 @@ const (
 type planNode struct {
 	n       *graph.Node
 	outs    []int64 // bytes per output
-	frees   []int   // value ids whose last use is this step
 	chunk   map[string]int64
 	fused   bool
 	outDims []int64 // concrete shape of output 0
@@ -138,7 +140,32 @@ type planner struct {
 	shapes map[*graph.Value][]int64
 	bytes  map[*graph.Value]int64
 	steps  []*planNode
-	last   map[*graph.Value]int
+	last   map[*graph.Value]int // per buffer (root): the last step any view of it is read
+	root   map[*graph.Value]*graph.Value
+}
+
+// isView reports whether n's outputs share its first input's buffer.
+func isView(n *graph.Node) bool {
+	if n.Domain != graph.DefaultDomain || n.Input(0) == nil {
+		return false
+	}
+	switch n.Op {
+	case "Split", "Slice", "Transpose", "Expand", "Squeeze", "Unsqueeze", "Identity":
+		return true
+	case "Reshape", "Flatten":
+		// Reshaping a transposed (strided) array copies it.
+		p := n.Input(0).Producer
+		return p == nil || p.Op != "Transpose"
+	}
+	return false
+}
+
+// rootOf is the buffer v lives in.
+func (p *planner) rootOf(v *graph.Value) *graph.Value {
+	if r, ok := p.root[v]; ok {
+		return r
+	}
+	return v
 }
 
 // PlanMemory chooses chunk sizes for g's fused ops so that the estimated
@@ -147,7 +174,8 @@ func PlanMemory(g *graph.Graph, dims map[string]int64, budget int64, opts Option
 	if budget <= 0 {
 		return nil, fmt.Errorf("memory budget %d: want > 0", budget)
 	}
-	p := &planner{g: g, dims: dims, opts: opts, shapes: map[*graph.Value][]int64{}, bytes: map[*graph.Value]int64{}, last: map[*graph.Value]int{}}
+	p := &planner{g: g, dims: dims, opts: opts, shapes: map[*graph.Value][]int64{}, bytes: map[*graph.Value]int64{},
+		last: map[*graph.Value]int{}, root: map[*graph.Value]*graph.Value{}}
 	if err := p.bind(); err != nil {
 		return nil, err
 	}
@@ -262,7 +290,9 @@ func (p *planner) bind() error {
 				if err := conc(in); err != nil {
 					return p.bindErr(err, missing)
 				}
-				p.last[in] = i
+				if r := p.rootOf(in); p.last[r] < i {
+					p.last[r] = i
+				}
 			}
 		}
 		for _, o := range n.Outputs {
@@ -272,6 +302,11 @@ func (p *planner) bind() error {
 			}
 			if err := conc(o); err != nil {
 				return p.bindErr(err, missing)
+			}
+			if isView(n) && !n.Input(0).IsConst() {
+				p.root[o] = p.rootOf(n.Input(0))
+				s.outs = append(s.outs, 0)
+				continue
 			}
 			s.outs = append(s.outs, p.bytes[o])
 		}
@@ -288,7 +323,7 @@ func (p *planner) bind() error {
 		p.steps = append(p.steps, s)
 	}
 	for _, o := range p.g.Outputs {
-		p.last[o] = len(p.g.Nodes)
+		p.last[p.rootOf(o)] = len(p.g.Nodes)
 	}
 	return nil
 }
@@ -327,16 +362,20 @@ func (p *planner) freedAfter(i int) int64 {
 	n := p.steps[i].n
 	seen := map[*graph.Value]bool{}
 	for _, in := range n.Inputs {
-		if in == nil || in.Const != nil || seen[in] {
+		if in == nil || in.Const != nil {
 			continue
 		}
-		seen[in] = true
-		if p.last[in] == i {
-			f += p.bytes[in]
+		r := p.rootOf(in)
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		if p.last[r] == i {
+			f += p.bytes[r]
 		}
 	}
 	for _, o := range n.Outputs {
-		if o == nil || seen[o] {
+		if o == nil || p.rootOf(o) != o || seen[o] {
 			continue
 		}
 		if _, used := p.last[o]; !used {
@@ -375,7 +414,7 @@ func (p *planner) liveTensors(i int) []LiveTensor {
 	}
 	for j := 0; j <= i; j++ {
 		for _, o := range p.steps[j].n.Outputs {
-			if o == nil {
+			if o == nil || p.rootOf(o) != o {
 				continue
 			}
 			if l, ok := p.last[o]; (ok && l >= i) || j == i {
