@@ -222,6 +222,26 @@ def _fix_io_dims(model, spec_in, spec_out):
     return problems
 
 
+def _strip_stack_traces(model):
+    """Drop the dynamo exporter's per-node Python stack traces (absolute paths of the machine that
+    exported: they make fixtures machine-dependent and bigger); other metadata stays."""
+    def walk(nodes):
+        for n in nodes:
+            keep = [p for p in n.metadata_props if p.key != "pkg.torch.onnx.stack_trace"]
+            if len(keep) != len(n.metadata_props):
+                del n.metadata_props[:]
+                n.metadata_props.extend(keep)
+            for a in n.attribute:
+                if a.HasField("g"):
+                    walk(a.g.node)
+                for g in a.graphs:
+                    walk(g.node)
+    walk(model.graph.node)
+    for f in model.functions:
+        walk(f.node)
+    return model
+
+
 def _export_proto(model, args, exporter, in_names, out_names, spec_in, spec_out, log):
     import io
     import onnx
@@ -257,7 +277,7 @@ def _export_proto(model, args, exporter, in_names, out_names, spec_in, spec_out,
             if use_auto or opset is None:
                 notes.append(f"dynamo export needed fallback (Dim.AUTO={use_auto}, opset={opset}); "
                              f"first error: {str(last)[:300]}")
-            return prog.model_proto, notes
+            return _strip_stack_traces(prog.model_proto), notes
         except Exception as e:  # noqa: BLE001 - try the next variant, report the first error
             log(f"dynamo export variant auto={use_auto} opset={opset} failed: {e!r}"[:2000])
             last = last or e

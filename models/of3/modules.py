@@ -123,21 +123,21 @@ def mask_bias(mask: torch.Tensor) -> torch.Tensor:
 
 
 def gated_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: list,
-                    kind: str) -> torch.Tensor:
+                    kind: str, heads: int, head_dim: int) -> torch.Tensor:
     """softmax(q/sqrt(c) @ k^T + sum(biases)) @ v, heads in dim -3.
 
     q: [*, H, Q, c], k/v: [*, H, K, c]; each bias broadcasts to [*, H, Q, K]. Returns [*, H, Q, c].
     """
-    c = q.shape[-1]
-    q = q / math.sqrt(c)
+    q = q / math.sqrt(head_dim)
     logits = torch.matmul(q, k.transpose(-1, -2))
     for b in biases:
         logits = logits + b
     a = torch.softmax(logits, dim=-1)
     if SOFTMAX_PROBE is not None:
         SOFTMAX_PROBE.append((kind, a.detach().clone()))
-    _record("of3c.Attention", {"kind": kind, "heads": int(q.shape[-3]), "head_dim": int(c),
-                               "n_biases": len(biases), "bias_only": False})
+    if COUNTER is not None:
+        _record("of3c.Attention", {"kind": kind, "heads": heads, "head_dim": head_dim,
+                                   "n_biases": len(biases), "bias_only": False})
     return torch.matmul(a, v)
 
 
@@ -225,7 +225,7 @@ class TriangleAttention(nn.Module):
         mb = mask_bias(mask)[:, None, None, :]                 # [I, 1, 1, J]
         tri = self.linear_z(x).permute(2, 0, 1).unsqueeze(0)  # [1, H, J, K]
         q, k, v = self._heads(self.linear_q(x)), self._heads(self.linear_k(x)), self._heads(self.linear_v(x))
-        o = gated_attention(q, k, v, [mb, tri], self.kind)     # [I, H, J, c]
+        o = gated_attention(q, k, v, [mb, tri], self.kind, self.heads, self.head_dim)     # [I, H, J, c]
         o = o.transpose(-2, -3)                                # [I, J, H, c]
         g = torch.sigmoid(self.linear_g(x))
         o = o.reshape(o.shape[:-2] + (self.heads * self.head_dim,)) * g
@@ -272,7 +272,7 @@ class AttentionPairBias(nn.Module):
         mb = mask_bias(mask)[None, None, :]                             # [1, 1, N]
         pair = self.linear_z(self.layer_norm_z(z)).permute(2, 0, 1)    # [H, N, N]
         q, k, v = self._heads(self.linear_q(s)), self._heads(self.linear_k(s)), self._heads(self.linear_v(s))
-        o = gated_attention(q, k, v, [mb, pair], "pair_bias")          # [H, N, c]
+        o = gated_attention(q, k, v, [mb, pair], "pair_bias", self.heads, self.head_dim)          # [H, N, c]
         o = o.transpose(-2, -3)
         o = o.reshape(o.shape[:-2] + (self.heads * self.head_dim,)) * torch.sigmoid(self.linear_g(s))
         return self.linear_o(o)
