@@ -26,6 +26,8 @@ var attentionStyles = []string{
 	"scale-on-k", // scale applied to k before the transpose
 	"bias-first", // bias + (bias + scores): any order and association
 	"mask-mul-sub",
+	"sdpa-shape", // torch's SDPA export: the scale computed from Shape(q) at run time, √ on both sides
+	"einsum-ellipsis",
 }
 
 func buildTriAttention(t *testing.T, style string) *graph.Graph {
@@ -77,6 +79,14 @@ func buildTriAttention(t *testing.T, style string) *graph.Graph {
 	case "sdpa":
 		s := b.ConstF32(cn(), []int64{1}, float32(math.Sqrt(scale)))
 		scores = b.Op("MatMul", b.Op("Mul", q, s), b.Op("Mul", kT(k), s))
+	case "sdpa-shape":
+		// 1/sqrt(c) from the shape, as torch's symbolic writes it, then √ of it
+		// on q and on kᵀ.
+		c := b.Op("Cast", b.Op("Slice", b.Op("Shape", q), b.ConstI64(cn(), []int64{1}, -1), b.ConstI64(cn(), []int64{1}, math.MaxInt64)), graph.AInt("to", int64(graph.Float32)))
+		s := b.Op("Sqrt", b.Op("Div", b.ConstF32(cn(), nil, 1), b.Op("Sqrt", c)))
+		scores = b.Op("MatMul", b.Op("Mul", q, s), b.Op("Mul", kT(k), s))
+	case "einsum-ellipsis":
+		scores = b.Op("Einsum", b.Op("Mul", q, b.ConstF32(cn(), nil, float32(scale))), k, graph.AString("equation", "...qc,...kc->...qk"))
 	case "scale-on-k":
 		scores = b.Op("MatMul", q, kT(b.Op("Mul", k, b.ConstF32(cn(), nil, float32(scale)))))
 	default:
@@ -93,9 +103,12 @@ func buildTriAttention(t *testing.T, style string) *graph.Graph {
 	}
 	p := b.Op("Softmax", logits, graph.AInt("axis", -1))
 	var o *graph.Value
-	if style == "einsum" {
+	switch style {
+	case "einsum":
 		o = b.Op("Einsum", p, v, graph.AString("equation", "bhqk,bhkc->bhqc"))
-	} else {
+	case "einsum-ellipsis":
+		o = b.Op("Einsum", p, v, graph.AString("equation", "...qk,...kc->...qc"))
+	default:
 		o = b.Op("MatMul", p, v)
 	}
 	o = b.Op("Reshape", b.Op("Transpose", o, graph.AInts("perm", 0, 2, 1, 3)), b.ConstI64(cn(), []int64{3}, 0, 0, tH*tC))

@@ -526,14 +526,17 @@ func einsumToMatMul(g *graph.Graph, n *graph.Node) (string, *graph.Value, error)
 	}
 	eq := strings.ReplaceAll(n.AttrString("equation", ""), " ", "")
 	lhs, rhs, ok := strings.Cut(eq, "->")
-	if !ok || strings.Contains(eq, ".") {
+	if !ok {
 		return "", nil, nil
 	}
 	ops := strings.Split(lhs, ",")
 	if len(ops) != 2 {
 		return "", nil, nil
 	}
-	la, lb, lo := ops[0], ops[1], rhs
+	la, lb, lo, ok := expandEllipsis(ops[0], ops[1], rhs, a.Type.Rank(), b.Type.Rank())
+	if !ok {
+		return "", nil, nil
+	}
 	if len(la) != a.Type.Rank() || len(lb) != b.Type.Rank() || hasRepeat(la) || hasRepeat(lb) || hasRepeat(lo) {
 		return "", nil, nil
 	}
@@ -604,6 +607,32 @@ func einsumToMatMul(g *graph.Graph, n *graph.Node) (string, *graph.Value, error)
 		return "", nil, nil
 	}
 	return "einsum-to-matmul", res, nil
+}
+
+// expandEllipsis replaces "..." in an equation by explicit labels (upper
+// case letters not used elsewhere), right-aligned as Einsum broadcasts them.
+// Both operands must cover the same number of dims with it: differing counts
+// would broadcast, which the MatMul rewrite does not take on.
+func expandEllipsis(la, lb, lo string, ra, rb int) (string, string, string, bool) {
+	if !strings.Contains(la+lb+lo, "...") {
+		return la, lb, lo, true
+	}
+	na := ra - (len(la) - 3)
+	nb := rb - (len(lb) - 3)
+	if !strings.Contains(la, "...") || !strings.Contains(lb, "...") || !strings.Contains(lo, "...") || na != nb || na < 0 {
+		return "", "", "", false
+	}
+	var fresh []byte
+	for c := byte('A'); c <= 'Z' && len(fresh) < na; c++ {
+		if !strings.ContainsRune(la+lb+lo, rune(c)) {
+			fresh = append(fresh, c)
+		}
+	}
+	if len(fresh) < na {
+		return "", "", "", false
+	}
+	rep := func(s string) string { return strings.Replace(s, "...", string(fresh), 1) }
+	return rep(la), rep(lb), rep(lo), true
 }
 
 func hasRepeat(s string) bool {
