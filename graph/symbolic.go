@@ -29,6 +29,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Limits that keep symbolic expressions small: past them a result becomes
@@ -268,9 +270,15 @@ type symParser struct {
 	pos int
 }
 
+// skipSpace skips what strings.TrimSpace trims, so that an opaque atom
+// (kept trimmed) never reads back differently.
 func (ps *symParser) skipSpace() {
-	for ps.pos < len(ps.s) && (ps.s[ps.pos] == ' ' || ps.s[ps.pos] == '\t') {
-		ps.pos++
+	for ps.pos < len(ps.s) {
+		r, size := utf8.DecodeRuneInString(ps.s[ps.pos:])
+		if !unicode.IsSpace(r) {
+			return
+		}
+		ps.pos += size
 	}
 }
 
