@@ -2,6 +2,7 @@ package importer
 
 import (
 	"fmt"
+	"unicode"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -170,8 +171,8 @@ func (l *loader) expand(nodes []*onnxpb.NodeProto, sc *scope, depth int) ([]*fla
 	var out []*flatNode
 	for _, np := range nodes {
 		fn := &flatNode{name: np.GetName(), domain: normDomain(np.GetDomain()), op: np.GetOpType()}
-		if fn.op == "" {
-			return nil, fmt.Errorf("node %q has no op_type", np.GetName())
+		if !isName(fn.op) || (fn.domain != "" && !isName(fn.domain)) {
+			return nil, fmt.Errorf("node %q has an invalid op_type %q or domain %q", np.GetName(), fn.op, fn.domain)
 		}
 		fn.inputs = make([]string, len(np.Input))
 		for i, name := range np.Input {
@@ -334,4 +335,20 @@ func unknownString(m proto.Message, num protowire.Number) string {
 		return ""
 	}
 	return string(vals[len(vals)-1])
+}
+
+// isName reports whether s is usable as an op type or domain: non-empty,
+// printable, no spaces. ONNX's are identifiers and dotted names; anything
+// else is a corrupt file, and refusing it keeps messages that quote op names
+// readable.
+func isName(s string) bool {
+	if s == "" || len(s) > 1024 {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return false
+		}
+	}
+	return true
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -52,7 +53,7 @@ func LoadFile(path string, opts Options) (*graph.Graph, error) {
 	}
 	g, err := load(data, filepath.Dir(path), opts)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, &lineError{prefix: path, err: err}
 	}
 	return g, nil
 }
@@ -63,10 +64,29 @@ func LoadFile(path string, opts Options) (*graph.Graph, error) {
 func Load(data []byte, baseDir string, opts Options) (*graph.Graph, error) {
 	g, err := load(data, baseDir, opts)
 	if err != nil {
-		return nil, fmt.Errorf("onnx model: %w", err)
+		return nil, &lineError{prefix: "onnx model", err: err}
 	}
 	return g, nil
 }
+
+// lineError prefixes an error with the file it is about and keeps it on one
+// line: names in a model are arbitrary strings, and a message that quotes one
+// containing a newline (in a rule's error, say) must still be one line.
+// Unwrap keeps errors.As working (e.g. for *graph.UnsupportedOpError).
+type lineError struct {
+	prefix string
+	err    error
+}
+
+func (e *lineError) Error() string {
+	msg := e.err.Error()
+	if strings.ContainsAny(msg, "\r\n") {
+		msg = strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(msg)
+	}
+	return e.prefix + ": " + msg
+}
+
+func (e *lineError) Unwrap() error { return e.err }
 
 func load(data []byte, baseDir string, opts Options) (*graph.Graph, error) {
 	var m onnxpb.ModelProto

@@ -293,7 +293,8 @@ func TestLoadErrors(t *testing.T) {
 			m.Graph.Node = append(m.Graph.Node, node(testDomain, "Same", []string{"x"}, []string{"y"}))
 		}, []string{`"y"`, "already defined"}},
 		{"output shadows input", func(m *onnxpb.ModelProto) { m.Graph.Node[0].Output[0] = "x" }, []string{`"x"`, "already defined"}},
-		{"no op type", func(m *onnxpb.ModelProto) { m.Graph.Node[0].OpType = nil }, []string{"no op_type"}},
+		{"no op type", func(m *onnxpb.ModelProto) { m.Graph.Node[0].OpType = nil }, []string{"invalid op_type"}},
+		{"newline op type", func(m *onnxpb.ModelProto) { m.Graph.Node[0].OpType = proto.String("A\nB") }, []string{"invalid op_type", `"A\nB"`}},
 		{"attr type mismatch", func(m *onnxpb.ModelProto) {
 			m.Graph.Node[0].Attribute = []*onnxpb.AttributeProto{{Name: proto.String("axis"), Type: attrT(onnxpb.AttributeProto_INT), F: proto.Float32(1)}}
 		}, []string{`"axis"`, "INT", "no INT value"}},
@@ -396,4 +397,14 @@ func TestWeightsOption(t *testing.T) {
 	}
 	_, err = loadModel(t, m, Options{Weights: map[string]*graph.Tensor{"w": graph.NewTensorF32([]int64{3}, []float32{1, 2, 3})}})
 	wantErr(t, err, `"w"`, "declares f32[2]")
+}
+
+func TestLineError(t *testing.T) {
+	inner := &graph.UnsupportedOpError{Op: "X", Node: "n", Reason: "line one\nline two"}
+	err := error(&lineError{prefix: "m.onnx", err: inner})
+	wantErr(t, err, `m.onnx: `, `line one\nline two`)
+	var ue *graph.UnsupportedOpError
+	if !errors.As(err, &ue) || ue != inner {
+		t.Error("lineError must unwrap to the original error")
+	}
 }
