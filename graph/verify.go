@@ -159,7 +159,10 @@ func (v *verifier) graph(g *Graph, prefix string, outer *verifyScope) {
 	}
 
 	nodeNames := map[string]bool{}
-	cycleReported := false
+	// A use before definition may come from a cycle; look for one once (the
+	// search covers the whole graph) and report it in place of the first
+	// such use.
+	cycleSearched := false
 	for i, n := range g.Nodes {
 		if n == nil {
 			v.add(prefix, "node %d is nil", i)
@@ -181,10 +184,10 @@ func (v *verifier) graph(g *Graph, prefix string, outer *verifyScope) {
 			}
 			inputsOK = false
 			if p, ok := laterDef[in]; ok {
-				if !cycleReported {
-					if cyc := findCycle(g, n); cyc != "" {
+				if !cycleSearched {
+					cycleSearched = true
+					if cyc := findCycle(g); cyc != "" {
 						v.add(prefix, "cycle: %s", cyc)
-						cycleReported = true
 						continue
 					}
 				}
@@ -310,9 +313,9 @@ func typeConflict(recorded, inferred Type) string {
 	return ""
 }
 
-// findCycle looks for a cycle among the producers reachable from start's
-// inputs and describes it as "%a -> Op -> %b -> ...", or returns "".
-func findCycle(g *Graph, start *Node) string {
+// findCycle looks for a cycle in g's dataflow and describes it as a chain of
+// nodes in dataflow order, first node repeated at the end; "" when acyclic.
+func findCycle(g *Graph) string {
 	producer := map[*Value]*Node{}
 	for _, n := range g.Nodes {
 		if n == nil {
@@ -359,7 +362,14 @@ func findCycle(g *Graph, start *Node) string {
 		state[n] = done
 		return false
 	}
-	if !visit(start) {
+	hit := false
+	for _, n := range g.Nodes {
+		if n != nil && state[n] == unseen && visit(n) {
+			hit = true
+			break
+		}
+	}
+	if !hit {
 		return ""
 	}
 	// found[k+1] reads an output of found[k]... in reverse: found[k] reads

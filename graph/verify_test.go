@@ -257,3 +257,50 @@ func TestCloneIsDeepAndSharesData(t *testing.T) {
 		t.Error("Clone(nil) != nil")
 	}
 }
+
+// A large graph stored in reverse order has a use before definition at every
+// node; Verify must stay linear (one cycle search), list MaxVerifyProblems of
+// them and report no cycle.
+func TestVerifyReversedLargeGraph(t *testing.T) {
+	withVerifyTestOps(t)
+	g := bigGraphVerifiable(t)
+	for i, j := 0, len(g.Nodes)-1; i < j; i, j = i+1, j-1 {
+		g.Nodes[i], g.Nodes[j] = g.Nodes[j], g.Nodes[i]
+	}
+	err := Verify(g)
+	ve, ok := err.(*VerifyError)
+	if !ok || len(ve.Problems) != MaxVerifyProblems || ve.Omitted != 999-MaxVerifyProblems ||
+		strings.Contains(err.Error(), "cycle") || !strings.Contains(ve.Problems[0], "before") {
+		t.Errorf("%v", err)
+	}
+}
+
+// With the real shape rules: a graph whose types the rules produced passes,
+// and a recorded type the MatMul rule contradicts is reported.
+func TestVerifyWithRegisteredRules(t *testing.T) {
+	for _, op := range []string{"MatMul", "Add", "Relu"} {
+		if LookupOp("", op) == nil {
+			t.Skipf("no shape rule for %s registered yet", op)
+		}
+	}
+	b := NewBuilder("g", 17)
+	x := b.Input("x", "f32[N,64]")
+	w := b.Random("w", "f32[64,32]", 1)
+	bias := b.Fill("bias", "f32[32]", 0.5)
+	y := b.Op("Relu", b.Op("Add", b.Op("MatMul", x, w), bias))
+	b.Output(y)
+	g, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if y.Type.String() != "f32[N,32]" {
+		t.Fatalf("rules gave %s", y.Type)
+	}
+	if err := Verify(g); err != nil {
+		t.Fatal(err)
+	}
+	g.Nodes[0].Outputs[0].Type = TensorType(Float32, Shape{S("N"), D(64)})
+	if err := Verify(g); err == nil || !strings.Contains(err.Error(), `output %matmul is recorded as f32[N,64], but the rule gives f32[N,32]`) {
+		t.Errorf("got %v", err)
+	}
+}
