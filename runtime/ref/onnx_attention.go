@@ -232,37 +232,55 @@ func attentionBias(n *graph.Node, mask, pastK, nonpad *array, batch, qLen, kvLen
 			return nil, fmt.Errorf("attn_mask: %w", err)
 		}
 	}
-	if n.AttrInt("is_causal", 0) != 0 {
-		// Query i attends key j iff j ≤ i + offset, where offset counts the
-		// keys before this query block.
-		offsets := []int64{0}
-		if pastK != nil {
-			offsets[0] = pastK.shape[2]
-		} else if nonpad != nil {
-			offsets = make([]int64, batch)
-			for b := range offsets {
-				if b >= nonpad.size() {
-					return nil, fmt.Errorf("nonpad_kv_seqlen has %d entries for batch %d", nonpad.size(), batch)
-				}
-				offsets[b] = nonpad.ints()[b] - qLen
-			}
+	// Causal and sliding-window masks are aligned bottom-right: query i sits
+	// at position i + offset, offset being the keys before this query block
+	// (the past cache, or per batch nonpad_kv_seqlen − qLen).
+	offsets := []int64{0}
+	if pastK != nil {
+		offsets[0] = pastK.shape[2]
+	} else if nonpad != nil {
+		if nonpad.size() != int(batch) {
+			return nil, fmt.Errorf("nonpad_kv_seqlen has %d entries for batch %d", nonpad.size(), batch)
 		}
+		offsets = nonpad.ints()
+		offsets = append([]int64{}, offsets...)
+		for b := range offsets {
+			offsets[b] -= qLen
+		}
+	}
+	addFrontier := func(allowed func(pos, j int64) bool) error {
 		shape := []int64{qLen, kvLen}
-		if len(offsets) > 1 {
+		if len(offsets) > 1 || nonpad != nil && pastK == nil {
 			shape = []int64{int64(len(offsets)), 1, qLen, kvLen}
 		}
-		causal := newArray(graph.Float64, shape)
+		m := newArray(graph.Float64, shape)
 		for b, off := range offsets {
 			for i := int64(0); i < qLen; i++ {
 				for j := int64(0); j < kvLen; j++ {
-					if j > i+off {
-						causal.f[(int64(b)*qLen+i)*kvLen+j] = math.Inf(-1)
+					if !allowed(i+off, j) {
+						m.f[(int64(b)*qLen+i)*kvLen+j] = math.Inf(-1)
 					}
 				}
 			}
 		}
 		var err error
-		if bias, err = applyBinary(opAdd, "Add", bias, causal); err != nil {
+		bias, err = applyBinary(opAdd, "Add", bias, m)
+		return err
+	}
+	if n.AttrInt("is_causal", 0) != 0 {
+		if err := addFrontier(func(pos, j int64) bool { return j <= pos }); err != nil {
+			return nil, err
+		}
+	}
+	left, right := n.AttrInt("left_window_size", -1), n.AttrInt("right_window_size", -1)
+	if left < -1 || right < -1 {
+		return nil, fmt.Errorf("window sizes must be -1 or ≥ 0, got %d and %d", left, right)
+	}
+	if left >= 0 || right >= 0 {
+		err := addFrontier(func(pos, j int64) bool {
+			return (left < 0 || pos-j <= left) && (right < 0 || j-pos <= right)
+		})
+		if err != nil {
 			return nil, err
 		}
 	}

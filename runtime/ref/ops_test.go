@@ -285,6 +285,11 @@ func TestReduce(t *testing.T) {
 	if got[0] != 1<<60+1 {
 		t.Fatalf("int64 sum %d", got[0])
 	}
+	// Bool max/min are any/all (opset 20).
+	bl := boolT(sh(2, 2), true, false, false, false)
+	expect(t, red("ReduceMax", attrs{"keepdims": intA(0)}, bl, i64(sh(1), 1)), graph.Bool, sh(2), fl(1, 0), 0)
+	expect(t, red("ReduceMin", attrs{"keepdims": intA(0)}, bl, i64(sh(1), 1)), graph.Bool, sh(2), fl(0, 0), 0)
+	expect(t, red("ReduceMin", attrs{"keepdims": intA(0)}, boolT(sh(0, 2)), i64(sh(1), 0)), graph.Bool, sh(2), fl(1, 1), 0)
 	// Empty reductions.
 	empty := f32(sh(0, 2))
 	expect(t, red("ReduceSum", attrs{"keepdims": intA(0)}, empty, i64(sh(1), 0)), graph.Float32, sh(2), fl(0, 0), 0)

@@ -99,7 +99,7 @@ func reduce(kind reduceKind) kernel {
 		if err != nil {
 			return nil, err
 		}
-		if x.dt == graph.Bool {
+		if x.dt == graph.Bool && kind != reduceMax && kind != reduceMin {
 			return nil, fmt.Errorf("%s does not take bool", n.Op)
 		}
 		axes, noop, err := reduceAxes(n, in, x.rank())
@@ -241,8 +241,12 @@ func reduceInts(kind reduceKind, x, r *array, slot []int) {
 	}
 }
 
-// intExtreme is the largest (or smallest) value of an integer dtype.
+// intExtreme is the largest (or smallest) value of an integer dtype (for
+// bool: true or false, so an empty max is false and an empty min true).
 func intExtreme(dt graph.DType, largest bool) int64 {
+	if dt == graph.Bool {
+		return b2i(largest)
+	}
 	bits := uint(8 * dt.Size())
 	if isUnsigned(dt) {
 		if !largest {
@@ -415,4 +419,11 @@ func kernelTopK(n *graph.Node, in []*array) ([]*array, error) {
 		}
 	}
 	return []*array{vals, idxs}, nil
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

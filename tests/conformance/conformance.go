@@ -118,13 +118,14 @@ func WheelNodeDir(root string) string {
 
 // Case is one node test.
 type Case struct {
-	Name   string // folder name, e.g. test_add_bcast
+	Name   string // folder name, e.g. test_add_bcast, prefixed "label/" outside Debian's data
 	Dir    string
-	Source string // which data set it came from (a label)
+	Source string // the label of the data it came from ("" for Debian's)
 }
 
-// Discover lists the test_* folders under root that hold a model.onnx.
-func Discover(root, source string) ([]Case, error) {
+// Discover lists the test_* folders under root that hold a model.onnx;
+// with a non-empty label, names are "label/test_x".
+func Discover(root, label string) ([]Case, error) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return nil, err
@@ -138,7 +139,11 @@ func Discover(root, source string) ([]Case, error) {
 		if _, err := os.Stat(filepath.Join(dir, "model.onnx")); err != nil {
 			continue
 		}
-		cases = append(cases, Case{Name: e.Name(), Dir: dir, Source: source})
+		name := e.Name()
+		if label != "" {
+			name = label + "/" + name
+		}
+		cases = append(cases, Case{Name: name, Dir: dir, Source: label})
 	}
 	return cases, nil
 }

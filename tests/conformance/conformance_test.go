@@ -17,7 +17,7 @@ func TestNodeTestSample(t *testing.T) {
 	if _, err := os.Stat(DefaultDebianDir); err != nil {
 		t.Skipf("no node tests at %s (make setup installs libonnx-testdata)", DefaultDebianDir)
 	}
-	cases, err := Discover(DefaultDebianDir, "debian")
+	cases, err := Discover(DefaultDebianDir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
