@@ -149,20 +149,38 @@ func readSet(t *testing.T, g *graph.Graph, dir string, nIn, nOut int) (map[strin
 	return ins, outs
 }
 
+// chunkEverything sets non-dividing chunk sizes on every fused op, so the
+// chunked and LMA forms run on real fixture graphs.
+func chunkEverything(g *graph.Graph) {
+	for _, n := range g.Nodes {
+		set := func(k string, v int64) { n.SetAttr(k, graph.Attr{Kind: graph.AttrInt, Int: v}) }
+		switch n.QualifiedOp() {
+		case "of3c.Attention":
+			if n.Outputs[0].Type.Rank() > 2 {
+				set("batch_chunk", 3)
+			}
+			set("query_chunk", 5)
+			set("kv_chunk", 4)
+		case "of3c.SwiGLU":
+			set("row_chunk", 7)
+		}
+	}
+}
+
 func TestFixtureNumerics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every fixture on the reference executor")
 	}
 	for _, f := range loadFixtures(t) {
-		if f.Preset != "tiny" {
-			continue // the of3-width fixtures take minutes on the reference executor
-		}
 		t.Run(f.Name, func(t *testing.T) {
 			g := loadFixtureGraph(t, f)
 			orig := graph.Clone(g)
-			if _, err := Run(g, Options{Verify: true}); err != nil {
-				t.Fatalf("passes: %v", err)
+			type setData struct {
+				dir        string
+				ins, torch map[string]*graph.Tensor
+				unfused    map[string]*graph.Tensor
 			}
+			var sets []setData
 			for _, set := range f.Sets {
 				dir := filepath.Join(filepath.Dir(fixtureIndex), f.Path, set.Dir)
 				ins, torch := readSet(t, orig, dir, set.NInputs, set.NOutputs)
@@ -170,17 +188,61 @@ func TestFixtureNumerics(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: unfused: %v", set.Dir, err)
 				}
-				after, err := ref.Run(g, ins)
-				if err != nil {
-					t.Fatalf("%s: fused: %v", set.Dir, err)
+				if d, err := maxDiff(torch, before, false); err != nil || d > 1e-4 {
+					t.Errorf("%s: unfused reference vs PyTorch: %g %v", set.Dir, d, err)
 				}
-				if d, err := maxDiff(before, after, false); err != nil || d > 1e-5 {
-					t.Errorf("%s: fused vs unfused: %g %v", set.Dir, d, err)
+				sets = append(sets, setData{set.Dir, ins, torch, before})
+			}
+			check := func(what string, g *graph.Graph) {
+				t.Helper()
+				for _, s := range sets {
+					after, err := ref.Run(g, s.ins)
+					if err != nil {
+						t.Fatalf("%s, %s: %v", what, s.dir, err)
+					}
+					if d, err := maxDiff(s.unfused, after, false); err != nil || d > 1e-5 {
+						t.Errorf("%s, %s: vs unfused: %g %v", what, s.dir, d, err)
+					}
+					if d, err := maxDiff(s.torch, after, false); err != nil || d > 1e-4 {
+						t.Errorf("%s, %s: vs PyTorch: %g %v", what, s.dir, d, err)
+					}
 				}
-				if d, err := maxDiff(torch, after, false); err != nil || d > 1e-4 {
-					t.Errorf("%s: fused vs PyTorch: %g %v", set.Dir, d, err)
+			}
+			// One pass at a time, numbers checked after each.
+			for _, name := range mustSelect(t) {
+				if _, err := Run(g, Options{Passes: []string{name}, Verify: true}); err != nil {
+					t.Fatalf("pass %s: %v", name, err)
 				}
+				check("after "+name, g)
+			}
+			chunkEverything(g)
+			if err := graph.Verify(g); err != nil {
+				t.Fatal(err)
+			}
+			check("chunked", g)
+			// N = 1 (and S = 2): synthetic inputs, fused and chunked vs unfused.
+			dims := map[string]int64{"N": 1, "S": 2}
+			ins := testInputs(t, orig, dims, 4)
+			want, err := ref.Run(orig, ins)
+			if err != nil {
+				t.Fatalf("N=1 unfused: %v", err)
+			}
+			got, err := ref.Run(g, ins)
+			if err != nil {
+				t.Fatalf("N=1 fused: %v", err)
+			}
+			if d, err := maxDiff(want, got, false); err != nil || d > 1e-5 {
+				t.Errorf("N=1: fused+chunked vs unfused: %g %v", d, err)
 			}
 		})
 	}
+}
+
+func mustSelect(t *testing.T) []string {
+	t.Helper()
+	names, err := Select(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
 }
