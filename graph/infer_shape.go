@@ -80,7 +80,7 @@ func inferReshape(n *Node) ([]Type, []Shape, error) {
 		v, known := DimInt(d)
 		switch {
 		case !known:
-			out[i] = d // symbolic or unknown
+			out[i] = CanonDim(d) // symbolic or unknown
 		case v == -1:
 			if inferred >= 0 {
 				return nil, nil, fmt.Errorf("shape %s has more than one -1", target)

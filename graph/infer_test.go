@@ -200,6 +200,8 @@ func TestInferReshapeFamily(t *testing.T) {
 		{name: "reshape symbolic merge", op: "Reshape", ins: []in{ty("f32[N,N,4,32]"), sv("i64[2]", Shape{S("N*N"), D(128)})}, want: []string{"f32[N*N,128]"}},
 		{name: "reshape -1 symbolic", op: "Reshape", ins: []in{ty("f32[N,N,4,32]"), ci(-1, 128)}, want: []string{"f32[N*N,128]"}},
 		{name: "reshape split back", op: "Reshape", ins: []in{ty("f32[N*N,128]"), sv("i64[4]", Shape{S("N"), IntDim(-1), D(4), D(32)})}, want: []string{"f32[N,N,4,32]"}},
+		{name: "reshape symbolic heads", op: "Reshape", ins: []in{ty("f32[N,N,H,C]"), sv("i64[2]", Shape{IntDim(-1), S("H*C")})}, want: []string{"f32[N*N,C*H]"}},
+		{name: "reshape symbolic heads back", op: "Reshape", ins: []in{ty("f32[N*N,C*H]"), sv("i64[4]", Shape{S("N"), S("N"), S("H"), IntDim(-1)})}, want: []string{"f32[N,N,H,C]"}},
 		{name: "reshape two -1", op: "Reshape", ins: []in{ty("f32[4]"), ci(-1, -1)}, err: "more than one -1"},
 		{name: "reshape count", op: "Reshape", ins: []in{ty("f32[2,3]"), ci(4, 2)}, err: "cannot reshape"},
 		{name: "reshape not divisible", op: "Reshape", ins: []in{ty("f32[2,3]"), ci(4, -1)}, err: "cannot reshape"},

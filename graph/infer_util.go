@@ -196,7 +196,8 @@ func axesArg(n *Node, inputIdx int, inputSince int64) (axes []int64, given, know
 	return a, ok, true
 }
 
-// checkShapeDims rejects shape-tensor entries that cannot be sizes.
+// dimFromValue turns a shape-tensor entry into a size, rejecting negative
+// numbers.
 func dimFromValue(d Dim, what string) (Dim, error) {
 	if d.IsUnknown() {
 		return Unknown, nil
@@ -207,7 +208,7 @@ func dimFromValue(d Dim, what string) (Dim, error) {
 		}
 		return D(v), nil
 	}
-	return d, nil
+	return CanonDim(d), nil
 }
 
 // broadcastDim merges two dims under numpy broadcasting.

@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 )
@@ -246,8 +247,15 @@ func (p *poly) String() string {
 }
 
 // polyCache memoises parsing: shape inference over a large model meets the
-// same few symbolic strings many thousands of times.
-var polyCache sync.Map // string → *poly
+// same few symbolic strings many thousands of times. It stops growing at
+// maxPolyCache entries so that a long-running process fed ever new symbols
+// (or a fuzzer) does not hold them all.
+var (
+	polyCache     sync.Map // string → *poly
+	polyCacheSize atomic.Int64
+)
+
+const maxPolyCache = 1 << 16
 
 // parseSym reads a Sym string as a polynomial; text it cannot read becomes a
 // single opaque atom, so every string has a polynomial.
@@ -261,7 +269,11 @@ func parseSym(s string) *poly {
 	if !ok || ps.pos != len(s) {
 		p = atomPoly(strings.TrimSpace(s))
 	}
-	polyCache.Store(s, p)
+	if polyCacheSize.Load() < maxPolyCache {
+		if _, loaded := polyCache.LoadOrStore(s, p); !loaded {
+			polyCacheSize.Add(1)
+		}
+	}
 	return p
 }
 
