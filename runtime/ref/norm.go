@@ -257,6 +257,9 @@ func kernelBatchNorm(n *graph.Node, in []*array) ([]*array, error) {
 	if !isFloat(x.dt) || x.rank() < 2 {
 		return nil, fmt.Errorf("BatchNormalization takes a float tensor of rank ≥ 2, got %s%v", x.dt, x.shape)
 	}
+	if n.AttrInt("spatial", 1) == 0 {
+		return nil, unsupported(n, "spatial=0 (per-activation statistics)")
+	}
 	c := x.shape[1]
 	var p [4][]float64
 	for k, what := range []string{"scale", "bias", "mean", "var"} {

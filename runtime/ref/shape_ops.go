@@ -725,9 +725,14 @@ func kernelDropout(n *graph.Node, in []*array) ([]*array, error) {
 			return nil, unsupported(n, "training-mode dropout is random")
 		}
 	}
-	mask := newArray(graph.Bool, x.shape)
-	for k := range mask.i {
-		mask.i[k] = 1
+	// Before opset 10 the mask had x's dtype.
+	maskType := graph.Bool
+	if n.Opset > 0 && n.Opset < 10 {
+		maskType = x.dt
+	}
+	mask := newArray(maskType, x.shape)
+	for k := 0; k < mask.size(); k++ {
+		mask.set(k, 1)
 	}
 	return []*array{x, mask}, nil
 }
