@@ -739,16 +739,15 @@ func BindShape(pattern Shape, dims []int64, env map[string]int64) error {
 				return fmt.Errorf("dim %d is %d, want %d", i, got, d.Val)
 			}
 		default:
-			p := parseSym(d.Sym)
-			if len(p.terms) == 1 {
-				if t, ok := p.terms[monoKey(DimSymbols(d))]; ok && t.coef == 1 && len(t.atoms) == 1 {
-					a := t.atoms[0]
-					if old, bound := env[a]; bound && old != got {
-						return fmt.Errorf("dim %d is %d, but %s is already %d", i, got, a, old)
-					}
-					env[a] = got
-					continue
+			// A linear dim c*A+k whose symbol A is unbound determines A.
+			if a, val, ok := solveLinear(parseSym(d.Sym), got, env); ok {
+				if val < 0 {
+					return fmt.Errorf("dim %d is %d, which gives %s = %d", i, got, a, val)
 				}
+				env[a] = val
+				continue
+			} else if a != "" {
+				return fmt.Errorf("dim %d is %d, which %s cannot be for an integer %s", i, got, d.Sym, a)
 			}
 			want, err := EvalDim(d, env)
 			if err != nil {
@@ -760,4 +759,35 @@ func BindShape(pattern Shape, dims []int64, env map[string]int64) error {
 		}
 	}
 	return nil
+}
+
+// solveLinear solves c*A + k = got for a polynomial of that form whose
+// atom A is not yet bound. ok is false when p is not such a polynomial or A
+// is bound; a non-empty name with ok false means no integer solves it.
+func solveLinear(p *poly, got int64, env map[string]int64) (atom string, val int64, ok bool) {
+	var c, k int64
+	for _, t := range p.terms {
+		switch len(t.atoms) {
+		case 0:
+			k = t.coef
+		case 1:
+			if atom != "" {
+				return "", 0, false
+			}
+			atom, c = t.atoms[0], t.coef
+		default:
+			return "", 0, false
+		}
+	}
+	if atom == "" {
+		return "", 0, false
+	}
+	if _, bound := env[atom]; bound {
+		return "", 0, false
+	}
+	rest := got - k
+	if c == 0 || rest%c != 0 {
+		return atom, 0, false
+	}
+	return atom, rest / c, true
 }

@@ -160,6 +160,15 @@ func TestBindShape(t *testing.T) {
 	if err := BindShape(Shape{S("N*N")}, []int64{8}, env); err == nil {
 		t.Error("N*N = 8 accepted with N = 3")
 	}
+	if err := BindShape(Shape{S("2*M+1")}, []int64{9}, env); err != nil || env["M"] != 4 {
+		t.Errorf("2*M+1 = 9: M = %d, %v", env["M"], err)
+	}
+	if err := BindShape(Shape{S("2*K")}, []int64{7}, env); err == nil {
+		t.Error("2*K = 7 accepted")
+	}
+	if err := BindShape(Shape{S("M+1")}, []int64{6}, env); err == nil {
+		t.Error("M+1 = 6 accepted with M = 4")
+	}
 	if err := BindShape(Shape{D(2)}, []int64{3}, env); err == nil {
 		t.Error("static mismatch accepted")
 	}
