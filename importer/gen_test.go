@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -42,5 +43,31 @@ func TestGeneratedProtoIsCurrent(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatal("importer/onnxpb/onnx.pb.go is stale: run scripts/gen_onnxpb.sh and commit the result")
+	}
+}
+
+// TestAttrKindsCurrent regenerates attrkinds_gen.go from the venv's onnx
+// schemas and fails if the committed file differs.
+func TestAttrKindsCurrent(t *testing.T) {
+	py := filepath.Join("..", ".venv", "bin", "python")
+	if _, err := os.Stat(py); err != nil {
+		t.Skip("no .venv (make setup); not checking attrkinds_gen.go")
+	}
+	gen, err := exec.Command(py, "gen_attrkinds.py").Output()
+	if err != nil {
+		t.Fatalf("gen_attrkinds.py: %v", err)
+	}
+	gofmt := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "gofmt"))
+	gofmt.Stdin = bytes.NewReader(gen)
+	got, err := gofmt.Output()
+	if err != nil {
+		t.Fatalf("gofmt: %v", err)
+	}
+	want, err := os.ReadFile("attrkinds_gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("attrkinds_gen.go is stale: run .venv/bin/python importer/gen_attrkinds.py | gofmt > importer/attrkinds_gen.go")
 	}
 }

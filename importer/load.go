@@ -543,9 +543,34 @@ func (l *loader) attrs(fn *flatNode) (map[string]graph.Attr, error) {
 		if err != nil {
 			return nil, fmt.Errorf("node %q (%s): attribute %q: %v", fn.label(), fn.op, na.name, err)
 		}
+		if err := checkAttrKind(fn, na.name, a.Kind); err != nil {
+			return nil, err
+		}
 		out[na.name] = a
 	}
 	return out, nil
+}
+
+// checkAttrKind refuses an ai.onnx attribute whose type the op's schema
+// does not allow (perm given as an int, say). Shape rules read attributes
+// with typed getters that treat a wrong type as absent, so without this check
+// such a model would silently mean something else. Attributes the schema
+// does not list are left to the rules.
+func checkAttrKind(fn *flatNode, name string, k graph.AttrKind) error {
+	if fn.domain != "" {
+		return nil
+	}
+	allowed, ok := onnxAttrKinds[fn.op][name]
+	if !ok || k < 0 || k >= 32 || allowed&(1<<uint(k)) != 0 {
+		return nil
+	}
+	var want []string
+	for i := graph.AttrKind(0); i < 32; i++ {
+		if allowed&(1<<uint(i)) != 0 {
+			want = append(want, i.String())
+		}
+	}
+	return fmt.Errorf("node %q (%s): attribute %q is of type %s, want %s", fn.label(), fn.op, name, k, strings.Join(want, " or "))
 }
 
 // attrKind is the attribute's declared type, or for IR 1 files that predate

@@ -408,3 +408,17 @@ func TestLineError(t *testing.T) {
 		t.Error("lineError must unwrap to the original error")
 	}
 }
+
+func TestWrongAttributeType(t *testing.T) {
+	m := model(&onnxpb.GraphProto{
+		Input:  []*onnxpb.ValueInfoProto{tensorVI("x", graph.Float32, 2, 3)},
+		Output: []*onnxpb.ValueInfoProto{tensorVI("y", graph.Float32, 3, 2)},
+		Node:   []*onnxpb.NodeProto{node("", "Transpose", []string{"x"}, []string{"y"}, intAttr("perm", 1))},
+	})
+	_, err := loadModel(t, m, Options{AllowUnsupported: true})
+	wantErr(t, err, `"n_y"`, "Transpose", `"perm"`, "type int, want ints")
+	m.Graph.Node[0].Attribute[0] = &onnxpb.AttributeProto{Name: proto.String("perm"), Type: attrT(onnxpb.AttributeProto_INTS), Ints: []int64{1, 0}}
+	if _, err := loadModel(t, m, Options{AllowUnsupported: true}); err != nil {
+		t.Error(err)
+	}
+}
