@@ -61,8 +61,30 @@ func HasKernel(qualifiedOp string) bool { return kernels[qualifiedOp] != nil }
 // Run executes g on the given inputs (by graph input name) and returns every
 // graph output by name. Inputs must match the declared dtypes and ranks, and
 // static or symbolic dims consistently. Intermediates are released after
-// their last use.
+// their last use. Every node's results are checked against the types shape
+// inference recorded (see Options.NoTypeCheck).
 func Run(g *graph.Graph, inputs map[string]*graph.Tensor) (map[string]*graph.Tensor, error) {
+	return RunWith(g, inputs, Options{})
+}
+
+// Options adjust RunWith.
+type Options struct {
+	// Observe, when non-nil, is called after every node with its outputs
+	// (nil where the node omits one), e.g. to dump intermediates or bisect a
+	// divergence between backends. An error from it stops the run.
+	Observe func(n *graph.Node, outputs []*graph.Tensor) error
+
+	// NoTypeCheck skips comparing each result with its value's declared type.
+	// By default a result must have the declared dtype, rank and static dims,
+	// and every symbolic dim must have one size throughout the run (equal
+	// symbols denote equal sizes), binding graph inputs' symbols first: a
+	// mismatch means shape inference and execution disagree, which a compiled
+	// backend with static shapes would get wrong silently.
+	NoTypeCheck bool
+}
+
+// RunWith is Run with options.
+func RunWith(g *graph.Graph, inputs map[string]*graph.Tensor, opts Options) (map[string]*graph.Tensor, error) {
 	if g == nil {
 		return nil, errors.New("ref: nil graph")
 	}
@@ -137,8 +159,25 @@ func Run(g *graph.Graph, inputs map[string]*graph.Tensor) (map[string]*graph.Ten
 			return nil, err
 		}
 		for k, o := range n.Outputs {
-			if o != nil {
-				env[o] = outs[k]
+			if o == nil {
+				continue
+			}
+			if !opts.NoTypeCheck {
+				if err := checkResult(o, outs[k], syms); err != nil {
+					return nil, fmt.Errorf("ref: node %s: %w", n, err)
+				}
+			}
+			env[o] = outs[k]
+		}
+		if opts.Observe != nil {
+			ts := make([]*graph.Tensor, len(n.Outputs))
+			for k, o := range n.Outputs {
+				if o != nil {
+					ts[k] = outs[k].toTensor()
+				}
+			}
+			if err := opts.Observe(n, ts); err != nil {
+				return nil, err
 			}
 		}
 		for _, v := range n.Inputs {
@@ -188,6 +227,32 @@ func checkInput(v *graph.Value, t *graph.Tensor, syms map[string]int64) error {
 				return fmt.Errorf("ref: graph input %q: dim %d (%s) is %d, but %s = %d elsewhere", v.Name, k, d.Sym, t.Shape[k], d.Sym, prev)
 			}
 			syms[d.Sym] = t.Shape[k]
+		}
+	}
+	return nil
+}
+
+// checkResult compares a computed array with its value's declared type.
+func checkResult(v *graph.Value, a *array, syms map[string]int64) error {
+	t := v.Type
+	if t.DType != graph.Undefined && t.DType != a.dt {
+		return fmt.Errorf("output %q is %s, its declared type is %s", v.Name, a.dt, t)
+	}
+	if !t.Ranked {
+		return nil
+	}
+	if len(t.Shape) != len(a.shape) {
+		return fmt.Errorf("output %q has shape %v, its declared type is %s", v.Name, a.shape, t)
+	}
+	for k, d := range t.Shape {
+		switch {
+		case d.IsStatic() && d.Val != a.shape[k]:
+			return fmt.Errorf("output %q has shape %v, its declared type is %s", v.Name, a.shape, t)
+		case d.IsSymbolic():
+			if prev, ok := syms[d.Sym]; ok && prev != a.shape[k] {
+				return fmt.Errorf("output %q has shape %v, its declared type is %s, but %s = %d elsewhere", v.Name, a.shape, t, d.Sym, prev)
+			}
+			syms[d.Sym] = a.shape[k]
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package ref
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -67,3 +68,51 @@ func TestRunErrorNamesNode(t *testing.T) {
 		t.Fatalf("got %v, want an error naming my_reshape", err)
 	}
 }
+
+func TestRunTypeCheck(t *testing.T) {
+	// Shape inference claims [N,3] for the MatMul; with N=2 the result is
+	// [2,2]: Run must refuse, RunWith(NoTypeCheck) must not.
+	g := buildMLP()
+	mm := g.Nodes[0].Outputs[0]
+	mm.Type = graph.TensorType(graph.Float32, graph.Shape{graph.S("N"), graph.D(3)})
+	in := map[string]*graph.Tensor{"x": f32(sh(2, 2), 1, 1, 2, 3)}
+	if _, err := Run(g, in); err == nil || !strings.Contains(err.Error(), "declared type") {
+		t.Fatalf("got %v, want a declared-type mismatch", err)
+	}
+	if _, err := RunWith(g, in, Options{NoTypeCheck: true}); err != nil {
+		t.Fatal(err)
+	}
+	// A symbol bound by the inputs must keep its size: N is 2 here, so a
+	// value declared [N,N] that comes out [2,2] is fine, [N] with 4 is not.
+	mm.Type = graph.TensorType(graph.Float32, graph.Shape{graph.S("N"), graph.S("N")})
+	if _, err := Run(g, in); err != nil {
+		t.Fatal(err)
+	}
+	mm.Type = graph.TensorType(graph.Int64, graph.Shape{graph.S("N"), graph.D(2)})
+	if _, err := Run(g, in); err == nil {
+		t.Fatal("dtype mismatch not caught")
+	}
+}
+
+func TestRunObserve(t *testing.T) {
+	g := buildMLP()
+	var seen []string
+	_, err := RunWith(g, map[string]*graph.Tensor{"x": f32(sh(1, 2), 1, 1)}, Options{
+		Observe: func(n *graph.Node, outs []*graph.Tensor) error {
+			seen = append(seen, n.Op+":"+outs[0].Type().String())
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(seen, " ") != "MatMul:f32[1,2] Add:f32[1,2] Relu:f32[1,2]" {
+		t.Fatalf("observed %v", seen)
+	}
+	stop := RunWith
+	if _, err := stop(g, map[string]*graph.Tensor{"x": f32(sh(1, 2), 1, 1)}, Options{
+		Observe: func(*graph.Node, []*graph.Tensor) error { return errStop }}); err != errStop {
+		t.Fatalf("got %v, want the observer's error", err)
+	}
+}
+
+var errStop = errors.New("stop")
