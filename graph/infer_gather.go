@@ -311,6 +311,9 @@ func inferOneHot(n *Node) ([]Type, []Shape, error) {
 }
 
 func inferTopK(n *Node) ([]Type, []Shape, error) {
+	if err := inputsBefore(n, 10, 1); err != nil {
+		return nil, nil, err
+	}
 	t, err := input(n, 0)
 	if err != nil {
 		return nil, nil, err

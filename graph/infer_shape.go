@@ -187,6 +187,9 @@ func passValues(n *Node, out Type) []Shape {
 }
 
 func inferUnsqueeze(n *Node) ([]Type, []Shape, error) {
+	if err := inputsBefore(n, 13, 1); err != nil {
+		return nil, nil, err
+	}
 	t, err := input(n, 0)
 	if err != nil {
 		return nil, nil, err
@@ -236,6 +239,9 @@ func inferUnsqueeze(n *Node) ([]Type, []Shape, error) {
 }
 
 func inferSqueeze(n *Node) ([]Type, []Shape, error) {
+	if err := inputsBefore(n, 13, 1); err != nil {
+		return nil, nil, err
+	}
 	t, err := input(n, 0)
 	if err != nil {
 		return nil, nil, err
@@ -421,6 +427,9 @@ func sumStatic(d Dim) int64 {
 }
 
 func inferSplit(n *Node) ([]Type, []Shape, error) {
+	if err := inputsBefore(n, 13, 1); err != nil {
+		return nil, nil, err
+	}
 	t, err := input(n, 0)
 	if err != nil {
 		return nil, nil, err
@@ -649,6 +658,9 @@ func sliceSymbolic(d, start, end Dim, step int64) Dim {
 }
 
 func inferSlice(n *Node) ([]Type, []Shape, error) {
+	if err := inputsBefore(n, 10, 1); err != nil {
+		return nil, nil, err
+	}
 	t, err := input(n, 0)
 	if err != nil {
 		return nil, nil, err
@@ -758,6 +770,9 @@ func inferTile(n *Node) ([]Type, []Shape, error) {
 }
 
 func inferPad(n *Node) ([]Type, []Shape, error) {
+	if err := inputsBefore(n, 11, 1); err != nil {
+		return nil, nil, err
+	}
 	t, err := input(n, 0)
 	if err != nil {
 		return nil, nil, err

@@ -220,6 +220,7 @@ func TestInferReshapeFamily(t *testing.T) {
 		{name: "unsqueeze missing axes", op: "Unsqueeze", opset: 13, ins: []in{ty("f32[N,4]")}, err: "axes are required"},
 		{name: "unsqueeze dup", op: "Unsqueeze", opset: 13, ins: []in{ty("f32[N]"), ci(0, -3)}, err: "repeated"},
 		{name: "unsqueeze scalar sv", op: "Unsqueeze", opset: 13, ins: []in{sv("i64[]", Shape{S("N")}), ci(0)}, want: []string{"i64[1]"}, sv: []string{"[N]"}},
+		{name: "squeeze input at opset 11", op: "Squeeze", opset: 11, ins: []in{ty("f32[1,N,1]"), ci(-1)}, err: "attributes before opset 13"},
 		{name: "squeeze input", op: "Squeeze", opset: 13, ins: []in{ty("f32[1,N,1]"), ci(-1)}, want: []string{"f32[1,N]"}},
 		{name: "squeeze attr", op: "Squeeze", opset: 11, ins: []in{ty("f32[1,N,1]")}, attrs: attrs("axes", ais(0, 2)), want: []string{"f32[N]"}},
 		{name: "squeeze all static", op: "Squeeze", opset: 13, ins: []in{ty("f32[1,3,1]")}, want: []string{"f32[3]"}},

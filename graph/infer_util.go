@@ -372,3 +372,13 @@ func unknownShape(rank int) Shape {
 	}
 	return s
 }
+
+// inputsBefore rejects inputs that an op only took from opset since on
+// (before it, the same arguments were attributes): silently ignoring them
+// would type the node by the wrong arguments.
+func inputsBefore(n *Node, since int64, max int) error {
+	if n.Opset != 0 && n.Opset < since && len(n.Inputs) > max {
+		return fmt.Errorf("opset %d %s takes %d input(s); the others are attributes before opset %d", n.Opset, n.Op, max, since)
+	}
+	return nil
+}
