@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strconv"
+	"sync"
 )
 
 // Constant generators shared by the text form (fill(v), random(seed)) and the
@@ -68,13 +70,22 @@ func newTxtRandom(dt DType, seed uint64, lo, hi float64) (*txtRandom, error) {
 	return r, nil
 }
 
-func (r *txtRandom) next() txtNum {
-	r.state += 0x9e3779b97f4a7c15
-	z := r.state
+// txtUniform advances a splitmix64 state and returns a draw in [0, 1) with 53
+// random bits.
+func txtUniform(state *uint64) float64 {
+	*state += 0x9e3779b97f4a7c15
+	z := *state
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	z ^= z >> 31
-	u := r.lo + (r.hi-r.lo)*(float64(z>>11)/(1<<53))
+	return float64(z>>11) / (1 << 53)
+}
+
+func (r *txtRandom) next() txtNum { return r.value(txtUniform(&r.state)) }
+
+// value maps a uniform draw in [0, 1) to an element of r's range.
+func (r *txtRandom) value(draw float64) txtNum {
+	u := r.lo + (r.hi-r.lo)*draw
 	if !r.integral {
 		return txtNum{f: u}
 	}
@@ -89,34 +100,117 @@ func (r *txtRandom) next() txtNum {
 }
 
 // txtRandomSeedLimit bounds the seeds the printer tries when recognizing a
-// constant as random(seed): tests use small seeds, and trying one costs about
-// one element.
-const txtRandomSeedLimit = 4096
+// constant as random(seed): tests use small seeds.
+const txtRandomSeedLimit = 1024
 
-// txtFindRandomSeed reports the seed s < txtRandomSeedLimit for which t equals
-// random(s) over the default range, comparing element by element so that a
-// wrong seed is rejected after about one element.
-func txtFindRandomSeed(t *Tensor) (uint64, bool) {
-	lo, hi := RandomDefaultRange(t.DType)
-	sz := t.DType.Size()
-	n := int(t.NumElements())
-	var buf [16]byte
-	for seed := uint64(0); seed < txtRandomSeedLimit; seed++ {
-		r, err := newTxtRandom(t.DType, seed, lo, hi)
-		if err != nil {
-			return 0, false
-		}
-		i := 0
-		for ; i < n; i++ {
-			if txtPutElem(t.DType, buf[:sz], 0, r.next()) != nil || string(buf[:sz]) != string(t.Data[i*sz:(i+1)*sz]) {
-				break
-			}
-		}
-		if i == n {
-			return seed, true
+// txtFirstDraws holds the first three uniform draws of every seed below
+// txtRandomSeedLimit, so that recognizing a constant rejects a wrong seed
+// with a table lookup and a comparison (a model has thousands of weights).
+var txtFirstDraws = sync.OnceValue(func() *[txtRandomSeedLimit][3]float64 {
+	var tab [txtRandomSeedLimit][3]float64
+	for seed := range tab {
+		st := uint64(seed)
+		for k := range tab[seed] {
+			tab[seed][k] = txtUniform(&st)
 		}
 	}
-	return 0, false
+	return &tab
+})
+
+// txtFindRandom reports the generator of t when t equals random(seed) over
+// the default range or, for float types, random(seed, lo, hi) with bounds
+// that are short decimals relative to their range, for a seed below
+// txtRandomSeedLimit. A wrong seed is rejected on the first element (default
+// range) or the first three (custom range) before any full comparison.
+func txtFindRandom(t *Tensor) (seed uint64, lo, hi float64, custom, ok bool) {
+	n := int(t.NumElements())
+	sz := t.DType.Size()
+	if n == 0 || sz == 0 || sz > 8 {
+		return 0, 0, 0, false, false
+	}
+	tab := txtFirstDraws()
+	lo, hi = RandomDefaultRange(t.DType)
+	first := t.Data[:sz]
+	var buf [8]byte
+	for s := range tab {
+		r := txtRandom{dt: t.DType, lo: lo, hi: hi, integral: !t.DType.IsFloat()}
+		v := r.value(tab[s][0])
+		if txtPutElem(t.DType, buf[:sz], 0, v) != nil || string(buf[:sz]) != string(first) {
+			continue
+		}
+		if txtMatchesRandom(t, uint64(s), lo, hi) {
+			return uint64(s), lo, hi, false, true
+		}
+	}
+	if !t.DType.IsFloat() || n < 3 {
+		return 0, 0, 0, false, false
+	}
+	// Recover lo and hi from the first two elements for each seed, check
+	// the third, then snap the bounds to short decimals (as a test writes
+	// them) and compare everything.
+	v0, v1, v2 := txtElemFloat(t, 0), txtElemFloat(t, 1), txtElemFloat(t, 2)
+	tol := 1e-5
+	if t.DType == Float16 || t.DType == BFloat16 {
+		tol = 1e-2
+	}
+	for s := range tab {
+		u0, u1, u2 := tab[s][0], tab[s][1], tab[s][2]
+		if math.Abs(u1-u0) < 1e-3 {
+			continue
+		}
+		scale := (v1 - v0) / (u1 - u0)
+		if !(scale > 0) || math.IsInf(scale, 0) {
+			continue
+		}
+		l := v0 - scale*u0
+		if math.Abs(l+scale*u2-v2) > tol*scale {
+			continue
+		}
+		// Round both bounds to a decimal quantum relative to the range
+		// (so that lo = 0 is found even when recovered as -4e-13),
+		// coarsest first.
+		top := int(math.Floor(math.Log10(scale)))
+		for digits := 1; digits <= 9; digits++ {
+			sl, sh := txtRoundDecimal(l, top-digits+1), txtRoundDecimal(l+scale, top-digits+1)
+			if sh > sl && txtMatchesRandom(t, uint64(s), sl, sh) {
+				return uint64(s), sl, sh, true, true
+			}
+		}
+	}
+	return 0, 0, 0, false, false
+}
+
+// txtRoundDecimal rounds x to a multiple of 10^e, through decimal text so
+// that the result is the float64 a test writer's literal parses to.
+func txtRoundDecimal(x float64, e int) float64 {
+	var v float64
+	if e < 0 {
+		v, _ = strconv.ParseFloat(strconv.FormatFloat(x, 'f', -e, 64), 64)
+	} else {
+		q := math.Pow(10, float64(e))
+		v = math.Round(x/q) * q
+	}
+	if v == 0 {
+		return 0 // not -0: the bound prints as a test writer would write it
+	}
+	return v
+}
+
+// txtMatchesRandom compares t with RandomTensor(t.DType, shape, seed, lo, hi)
+// element by element, stopping at the first difference.
+func txtMatchesRandom(t *Tensor, seed uint64, lo, hi float64) bool {
+	r, err := newTxtRandom(t.DType, seed, lo, hi)
+	if err != nil {
+		return false
+	}
+	sz := t.DType.Size()
+	var buf [16]byte
+	for i := 0; i < int(t.NumElements()); i++ {
+		if txtPutElem(t.DType, buf[:sz], 0, r.next()) != nil || string(buf[:sz]) != string(t.Data[i*sz:(i+1)*sz]) {
+			return false
+		}
+	}
+	return true
 }
 
 // FillTensor returns a tensor whose elements all equal v.

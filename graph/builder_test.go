@@ -69,14 +69,19 @@ func TestBuilderRecordsMistakes(t *testing.T) {
 
 func TestFormatFullConstantsRoundTrip(t *testing.T) {
 	b := NewBuilder("g", 17)
-	w, _ := RandomTensor(Float32, []int64{8, 8}, 1, -0.1, 0.1) // custom range: no random(seed) form
+	vals := make([]float32, 64)
+	for i := range vals {
+		vals[i] = float32(i%7)*0.37 - float32(i%3) // no fill or random(seed) form
+	}
+	w := NewTensorF32([]int64{8, 8}, vals)
 	c := b.Const("w", w)
-	h, _ := RandomTensor(Float16, []int64{40}, 9, -3, 3)
+	h, _ := RandomTensor(Float16, []int64{40}, 5000, -3, 3) // seed beyond what the printer tries
 	b.Output(c, b.Const("h", h))
 	g, _ := b.Build()
 	short := Format(g)
-	if !strings.Contains(short, "%w:f32[8,8] = const dense<crc32c:") || !strings.Contains(short, "mean=") {
-		t.Errorf("large constant not summarized:\n%s", short)
+	if !strings.Contains(short, "%w:f32[8,8] = const dense<crc32c:") || !strings.Contains(short, "mean=") ||
+		!strings.Contains(short, "%h:f16[40] = const dense<crc32c:") {
+		t.Errorf("large constants not summarized:\n%s", short)
 	}
 	full := FormatWith(g, FormatOptions{InlineMax: -1})
 	g2, err := Parse(full)
@@ -88,6 +93,40 @@ func TestFormatFullConstantsRoundTrip(t *testing.T) {
 	}
 	if again := FormatWith(g2, FormatOptions{InlineMax: -1}); again != full {
 		t.Errorf("second printing differs:\n%s", lineDiff(full, again))
+	}
+}
+
+// Weights made by random(seed[, lo, hi]) print back as that call, so test
+// graphs with large weights round-trip through the default text form.
+func TestRandomConstantsPrintAsGenerator(t *testing.T) {
+	cases := []struct{ typ, body string }{
+		{"f32[64,64]", "random(0)"},
+		{"f32[64,64]", "random(1023)"},
+		{"f32[17]", "random(12, -0.1, 0.1)"},
+		{"f32[100]", "random(7, 0, 0.02)"},
+		{"f64[30]", "random(3, -1234.5, 1e+06)"},
+		{"f16[50]", "random(9, -3, 3)"},
+		{"bf16[50]", "random(1, 0.5, 2)"},
+		{"i64[40]", "random(2)"},
+		{"bool[40]", "random(8)"},
+		{"u8[40]", "random(8, 0, 200)"}, // integer custom ranges are not recognized
+	}
+	for _, c := range cases {
+		src := "graph g {\n  %c:" + c.typ + " = const " + c.body + "\n}\n"
+		g, err := Parse(src)
+		if err != nil {
+			t.Fatalf("%s: %v", c.body, err)
+		}
+		got := Format(g)
+		if c.typ == "u8[40]" {
+			if !strings.Contains(got, "dense<") {
+				t.Errorf("%s printed as\n%s", c.body, got)
+			}
+			continue
+		}
+		if got != src {
+			t.Errorf("%s %s printed as\n%s", c.typ, c.body, got)
+		}
 	}
 }
 

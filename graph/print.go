@@ -383,8 +383,8 @@ func txtFormatFloat(f float64, bits int) string {
 }
 
 // tensorBody prints a constant's contents: every value when there are few;
-// otherwise fill(v) when all are equal, random(seed) when they are what
-// RandomTensor gives for a small seed over the default range, or else a
+// otherwise fill(v) when all are equal, random(seed[, lo, hi]) when they are
+// what RandomTensor gives for a small seed (see txtFindRandom), or else a
 // summary (checksum and statistics), which Parse refuses.
 func (p *txtPrinter) tensorBody(t *Tensor) {
 	sb := &p.sb
@@ -420,9 +420,15 @@ func (p *txtPrinter) tensorBody(t *Tensor) {
 		sb.WriteByte(')')
 		return
 	}
-	if seed, ok := txtFindRandomSeed(t); ok {
+	if seed, lo, hi, custom, ok := txtFindRandom(t); ok {
 		sb.WriteString("random(")
 		sb.WriteString(strconv.FormatUint(seed, 10))
+		if custom {
+			sb.WriteString(", ")
+			sb.WriteString(txtFormatFloat(lo, 64))
+			sb.WriteString(", ")
+			sb.WriteString(txtFormatFloat(hi, 64))
+		}
 		sb.WriteByte(')')
 		return
 	}
@@ -475,21 +481,27 @@ func txtTensorStats(t *Tensor) (mean, std, lo, hi float64) {
 	n := int(t.NumElements())
 	lo, hi = math.Inf(1), math.Inf(-1)
 	var sum, sumSq float64
+	// Plain comparisons rather than math.Min/Max: this loop runs over every
+	// weight of a model, and NaNs (which they would propagate) already show
+	// in the mean.
+	acc := func(v float64) {
+		sum += v
+		sumSq += v * v
+		if v < lo {
+			lo = v
+		}
+		if v > hi {
+			hi = v
+		}
+	}
 	if t.DType == Float32 {
-		for i := 0; i < n; i++ {
-			v := float64(math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:])))
-			sum += v
-			sumSq += v * v
-			lo = math.Min(lo, v)
-			hi = math.Max(hi, v)
+		data := t.Data[:4*n]
+		for i := 0; i < len(data); i += 4 {
+			acc(float64(math.Float32frombits(binary.LittleEndian.Uint32(data[i:]))))
 		}
 	} else {
 		for i := 0; i < n; i++ {
-			v := txtElemFloat(t, i)
-			sum += v
-			sumSq += v * v
-			lo = math.Min(lo, v)
-			hi = math.Max(hi, v)
+			acc(txtElemFloat(t, i))
 		}
 	}
 	mean = sum / float64(n)
