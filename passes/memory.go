@@ -195,8 +195,12 @@ func PlanMemory(g *graph.Graph, dims map[string]int64, budget int64, opts Option
 		s := p.steps[at]
 		if !s.fused || !p.shrink(s) {
 			live, ws := p.liveAt(at)
-			return nil, fmt.Errorf("does not fit: peak %s > budget %s at %s (%s of live tensors, %s inside the op, %s of weights); %s",
-				fmtBytes(peak), fmtBytes(budget), s.n, fmtBytes(live), fmtBytes(ws), fmtBytes(plan.Weights), p.whyNot(s))
+			var big []string
+			for _, t := range p.largestAt(at, 5) {
+				big = append(big, fmt.Sprintf("%s %v %s", t.Name, t.Shape, fmtBytes(t.Bytes)))
+			}
+			return nil, fmt.Errorf("does not fit: peak %s > budget %s at %s (%s of live tensors, %s inside the op, %s of weights); %s; largest live there: %s",
+				fmtBytes(peak), fmtBytes(budget), s.n, fmtBytes(live), fmtBytes(ws), fmtBytes(plan.Weights), p.whyNot(s), strings.Join(big, ", "))
 		}
 		peak, at = p.peak()
 	}
