@@ -255,3 +255,13 @@ func TestInferNonCanonicalSymbols(t *testing.T) {
 		{name: "onehot negative depth", op: "OneHot", ins: []in{ty("i64[N]"), sv("i64[]", Shape{IntDim(-3)}), ty("f32[2]")}, err: "negative"},
 	})
 }
+
+func TestBroadcastShapesExported(t *testing.T) {
+	s, err := BroadcastShapes(Shape{S("N"), D(1), D(4)}, Shape{S("H"), D(1)}, Shape{})
+	if err != nil || s.String() != "[N,H,4]" {
+		t.Errorf("BroadcastShapes = %s, %v", s, err)
+	}
+	if _, err := BroadcastShapes(StaticShape(3), StaticShape(2)); err == nil {
+		t.Error("3 against 2 broadcast")
+	}
+}

@@ -242,6 +242,12 @@ func broadcastDim(a, b Dim) (Dim, error) {
 	return Unknown, nil
 }
 
+// BroadcastShapes applies multidirectional (numpy) broadcasting with
+// symbolic dims: 1 stretches, equal symbols match, a symbol against an
+// unknown dim stays the symbol, two different symbols give Unknown, and
+// static sizes that differ (neither 1) are an error.
+func BroadcastShapes(shapes ...Shape) (Shape, error) { return broadcastShapes(shapes...) }
+
 // broadcastShapes applies multidirectional (numpy) broadcasting.
 func broadcastShapes(shapes ...Shape) (Shape, error) {
 	rank := 0
