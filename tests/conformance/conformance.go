@@ -123,7 +123,8 @@ type Case struct {
 	Source string // the label of the data it came from ("" for Debian's)
 }
 
-// Discover lists the test_* folders under root that hold a model.onnx;
+// Discover lists the folders under root that hold a model.onnx (test_* in
+// ONNX's data, fixture names in models/of3/testdata);
 // with a non-empty label, names are "label/test_x".
 func Discover(root, label string) ([]Case, error) {
 	entries, err := os.ReadDir(root)
@@ -132,7 +133,7 @@ func Discover(root, label string) ([]Case, error) {
 	}
 	var cases []Case
 	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), "test_") {
+		if !e.IsDir() {
 			continue
 		}
 		dir := filepath.Join(root, e.Name())
@@ -177,7 +178,15 @@ type Options struct {
 	Expected map[string]string // test name → reason it is known to fail
 	Filter   *regexp.Regexp    // nil runs every case
 	Jobs     int               // parallel cases; ≤ 0 means GOMAXPROCS
+	// Tol is the float tolerance; the zero value means ONNX's (RTol, ATol).
+	Tol Tolerance
 }
+
+// Tolerance bounds float differences: |got − want| ≤ ATol + RTol·|want|.
+type Tolerance struct{ RTol, ATol float64 }
+
+// ONNXTolerance is what ONNX's backend tests use.
+var ONNXTolerance = Tolerance{RTol: RTol, ATol: ATol}
 
 // RunAll runs the cases (those matching the filter) and returns their
 // results in the cases' order.
@@ -229,12 +238,16 @@ func RunCase(c Case, opts Options) (res Result) {
 			}
 		}
 	}()
-	status, reason := runCase(c, opts.Backend, &res)
+	tol := opts.Tol
+	if tol == (Tolerance{}) {
+		tol = ONNXTolerance
+	}
+	status, reason := runCase(c, opts.Backend, tol, &res)
 	res.Status, res.Reason = status, reason
 	return res
 }
 
-func runCase(c Case, b Backend, res *Result) (Status, string) {
+func runCase(c Case, b Backend, tol Tolerance, res *Result) (Status, string) {
 	modelPath := filepath.Join(c.Dir, "model.onnx")
 	g, err := importer.LoadFile(modelPath, importer.Options{})
 	if err != nil {
@@ -290,7 +303,7 @@ func runCase(c Case, b Backend, res *Result) (Status, string) {
 			if !ok {
 				continue // a data set may omit optional outputs
 			}
-			if err := Compare(got[o.Name], w); err != nil {
+			if err := tol.Compare(got[o.Name], w); err != nil {
 				return Fail, fmt.Sprintf("%s: output %q: %v", filepath.Base(set), o.Name, err)
 			}
 		}
@@ -423,10 +436,13 @@ const (
 	ATol = 1e-7
 )
 
+// Compare checks got against want with ONNX's tolerances.
+func Compare(got, want *graph.Tensor) error { return ONNXTolerance.Compare(got, want) }
+
 // Compare checks got against want: same dtype and shape; floats within
 // |got − want| ≤ ATol + RTol·|want| with NaN matching NaN and infinities
 // matching exactly; integers and bools exactly.
-func Compare(got, want *graph.Tensor) error {
+func (tol Tolerance) Compare(got, want *graph.Tensor) error {
 	if got == nil {
 		return errors.New("missing")
 	}
@@ -447,7 +463,7 @@ func Compare(got, want *graph.Tensor) error {
 		w, _ := want.Float64s()
 		bad, worst := 0, -1
 		for k := range w {
-			if !closeEnough(g[k], w[k]) {
+			if !tol.close(g[k], w[k]) {
 				if bad == 0 {
 					worst = k
 				}
@@ -486,14 +502,14 @@ func b2i(b bool) int64 {
 	return 0
 }
 
-func closeEnough(g, w float64) bool {
+func (tol Tolerance) close(g, w float64) bool {
 	switch {
 	case math.IsNaN(w) || math.IsNaN(g):
 		return math.IsNaN(w) && math.IsNaN(g)
 	case math.IsInf(w, 0) || math.IsInf(g, 0):
 		return g == w
 	}
-	return math.Abs(g-w) <= ATol+RTol*math.Abs(w)
+	return math.Abs(g-w) <= tol.ATol+tol.RTol*math.Abs(w)
 }
 
 func sameShape(a, b []int64) bool {

@@ -136,3 +136,22 @@ func TestExpectedFailuresBookkeeping(t *testing.T) {
 		t.Fatalf("a panicking backend gives %s %q, want FAIL with the panic", r.Status, r.Reason)
 	}
 }
+
+// TestOF3FixturesOnRef runs the OpenFold3 fixtures (PyTorch modules exported
+// by both torch exporters, with PyTorch's outputs) on the reference executor
+// at the fixture tolerance of DESIGN.md (fp32 ≤ 1e-4 max-abs): the oracle
+// must agree with PyTorch before anything is checked against it.
+func TestOF3FixturesOnRef(t *testing.T) {
+	dir := filepath.Join("..", "..", "models", "of3", "testdata")
+	cases, err := Discover(dir, "of3")
+	if err != nil || len(cases) == 0 {
+		t.Skipf("no fixtures under %s", dir)
+	}
+	b, _ := LookupBackend("ref")
+	results := RunAll(cases, Options{Backend: b, Tol: Tolerance{ATol: 1e-4}})
+	for _, r := range results {
+		if r.Status != Pass {
+			t.Errorf("%s %s: %s", r.Status, r.Name, r.Reason)
+		}
+	}
+}

@@ -4,7 +4,11 @@
 // listed (with a reason) in tests/conformance/expected_failures.txt, and on an
 // expected failure that now passes.
 //
-//	go run ./tests/conformance/cmd [-backend ref] [-run REGEX] [-v] [-j N] [-gen] [-data DIR]...
+//	go run ./tests/conformance/cmd [-backend ref] [-run REGEX] [-v] [-j N] [-gen] [-data DIR]... [-rtol R -atol A]
+//
+// The OF3 fixtures have the same layout:
+//
+//	go run ./tests/conformance/cmd -data models/of3/testdata -rtol 0 -atol 1e-4
 //
 // Tests from Debian's ONNX 1.12 data keep their bare names (test_add); tests
 // from other folders are named LABEL/test_add (e.g. onnx-1.23.2/test_add),
@@ -40,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	verbose := fs.Bool("v", false, "print every test's result")
 	jobs := fs.Int("j", 0, "tests run in parallel (0: GOMAXPROCS)")
 	expectedPath := fs.String("expected", "tests/conformance/expected_failures.txt", "expected-failures list")
+	rtol := fs.Float64("rtol", conformance.RTol, "relative tolerance for floats")
+	atol := fs.Float64("atol", conformance.ATol, "absolute tolerance for floats (fixtures: -rtol 0 -atol 1e-4)")
 	gen := fs.Bool("gen", false, "first write the installed onnx package's node tests to "+conformance.GeneratedDir+" (needs .venv)")
 	var dirs dirList
 	fs.Var(&dirs, "data", "node-test folder (repeatable; default: Debian's libonnx-testdata, the onnx wheel's data and "+conformance.GeneratedDir+", where present)")
@@ -96,7 +102,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	results := conformance.RunAll(cases, conformance.Options{Backend: backend, Expected: expected, Filter: filter, Jobs: *jobs})
+	results := conformance.RunAll(cases, conformance.Options{Backend: backend, Expected: expected, Filter: filter, Jobs: *jobs,
+		Tol: conformance.Tolerance{RTol: *rtol, ATol: *atol}})
 	for _, r := range results {
 		switch {
 		case *verbose:
