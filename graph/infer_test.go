@@ -265,3 +265,13 @@ func TestBroadcastShapesExported(t *testing.T) {
 		t.Error("3 against 2 broadcast")
 	}
 }
+
+func TestInferAttrKinds(t *testing.T) {
+	runInferCases(t, []inferCase{
+		{name: "float axis", op: "Concat", ins: []in{ty("f32[2]")}, attrs: attrs("axis", af(0)), err: "attribute axis is float, want int"},
+		{name: "int perm", op: "Transpose", ins: []in{ty("f32[2,3]")}, attrs: attrs("perm", ai(1)), err: "attribute perm is int, want ints"},
+		{name: "pad value float", op: "Pad", opset: 2, ins: []in{ty("f32[3]")}, attrs: attrs("pads", ais(1, 1), "value", af(0)), want: []string{"f32[5]"}},
+		{name: "constant value float", op: "Constant", attrs: attrs("value", af(0)), err: "attribute value is float, want tensor"},
+		{name: "unknown attrs pass", op: "Relu", ins: []in{ty("f32[2]")}, attrs: attrs("whatever", af(0)), want: []string{"f32[2]"}},
+	})
+}

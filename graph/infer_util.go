@@ -35,6 +35,9 @@ const sliceEndSentinel = math.MaxInt32
 func reg(op string, since int64, minIn, maxIn, minOut, maxOut int, f InferFunc) {
 	RegisterOp(OpDef{Op: op, SinceVersion: since, MinInputs: minIn, MaxInputs: maxIn,
 		MinOutputs: minOut, MaxOutputs: maxOut, Infer: func(n *Node) ([]Type, []Shape, error) {
+			if err := checkAttrKinds(n); err != nil {
+				return nil, nil, err
+			}
 			types, vals, err := f(n)
 			if err != nil {
 				return nil, nil, err
@@ -385,6 +388,44 @@ func unknownShape(rank int) Shape {
 func inputsBefore(n *Node, since int64, max int) error {
 	if n.Opset != 0 && n.Opset < since && len(n.Inputs) > max {
 		return fmt.Errorf("opset %d %s takes %d input(s); the others are attributes before opset %d", n.Opset, n.Op, max, since)
+	}
+	return nil
+}
+
+// attrKinds is the kind every attribute of the supported ops has, by name
+// (the rules read attributes with Node.AttrInt and friends, which fall back
+// to the default on a kind mismatch; a model with axis=1.0 must fail
+// instead). opAttrKinds overrides it where one name has two kinds.
+var attrKinds = map[string]AttrKind{
+	"axis": AttrInt, "axes": AttrInts, "perm": AttrInts, "keepdims": AttrInt, "to": AttrInt,
+	"allowzero": AttrInt, "noop_with_empty_axes": AttrInt, "split": AttrInts, "num_outputs": AttrInt,
+	"starts": AttrInts, "ends": AttrInts, "pads": AttrInts, "k": AttrInt, "batch_dims": AttrInt,
+	"transA": AttrInt, "transB": AttrInt, "start": AttrInt, "end": AttrInt, "stash_type": AttrInt,
+	"select_last_index": AttrInt, "largest": AttrInt, "sorted": AttrInt, "q_num_heads": AttrInt,
+	"kv_num_heads": AttrInt, "is_causal": AttrInt, "qk_matmul_output_mode": AttrInt, "softcap": AttrFloat,
+	"scale": AttrFloat, "approximate": AttrString, "fmod": AttrInt, "upper": AttrInt, "exclusive": AttrInt,
+	"reverse": AttrInt, "reduction": AttrString, "equation": AttrString, "mode": AttrString,
+	"alpha": AttrFloat, "beta": AttrFloat, "gamma": AttrFloat, "bias": AttrFloat, "lambd": AttrFloat,
+	"epsilon": AttrFloat, "momentum": AttrFloat, "ratio": AttrFloat, "seed": AttrInt, "min": AttrFloat,
+	"max": AttrFloat, "spatial": AttrInt, "training_mode": AttrInt, "detect_negative": AttrInt,
+	"detect_positive": AttrInt, "value": AttrTensor, "value_float": AttrFloat, "value_floats": AttrFloats,
+	"value_int": AttrInt, "value_ints": AttrInts, "value_string": AttrString, "value_strings": AttrStrings,
+	"saturate": AttrInt, "round_mode": AttrString,
+}
+
+var opAttrKinds = map[string]AttrKind{
+	"Pad.value": AttrFloat, // Pad before opset 11
+}
+
+func checkAttrKinds(n *Node) error {
+	for name, a := range n.Attrs {
+		want, ok := opAttrKinds[n.Op+"."+name]
+		if !ok {
+			want, ok = attrKinds[name]
+		}
+		if ok && a.Kind != want {
+			return fmt.Errorf("attribute %s is %s, want %s", name, a.Kind, want)
+		}
 	}
 	return nil
 }
