@@ -3,6 +3,7 @@ package ref
 import (
 	"errors"
 	"math"
+	"math/rand"
 	"testing"
 
 	"of3c/graph"
@@ -490,3 +491,32 @@ func TestUnknownOp(t *testing.T) {
 		t.Fatalf("got %v, want UnsupportedOpError", err)
 	}
 }
+
+func TestHalfRounding(t *testing.T) {
+	// Agree with graph's float32→16-bit conversions on float32 inputs.
+	rng := rand.New(rand.NewSource(9))
+	for k := 0; k < 20000; k++ {
+		f := float32(rng.NormFloat64() * math.Pow(2, float64(rng.Intn(40)-20)))
+		if k%7 == 0 {
+			f = math.Float32frombits(rng.Uint32()) // any bit pattern, subnormals and NaN too
+		}
+		if h := float64(graph.HalfToFloat32(graph.Float32ToHalf(f))); !sameFloat(roundFloat(float64(f), 11, -14, 65504), h) {
+			t.Fatalf("f16(%v): %v, graph gives %v", f, roundFloat(float64(f), 11, -14, 65504), h)
+		}
+		if b := float64(graph.BF16ToFloat32(graph.Float32ToBF16(f))); !sameFloat(roundFloat(float64(f), 8, -126, maxBF16), b) {
+			t.Fatalf("bf16(%v): %v, graph gives %v", f, roundFloat(float64(f), 8, -126, maxBF16), b)
+		}
+	}
+	// From float64 directly: 1 + 2^-11 + 2^-40 is just above the f16 tie
+	// between 1 and 1+2^-10, so it rounds up; via float32 the 2^-40 would be
+	// lost and the tie would round to even (down).
+	v := 1 + math.Pow(2, -11) + math.Pow(2, -40)
+	if got := roundFloat(v, 11, -14, 65504); got != 1+math.Pow(2, -10) {
+		t.Fatalf("got %v", got)
+	}
+	if roundFloat(65519.99, 11, -14, 65504) != 65504 || !math.IsInf(roundFloat(65520, 11, -14, 65504), 1) {
+		t.Fatal("f16 overflow threshold")
+	}
+}
+
+func sameFloat(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }

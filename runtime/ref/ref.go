@@ -393,11 +393,11 @@ func (a *array) normalize() {
 		}
 	case graph.Float16:
 		for k, v := range a.f {
-			a.f[k] = float64(graph.HalfToFloat32(graph.Float32ToHalf(roundF32(v))))
+			a.f[k] = roundFloat(v, 11, -14, 65504)
 		}
 	case graph.BFloat16:
 		for k, v := range a.f {
-			a.f[k] = float64(graph.BF16ToFloat32(graph.Float32ToBF16(roundF32(v))))
+			a.f[k] = roundFloat(v, 8, -126, maxBF16)
 		}
 	case graph.Bool:
 		for k, v := range a.i {
@@ -412,9 +412,26 @@ func (a *array) normalize() {
 	}
 }
 
-// roundF32 narrows to float32 for the 16-bit conversions; values beyond the
-// float32 range become ±Inf, which the 16-bit formats also give.
-func roundF32(v float64) float32 { return float32(v) }
+// maxBF16 is the largest finite bfloat16, (2 − 2⁻⁷)·2¹²⁷.
+var maxBF16 = math.Ldexp(2-1.0/128, 127)
+
+// roundFloat rounds v to the nearest value (ties to even) of a binary format
+// with the given significand bits (implicit bit included), minimum normal
+// exponent and largest finite value; beyond that it overflows to ±Inf. Going
+// straight from float64 avoids the double rounding of a float32 detour.
+func roundFloat(v float64, bits int, minExp int, maxFinite float64) float64 {
+	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return v
+	}
+	_, exp := math.Frexp(v) // |v| in [2^(exp-1), 2^exp)
+	e := max(exp-1, minExp) // subnormals share the smallest normal's spacing
+	ulp := math.Ldexp(1, e-(bits-1))
+	r := math.RoundToEven(v/ulp) * ulp
+	if math.Abs(r) > maxFinite {
+		return math.Copysign(math.Inf(1), v)
+	}
+	return r
+}
 
 func wrapInt(dt graph.DType, v int64) int64 {
 	switch dt {
