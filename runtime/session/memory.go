@@ -1,0 +1,177 @@
+package session
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"of3c/passes"
+)
+
+// MemoryError is a refused run: the estimated peak does not fit.
+type MemoryError struct{ Msg string }
+
+func (e *MemoryError) Error() string { return e.Msg }
+
+// CheckMemory estimates the peak memory of a run at dims with the graph's
+// current chunking and refuses it when it exceeds the compile-time budget
+// or the memory the machine has available, naming the numbers and, when the
+// planner finds chunk sizes that would fit, the compile options to use.
+// Graphs the planner cannot size (unknown ranks) are not refused.
+func (s *Session) CheckMemory(dims map[string]int64) error {
+	limit, what := s.memoryLimit()
+	if limit <= 0 {
+		return nil
+	}
+	cur, err := passes.PlanMemory(s.Graph, dims, math.MaxInt64/4, passes.Options{})
+	if err != nil {
+		return nil // cannot estimate: do not block the run
+	}
+	if cur.PeakBefore <= limit {
+		return nil
+	}
+	msg := fmt.Sprintf("refusing to run at %s: estimated peak %s exceeds %s %s",
+		fmtDims(dims), fmtBytes(cur.PeakBefore), what, fmtBytes(limit))
+	fit, err := passes.PlanMemory(s.Graph, dims, limit, passes.Options{})
+	if err != nil {
+		msg += "; no chunking fits either (" + err.Error() + ")"
+	} else {
+		msg += fmt.Sprintf("; chunking brings it to %s: recompile with --memory-budget %dMiB --buckets %s",
+			fmtBytes(fit.PeakAfter), limit>>20, bucketArg(dims))
+		if len(fit.Chunks) > 0 {
+			var at []string
+			for k, v := range fit.Chunks[0].Attrs {
+				at = append(at, fmt.Sprintf("%s=%d", k, v))
+			}
+			sort.Strings(at)
+			msg += fmt.Sprintf(" (e.g. %s on %s)", strings.Join(at, " "), fit.Chunks[0].Node)
+		}
+	}
+	return &MemoryError{msg}
+}
+
+// memoryLimit is the smaller of the compile-time budget and the memory
+// available now (Options.MemoryLimit replaces the latter).
+func (s *Session) memoryLimit() (int64, string) {
+	avail := s.opts.MemoryLimit
+	what := "the memory limit"
+	if avail <= 0 {
+		avail = AvailableMemory()
+		what = "the available memory"
+	}
+	if b := s.Manifest.Options.MemoryBudget; b > 0 && (avail <= 0 || b < avail) {
+		return b, "the compile-time memory budget"
+	}
+	return avail, what
+}
+
+// AvailableMemory is MemAvailable from /proc/meminfo in bytes (0 when it
+// cannot be read).
+func AvailableMemory() int64 {
+	return procField("/proc/meminfo", "MemAvailable:")
+}
+
+// PeakRSS is the process's peak resident set (VmHWM) in bytes, 0 when
+// unknown.
+func PeakRSS() int64 { return procField("/proc/self/status", "VmHWM:") }
+
+func procField(path, key string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, key) {
+			continue
+		}
+		fs := strings.Fields(line[len(key):])
+		if len(fs) == 0 {
+			return 0
+		}
+		v, err := strconv.ParseInt(fs[0], 10, 64)
+		if err != nil {
+			return 0
+		}
+		if len(fs) > 1 && strings.EqualFold(fs[1], "kB") {
+			v *= 1024
+		}
+		return v
+	}
+	return 0
+}
+
+// bucketArg is the --buckets value that plans for dims (the largest size).
+func bucketArg(d map[string]int64) string {
+	var m int64
+	for _, v := range d {
+		m = max(m, v)
+	}
+	return strconv.FormatInt(m, 10)
+}
+
+func fmtDims(d map[string]int64) string {
+	if len(d) == 0 {
+		return "the given sizes"
+	}
+	return fmtDimsPlain(d)
+}
+
+func fmtDimsPlain(d map[string]int64) string {
+	keys := make([]string, 0, len(d))
+	for k := range d {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, d[k]))
+	}
+	return strings.Join(parts, ",")
+}
+
+// FmtBytes renders a byte count with a binary unit.
+func FmtBytes(n int64) string { return fmtBytes(n) }
+
+func fmtBytes(n int64) string {
+	const k = 1024
+	switch {
+	case n >= k*k*k:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(k*k*k))
+	case n >= k*k:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(k*k))
+	case n >= k:
+		return fmt.Sprintf("%.1f KiB", float64(n)/k)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// ParseBytes reads sizes like "8GiB", "512MiB", "1.5G", "1000000".
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	units := []struct {
+		suf string
+		mul float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}}
+	mul := 1.0
+	for _, u := range units {
+		if strings.HasSuffix(strings.ToUpper(t), strings.ToUpper(u.suf)) {
+			t = strings.TrimSpace(t[:len(t)-len(u.suf)])
+			mul = u.mul
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) || v*mul > math.MaxInt64/2 {
+		return 0, fmt.Errorf("bad size %q (want e.g. 8GiB, 512MiB)", s)
+	}
+	return int64(v * mul), nil
+}
