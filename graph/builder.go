@@ -193,6 +193,8 @@ type OutTypes []string
 func Typed(types ...string) OutTypes { return OutTypes(types) }
 
 // Op adds a single-output node; op may be domain-qualified ("of3c.SwiGLU").
+// A domain the graph has no opset for yet is added at version 1. Outputs are
+// named after the op (matmul, matmul_1, ...) unless Out names them.
 func (b *Builder) Op(op string, args ...any) *Value {
 	return b.OpN(op, 1, args...)[0]
 }

@@ -6,12 +6,20 @@ package graph
 //
 //	graph main opsets(ai.onnx=17, of3c=1) {
 //	  input %x:f32[N,64]
-//	  %w:f32[64,64] = const dense<crc32c:1a2b3c4d> {mean=0.0012, std=0.577, min=-0.999, max=0.998}
+//	  %w:f32[64,64] = const random(1)
+//	  %e:f32[64,64] = const dense<crc32c:1a2b3c4d> {mean=0.0012, std=0.577, min=-0.999, max=0.998}
 //	  %b:f32[2] = const [0.5, -1]
 //	  %y:f32[N,64] = MatMul(%x, %w) @/layer0/MatMul
 //	  %a:f32[N,32], %c:f32[N,32] = Split(%y, _) {axis=1, num_outputs=2}
 //	  output %a, %c
 //	}
+//
+// Round trip: Format(Parse(Format(g))) == Format(g) whenever every constant
+// prints in a readable form: few elements (all values), all equal (fill),
+// or made by random(seed[, lo, hi]) with a small seed. Other large constants
+// print as a checksum and statistics, which Parse refuses with a clear
+// error; FormatWith(g, FormatOptions{InlineMax: -1}) prints them in full and
+// always round-trips. Value docs and shape values are not printed.
 //
 // The grammar is in parse.go.
 
