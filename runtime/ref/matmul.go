@@ -355,22 +355,32 @@ func kernelEinsum(n *graph.Node, in []*array) ([]*array, error) {
 	r := newArray(in[0].dt, outShape)
 	total := int(numel(dims))
 	inner := int(numel(dims[len(out):]))
-	vals := make([][]float64, len(in))
-	for k := range in {
-		vals[k] = in[k].floats()
-	}
+	// Integer operands accumulate in int64 (exact, wrapping like numpy).
+	isInt := !isFloat(in[0].dt)
 	counter := make([]int64, len(dims))
 	off := make([]int, len(in))
-	acc := 0.0
+	acc, iacc := 0.0, int64(0)
 	for it := 0; it < total; it++ {
-		p := 1.0
-		for k := range in {
-			p *= vals[k][off[k]]
+		if isInt {
+			p := int64(1)
+			for k := range in {
+				p *= in[k].i[off[k]]
+			}
+			iacc += p
+		} else {
+			p := 1.0
+			for k := range in {
+				p *= in[k].f[off[k]]
+			}
+			acc += p
 		}
-		acc += p
 		if (it+1)%inner == 0 {
-			r.set(it/inner, acc)
-			acc = 0
+			if isInt {
+				r.i[it/inner] = iacc
+			} else {
+				r.f[it/inner] = acc
+			}
+			acc, iacc = 0, 0
 		}
 		for d := len(dims) - 1; d >= 0; d-- {
 			counter[d]++

@@ -196,6 +196,11 @@ func TestEinsum(t *testing.T) {
 	expect(t, ein("i,j->ij", u, v), graph.Float32, sh(2, 3), fl(1, 10, 100, 2, 20, 200), 0)
 	bm := ein("bij,bjk->bik", f32(sh(1, 2, 3), 1, 2, 3, 4, 5, 6), f32(sh(1, 3, 2), 7, 8, 9, 10, 11, 12))
 	expect(t, bm, graph.Float32, sh(1, 2, 2), fl(58, 64, 139, 154), 0)
+	big := i64(sh(2), 1<<40, 3)
+	got, _ := ein("i,i->", big, big).Int64s()
+	if got[0] != 9 { // 2^80 wraps to 0 in int64
+		t.Fatalf("int einsum %d, want 9", got[0])
+	}
 	if _, err := EvalNode(node("Einsum", 1, attrs{"equation": strA("ij,jk->ik")}), []*graph.Tensor{a, a}); err == nil {
 		t.Fatal("mismatched contraction dims should fail")
 	}
