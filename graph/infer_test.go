@@ -161,6 +161,7 @@ func TestInferUnary(t *testing.T) {
 		{name: "clip inputs", op: "Clip", ins: []in{ty("f32[N]"), ty("f32[]"), none}, want: []string{"f32[N]"}},
 		{name: "clip non-scalar", op: "Clip", ins: []in{ty("f32[N]"), ty("f32[2]")}, err: "want a scalar"},
 		{name: "clip attrs opset 6", op: "Clip", opset: 6, ins: []in{ty("f32[N]")}, attrs: attrs("min", af(0)), want: []string{"f32[N]"}},
+		{name: "clip inputs at opset 10", op: "Clip", opset: 10, ins: []in{ty("f32[N]"), ty("f32[]")}, err: "attributes, not inputs"},
 		{name: "too many inputs", op: "Relu", ins: []in{ty("f32[1]"), ty("f32[1]")}, err: "2 inputs, want 1..1"},
 	})
 }
