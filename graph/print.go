@@ -45,6 +45,10 @@ type FormatOptions struct {
 	// value. 0 means DefaultInlineMax; a negative value prints every constant
 	// in full (the text then always parses back to an identical graph).
 	InlineMax int
+	// ShapeValues appends what shape inference knows about the contents
+	// of small dims tensors (Value.ShapeValue) as a trailing comment,
+	// e.g. "# %s = [N,N,128]"; Parse ignores it.
+	ShapeValues bool
 }
 
 // Format returns the text form of g with default options.
@@ -270,6 +274,32 @@ func (p *txtPrinter) node(n *Node, depth int) {
 		sb.WriteString(" @")
 		sb.WriteString(txtQuoteIfNeeded(n.Name, txtIsBareName))
 	}
+	if p.opts.ShapeValues {
+		for _, o := range n.Outputs {
+			if o == nil || o.ShapeValue == nil {
+				continue
+			}
+			sb.WriteString(" # ")
+			p.valueRef(o)
+			sb.WriteString(" = [")
+			for i, d := range o.ShapeValue {
+				if i > 0 {
+					sb.WriteByte(',')
+				}
+				sb.WriteString(txtFormatShapeValueDim(d))
+			}
+			sb.WriteByte(']')
+		}
+	}
+}
+
+// txtFormatShapeValueDim prints a dim of a shape value, where a known
+// negative number (Reshape's -1) is a Dim with that Val and Sym.
+func txtFormatShapeValueDim(d Dim) string {
+	if d.Sym != "" && strings.Trim(d.Sym, "0123456789-") == "" {
+		return d.Sym
+	}
+	return txtFormatDim(d)
 }
 
 // txtNormDomain maps ONNX's two spellings of the default domain to one.

@@ -124,3 +124,19 @@ func lineDiff(want, got string) string {
 	}
 	return "(no line differs)"
 }
+
+func TestFormatShapeValues(t *testing.T) {
+	g := MustParse("graph g {\n  input %x:f32[N,64]\n  %s:i64[2] = Shape(%x)\n  %t:i64[2] = Shape(%x)\n  output %s, %t\n}\n")
+	g.Nodes[0].Outputs[0].ShapeValue = Shape{S("N"), D(64)}
+	g.Nodes[1].Outputs[0].ShapeValue = Shape{{Val: -1, Sym: "-1"}, S("a b")}
+	text := FormatWith(g, FormatOptions{ShapeValues: true})
+	for _, want := range []string{"%s:i64[2] = Shape(%x) # %s = [N,64]\n", `%t:i64[2] = Shape(%x) # %t = [-1,"a b"]` + "\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("missing %q in\n%s", want, text)
+		}
+	}
+	g2, err := Parse(text)
+	if err != nil || Format(g2) != Format(g) {
+		t.Errorf("the comments do not parse away: %v", err)
+	}
+}
