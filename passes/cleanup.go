@@ -49,17 +49,69 @@ func foldConstants(c *Context) error {
 			return err
 		}
 	}
-	for _, n := range g.Nodes {
-		if n.Op == "Reshape" && n.Domain == graph.DefaultDomain {
-			if s := n.Input(1); s != nil && !s.IsConst() && s.ShapeValue != nil && shapeValueKnown(s.ShapeValue) {
-				symbolicReshapes++
-			}
+	for _, n := range append([]*graph.Node(nil), g.Nodes...) {
+		if n.Op != "Reshape" || n.Domain != graph.DefaultDomain {
+			continue
 		}
+		s := n.Input(1)
+		if s == nil || s.IsConst() || s.ShapeValue == nil || !shapeValueKnown(s.ShapeValue) {
+			continue
+		}
+		if t := symbolicReshapeTarget(n); t != nil {
+			n.Inputs[1] = g.AddConst(g.UniqueName(s.Name+"_target"), t)
+			c.Count("reshape-target-to-const")
+			continue
+		}
+		symbolicReshapes++
+	}
+	if _, err := removeDead(g); err != nil {
+		return err
 	}
 	if symbolicReshapes > 0 {
-		c.Notef("%d Reshape targets are known symbolically (kept as shape chains)", symbolicReshapes)
+		c.Notef("%d Reshape targets are known only symbolically (kept as shape chains)", symbolicReshapes)
 	}
 	return nil
+}
+
+// symbolicReshapeTarget writes a Reshape target known only symbolically
+// (e.g. [N, N, 2, 32] from a Shape/Gather/Concat chain) as a constant, using
+// Reshape's own placeholders: 0 copies the input's dim at the same index, -1
+// is inferred. The shape chain then dies. Nil when the target cannot be
+// written so (two dims neither static nor copied).
+func symbolicReshapeTarget(n *graph.Node) *graph.Tensor {
+	x, sv, out := n.Input(0), n.Input(1).ShapeValue, n.Outputs[0]
+	if n.AttrInt("allowzero", 0) != 0 || !x.Type.Ranked || !out.Type.Ranked || out.Type.Rank() != len(sv) {
+		return nil
+	}
+	vals := make([]int64, len(sv))
+	inferred := false
+	for i, d := range sv {
+		if v, ok := graph.DimInt(d); ok {
+			if v == 0 {
+				return nil // a literal 0 would read as "copy"
+			}
+			vals[i] = v
+			continue
+		}
+		if i < x.Type.Rank() && x.Type.Shape[i].Equal(d) {
+			vals[i] = 0
+			continue
+		}
+		if inferred {
+			return nil
+		}
+		inferred = true
+		vals[i] = -1
+	}
+	t := graph.NewTensorI64([]int64{int64(len(vals))}, vals)
+	// The rule must give the same type as the chain did.
+	probe := &graph.Node{Domain: n.Domain, Op: n.Op, Inputs: []*graph.Value{x, {Name: "target", Type: t.Type(), Const: t}},
+		Outputs: []*graph.Value{{Name: "probe"}}, Attrs: n.Attrs, Opset: n.Opset}
+	types, _, err := graph.InferNode(probe)
+	if err != nil || !types[0].Equal(out.Type) {
+		return nil
+	}
+	return t
 }
 
 func shapeValueKnown(s graph.Shape) bool {

@@ -86,7 +86,7 @@ func TestGolden(t *testing.T) {
 			}
 			// Every rewrite must keep the numbers: both graphs on the
 			// reference executor at small dims.
-			inputs := testInputs(t, orig, map[string]int64{"N": 3, "S": 2}, 1)
+			inputs := testInputs(t, orig, map[string]int64{"N": 3, "S": 2, "M": 5}, 1)
 			want, err := ref.Run(orig, inputs)
 			if err != nil {
 				t.Fatalf("reference run of the input: %v", err)
