@@ -150,6 +150,7 @@ func TestInferReduce(t *testing.T) {
 		{name: "sum empty axes noop", op: "ReduceSum", opset: 13, ins: []in{ty("f32[N,S,4]"), ci()}, attrs: attrs("noop_with_empty_axes", ai(1)), want: []string{"f32[N,S,4]"}},
 		{name: "sum empty axes reduce", op: "ReduceSum", opset: 13, ins: []in{ty("f32[N,S,4]"), ci()}, want: []string{"f32[1,1,1]"}},
 		{name: "sum unknown axes", op: "ReduceSum", opset: 13, ins: []in{ty("f32[N,S,4]"), ty("i64[1]")}, attrs: attrs("keepdims", ai(0)), want: []string{"f32[?,?]"}},
+		{name: "sum unknown axes keepdims", op: "ReduceSum", opset: 13, ins: []in{ty("f32[N,1,4]"), ty("i64[1]")}, want: []string{"f32[?,1,?]"}},
 		{name: "mean attr opset 17", op: "ReduceMean", opset: 17, ins: []in{ty("f32[N,S,4]")}, attrs: attrs("axes", ais(-1)), want: []string{"f32[N,S,1]"}},
 		{name: "mean input opset 18", op: "ReduceMean", opset: 18, ins: []in{ty("f32[N,S,4]"), ci(-1)}, attrs: attrs("keepdims", ai(0)), want: []string{"f32[N,S]"}},
 		{name: "mean input too early", op: "ReduceMean", opset: 17, ins: []in{ty("f32[N,S,4]"), ci(-1)}, err: "attribute, not an input"},

@@ -106,7 +106,14 @@ func inferReduce(n *Node, axesInputSince int64) ([]Type, []Shape, error) {
 	if !known {
 		// Which axes are reduced is data-dependent.
 		if keep {
-			return one(TensorType(t.DType, unknownShape(r))), nil, nil
+			// Each dim stays or becomes 1: a dim that is already 1 is 1.
+			out := unknownShape(r)
+			for i, d := range t.Shape {
+				if d.IsStatic() && d.Val == 1 {
+					out[i] = D(1)
+				}
+			}
+			return one(TensorType(t.DType, out)), nil, nil
 		}
 		at := n.Input(1).Type
 		if at.Ranked && len(at.Shape) == 1 && at.Shape[0].IsStatic() && at.Shape[0].Val > 0 && at.Shape[0].Val <= int64(r) {
