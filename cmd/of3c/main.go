@@ -30,6 +30,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"compile", "compile an ONNX model into a .of3 artifact", cmdCompile},
+		{"run", "run a compiled artifact (or an ONNX model) on inputs", cmdRun},
 		{"inspect", "print a model's graph, statistics or memory plan", cmdInspect},
 		{"version", "print the of3c and MLX versions and MLX's devices", cmdVersion},
 	}
