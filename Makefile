@@ -29,7 +29,7 @@ conformance: build
 test: setup vet gotest pytest conformance
 
 run: build
-	bin/of3c version
+	@bash scripts/main_job.sh
 
 bench: build
 	@echo "benchmarks: see docs/BENCHMARKS.md"
