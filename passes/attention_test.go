@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"of3c/graph"
+	"of3c/runtime/ref"
 )
 
 // Attention written the ways real exports and hand-written models write it.
@@ -32,18 +33,26 @@ var attentionStyles = []string{
 
 func buildTriAttention(t *testing.T, style string) *graph.Graph {
 	t.Helper()
+	return buildTriAttentionT(t, style, graph.Float32)
+}
+
+// buildTriAttentionT builds the graph in float type dt.
+func buildTriAttentionT(t *testing.T, style string, dt graph.DType) *graph.Graph {
+	t.Helper()
+	ds := dt.String()
+	fill := func(b *graph.Builder, name string, shape string, v float64) *graph.Value { return b.Fill(name, ds+shape, v) }
 	b := graph.NewBuilder("tri_att_"+style, 17)
 	nc := 0
 	cn := func() string { nc++; return fmt.Sprintf("c%d", nc) }
-	x := b.Input("x", fmt.Sprintf("f32[N,N,%d]", tCz))
+	x := b.Input("x", fmt.Sprintf(ds+"[N,N,%d]", tCz))
 	var maskIn *graph.Value
 	if style == "sdpa" || style == "boolcast" {
 		maskIn = b.Input("pair_mask", "bool[N,N]")
 	} else {
-		maskIn = b.Input("pair_mask", "f32[N,N]")
+		maskIn = b.Input("pair_mask", ds+"[N,N]")
 	}
 	w := func(name string, cols int, seed uint64) *graph.Value {
-		return b.Random(name, fmt.Sprintf("f32[%d,%d]", tCz, cols), seed)
+		return b.Random(name, fmt.Sprintf(ds+"[%d,%d]", tCz, cols), seed)
 	}
 	heads := func(p *graph.Value) *graph.Value { // [N,N,H*c] → [N,H,N,c]
 		r := b.Op("Reshape", p, b.ConstI64(cn(), []int64{4}, 0, 0, tH, tC))
@@ -58,15 +67,15 @@ func buildTriAttention(t *testing.T, style string) *graph.Graph {
 	var mb *graph.Value
 	switch style {
 	case "sdpa":
-		where := b.Op("Where", maskIn, b.ConstF32(cn(), nil, 0), b.ConstF32(cn(), nil, float32(math.Inf(-1))))
+		where := b.Op("Where", maskIn, fill(b, cn(), "[]", float64(0)), fill(b, cn(), "[]", float64(float32(math.Inf(-1)))))
 		mb = b.Op("Unsqueeze", where, b.ConstI64(cn(), []int64{2}, 1, 2))
 	case "boolcast":
-		m := b.Op("Cast", maskIn, graph.AInt("to", int64(graph.Float32)))
-		mb = b.Op("Unsqueeze", b.Op("Mul", b.Op("Sub", m, b.ConstF32(cn(), nil, 1)), b.ConstF32(cn(), nil, 1e9)), b.ConstI64(cn(), []int64{2}, 1, 2))
+		m := b.Op("Cast", maskIn, graph.AInt("to", int64(dt)))
+		mb = b.Op("Unsqueeze", b.Op("Mul", b.Op("Sub", m, fill(b, cn(), "[]", float64(1))), fill(b, cn(), "[]", float64(1e9))), b.ConstI64(cn(), []int64{2}, 1, 2))
 	case "mask-mul-sub":
-		mb = b.Op("Unsqueeze", b.Op("Sub", b.Op("Mul", maskIn, b.ConstF32(cn(), nil, 1e9)), b.ConstF32(cn(), nil, 1e9)), b.ConstI64(cn(), []int64{2}, 1, 2))
+		mb = b.Op("Unsqueeze", b.Op("Sub", b.Op("Mul", maskIn, fill(b, cn(), "[]", float64(1e9))), fill(b, cn(), "[]", float64(1e9))), b.ConstI64(cn(), []int64{2}, 1, 2))
 	default:
-		mb = b.Op("Unsqueeze", b.Op("Mul", b.ConstF32(cn(), nil, 1e9), b.Op("Sub", maskIn, b.ConstF32(cn(), nil, 1))), b.ConstI64(cn(), []int64{2}, 1, 2))
+		mb = b.Op("Unsqueeze", b.Op("Mul", fill(b, cn(), "[]", float64(1e9)), b.Op("Sub", maskIn, fill(b, cn(), "[]", float64(1)))), b.ConstI64(cn(), []int64{2}, 1, 2))
 	}
 	// Triangle bias [1,H,N,N].
 	tri := b.Op("Unsqueeze", b.Op("Transpose", b.Op("MatMul", x, w("wz", tH, 4)), graph.AInts("perm", 2, 0, 1)), b.ConstI64(cn(), []int64{1}, 0))
@@ -75,22 +84,22 @@ func buildTriAttention(t *testing.T, style string) *graph.Graph {
 	kT := func(k *graph.Value) *graph.Value { return b.Op("Transpose", k, graph.AInts("perm", 0, 1, 3, 2)) }
 	switch style {
 	case "einsum":
-		scores = b.Op("Mul", b.Op("Einsum", q, k, graph.AString("equation", "bhqc,bhkc->bhqk")), b.ConstF32(cn(), nil, float32(scale)))
+		scores = b.Op("Mul", b.Op("Einsum", q, k, graph.AString("equation", "bhqc,bhkc->bhqk")), fill(b, cn(), "[]", float64(float32(scale))))
 	case "sdpa":
-		s := b.ConstF32(cn(), []int64{1}, float32(math.Sqrt(scale)))
+		s := fill(b, cn(), "[1]", float64(float32(math.Sqrt(scale))))
 		scores = b.Op("MatMul", b.Op("Mul", q, s), b.Op("Mul", kT(k), s))
 	case "sdpa-shape":
 		// 1/sqrt(c) from the shape, as torch's symbolic writes it, then √ of it
 		// on q and on kᵀ.
-		c := b.Op("Cast", b.Op("Slice", b.Op("Shape", q), b.ConstI64(cn(), []int64{1}, -1), b.ConstI64(cn(), []int64{1}, math.MaxInt64)), graph.AInt("to", int64(graph.Float32)))
-		s := b.Op("Sqrt", b.Op("Div", b.ConstF32(cn(), nil, 1), b.Op("Sqrt", c)))
+		c := b.Op("Cast", b.Op("Slice", b.Op("Shape", q), b.ConstI64(cn(), []int64{1}, -1), b.ConstI64(cn(), []int64{1}, math.MaxInt64)), graph.AInt("to", int64(dt)))
+		s := b.Op("Sqrt", b.Op("Div", fill(b, cn(), "[]", float64(1)), b.Op("Sqrt", c)))
 		scores = b.Op("MatMul", b.Op("Mul", q, s), b.Op("Mul", kT(k), s))
 	case "einsum-ellipsis":
-		scores = b.Op("Einsum", b.Op("Mul", q, b.ConstF32(cn(), nil, float32(scale))), k, graph.AString("equation", "...qc,...kc->...qk"))
+		scores = b.Op("Einsum", b.Op("Mul", q, fill(b, cn(), "[]", float64(float32(scale)))), k, graph.AString("equation", "...qc,...kc->...qk"))
 	case "scale-on-k":
-		scores = b.Op("MatMul", q, kT(b.Op("Mul", k, b.ConstF32(cn(), nil, float32(scale)))))
+		scores = b.Op("MatMul", q, kT(b.Op("Mul", k, fill(b, cn(), "[]", float64(float32(scale))))))
 	default:
-		scores = b.Op("MatMul", b.Op("Div", q, b.ConstF32(cn(), nil, float32(math.Sqrt(tC)))), kT(k))
+		scores = b.Op("MatMul", b.Op("Div", q, fill(b, cn(), "[]", float64(float32(math.Sqrt(tC))))), kT(k))
 	}
 	var logits *graph.Value
 	switch style {
@@ -113,7 +122,7 @@ func buildTriAttention(t *testing.T, style string) *graph.Graph {
 	}
 	o = b.Op("Reshape", b.Op("Transpose", o, graph.AInts("perm", 0, 2, 1, 3)), b.ConstI64(cn(), []int64{3}, 0, 0, tH*tC))
 	o = b.Op("Mul", o, b.Op("Sigmoid", b.Op("MatMul", x, w("wg", tH*tC, 5))))
-	out := b.Op("MatMul", o, b.Random("wo", fmt.Sprintf("f32[%d,%d]", tH*tC, tCz), 6), graph.Out("z_update"))
+	out := b.Op("MatMul", o, b.Random("wo", fmt.Sprintf(ds+"[%d,%d]", tH*tC, tCz), 6), graph.Out("z_update"))
 	b.Output(out)
 	g, err := b.Build()
 	if err != nil {
@@ -160,4 +169,54 @@ func findOp(g *graph.Graph, op string) *graph.Node {
 		}
 	}
 	return nil
+}
+
+// In float16 the mask constant 1e9 overflows to inf and the exported graph
+// computes NaN for every unmasked element; after the passes, the f16 graph
+// must give what the f32 graph gives (to f16 precision), masked rows
+// included.
+func TestAttentionFloat16Masks(t *testing.T) {
+	for _, style := range []string{"of3", "boolcast", "sdpa"} {
+		t.Run(style, func(t *testing.T) {
+			g32 := buildTriAttentionT(t, style, graph.Float32)
+			g16 := buildTriAttentionT(t, style, graph.Float16)
+			dims := map[string]int64{"N": 6}
+			in32 := testInputs(t, g32, dims, 2)
+			in16 := map[string]*graph.Tensor{}
+			for name, tt := range in32 {
+				if tt.DType != graph.Float32 {
+					in16[name] = tt
+					continue
+				}
+				vals, _ := tt.Float64s()
+				h, err := graph.NewTensorFromFloat64s(graph.Float16, tt.Shape, vals)
+				if err != nil {
+					t.Fatal(err)
+				}
+				in16[name] = h
+			}
+			want, err := ref.Run(g32, in32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log, err := Run(g16, Options{Verify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := g16.OpCounts(); c["of3c.Attention"] != 1 {
+				t.Fatalf("not fused: %v\n%s", c, log.Format())
+			}
+			got, err := ref.Run(g16, in16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := maxDiff(want, got, style == "sdpa")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d > 2e-2 {
+				t.Errorf("f16 fused differs from f32 by %g", d)
+			}
+		})
+	}
 }

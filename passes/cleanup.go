@@ -432,9 +432,61 @@ func canonicalForm(g *graph.Graph, n *graph.Node) (string, *graph.Value, error) 
 			return name, v, err
 		}
 	}
+	if n.Op == "Mul" {
+		if name, v, err := f16InfMask(g, n); err != nil || v != nil {
+			return name, v, err
+		}
+	}
 	switch n.Op {
 	case "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min":
 		return splatToScalar(g, n)
+	}
+	return "", nil, nil
+}
+
+// f16InfMask repairs OF3's mask bias in float16 exports. The model writes
+// 1e9·(mask − 1); in f16 the constant 1e9 overflows to +inf, so the exported
+// graph computes 0·inf = NaN for every unmasked element, where PyTorch (which
+// multiplies by the Python float in f32 and rounds after) gives 0 — and −inf
+// for masked ones. So x·(±inf) with an infinite splat f16 constant becomes
+// Where(x = 0, 0, x·(±inf)): exactly PyTorch's result. The −inf that remains
+// is what of3c.Attention reads as −1e9 (docs/OPS.md), which makes a fully
+// masked row uniform, as in the f32 model. (1e9·mask − 1e9 is NaN in PyTorch
+// f16 too, inf − inf, and is left as it is.)
+func f16InfMask(g *graph.Graph, n *graph.Node) (string, *graph.Value, error) {
+	out := n.Outputs[0]
+	if n.Op != "Mul" || out.Type.DType != graph.Float16 || len(n.Inputs) != 2 {
+		return "", nil, nil
+	}
+	for i, cv := range n.Inputs {
+		x := n.Inputs[1-i]
+		if cv == nil || x == nil || !cv.IsConst() || cv.Const.DType != graph.Float16 {
+			continue
+		}
+		v, ok := splatValue(cv.Const)
+		if !ok || !math.IsInf(v, 0) || !x.Type.Ranked || !out.Type.Equal(x.Type) {
+			continue
+		}
+		if p := out; len(g.Uses()[p]) == 1 && g.Uses()[p][0].Op == "Where" {
+			continue // already repaired
+		}
+		zero, err := scalarConst(g, "f16_zero", graph.Float16, 0)
+		if err != nil {
+			return "", nil, err
+		}
+		isZero, err := addOp(g, "Equal", nil, x, zero)
+		if err != nil {
+			return "", nil, err
+		}
+		prod, err := addOp(g, "Mul", nil, x, cv)
+		if err != nil {
+			return "", nil, err
+		}
+		res, err := addOp(g, "Where", nil, isZero, zero, prod)
+		if err != nil {
+			return "", nil, err
+		}
+		return "f16-inf-mask", res, nil
 	}
 	return "", nil, nil
 }
