@@ -40,7 +40,9 @@ func buildTriAttention(t *testing.T, style string) *graph.Graph {
 func buildTriAttentionT(t *testing.T, style string, dt graph.DType) *graph.Graph {
 	t.Helper()
 	ds := dt.String()
-	fill := func(b *graph.Builder, name string, shape string, v float64) *graph.Value { return b.Fill(name, ds+shape, v) }
+	fill := func(b *graph.Builder, name string, shape string, v float64) *graph.Value {
+		return b.Fill(name, ds+shape, v)
+	}
 	b := graph.NewBuilder("tri_att_"+style, 17)
 	nc := 0
 	cn := func() string { nc++; return fmt.Sprintf("c%d", nc) }
