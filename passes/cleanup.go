@@ -59,6 +59,11 @@ func foldConstants(c *Context) error {
 		}
 		if t := symbolicReshapeTarget(n); t != nil {
 			n.Inputs[1] = g.AddConst(g.UniqueName(s.Name+"_target"), t)
+			// allowzero only changes the meaning of zeros in the target, and
+			// the constant's zeros are copies by construction.
+			if _, ok := n.Attrs["allowzero"]; ok {
+				n.SetAttr("allowzero", graph.Attr{Kind: graph.AttrInt, Int: 0})
+			}
 			c.Count("reshape-target-to-const")
 			continue
 		}
@@ -80,7 +85,7 @@ func foldConstants(c *Context) error {
 // written so (two dims neither static nor copied).
 func symbolicReshapeTarget(n *graph.Node) *graph.Tensor {
 	x, sv, out := n.Input(0), n.Input(1).ShapeValue, n.Outputs[0]
-	if n.AttrInt("allowzero", 0) != 0 || !x.Type.Ranked || !out.Type.Ranked || out.Type.Rank() != len(sv) {
+	if !x.Type.Ranked || !out.Type.Ranked || out.Type.Rank() != len(sv) {
 		return nil
 	}
 	vals := make([]int64, len(sv))
@@ -88,7 +93,7 @@ func symbolicReshapeTarget(n *graph.Node) *graph.Tensor {
 	for i, d := range sv {
 		if v, ok := graph.DimInt(d); ok {
 			if v == 0 {
-				return nil // a literal 0 would read as "copy"
+				return nil // a literal 0 would read as "copy" (and allowzero would matter)
 			}
 			vals[i] = v
 			continue
@@ -105,8 +110,10 @@ func symbolicReshapeTarget(n *graph.Node) *graph.Tensor {
 	}
 	t := graph.NewTensorI64([]int64{int64(len(vals))}, vals)
 	// The rule must give the same type as the chain did.
+	attrs := cloneAttrs(n.Attrs)
+	delete(attrs, "allowzero")
 	probe := &graph.Node{Domain: n.Domain, Op: n.Op, Inputs: []*graph.Value{x, {Name: "target", Type: t.Type(), Const: t}},
-		Outputs: []*graph.Value{{Name: "probe"}}, Attrs: n.Attrs, Opset: n.Opset}
+		Outputs: []*graph.Value{{Name: "probe"}}, Attrs: attrs, Opset: n.Opset}
 	types, _, err := graph.InferNode(probe)
 	if err != nil || !types[0].Equal(out.Type) {
 		return nil
