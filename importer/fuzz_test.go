@@ -51,3 +51,40 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeTensor: TensorProto files (node-test input_K.pb) decode to a
+// valid tensor or a one-line error.
+func FuzzDecodeTensor(f *testing.F) {
+	for _, s := range []string{"test_add", "test_cast_FLOAT_to_FLOAT16", "test_constant"} {
+		files, _ := filepath.Glob(filepath.Join(nodeTestDir, s, "test_data_set_0", "*.pb"))
+		for _, p := range files {
+			if data, err := os.ReadFile(p); err == nil {
+				f.Add(data)
+			}
+		}
+	}
+	enc, err := EncodeTensor("x", graph.NewTensorI64([]int64{2, 1}, []int64{-1, 7}))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(enc)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		name, tensor, err := DecodeTensor(data)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("multi-line error: %q", err)
+			}
+			return
+		}
+		if err := tensor.Validate(); err != nil {
+			t.Fatalf("decoded an invalid tensor: %v", err)
+		}
+		again, err := EncodeTensor(name, tensor)
+		if err != nil {
+			t.Fatalf("re-encoding failed: %v", err)
+		}
+		if _, t2, err := DecodeTensor(again); err != nil || string(t2.Data) != string(tensor.Data) {
+			t.Fatalf("re-decoding changed the tensor: %v", err)
+		}
+	})
+}
