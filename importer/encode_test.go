@@ -17,7 +17,11 @@ import (
 // fullText formats g with every constant in full, so equal text means equal
 // graphs (including weights). The fields that Encode sets itself (IR version,
 // producer) are left out.
-func fullText(g *graph.Graph) string {
+func fullText(g *graph.Graph) string { return textOf(g, -1) }
+
+// textOf formats g without the Encode-set metadata; inlineMax as in
+// graph.FormatOptions (large constants print with a checksum by default).
+func textOf(g *graph.Graph, inlineMax int) string {
 	meta := g.Meta
 	g.Meta = map[string]string{}
 	for k, v := range meta {
@@ -28,7 +32,7 @@ func fullText(g *graph.Graph) string {
 		}
 	}
 	defer func() { g.Meta = meta }()
-	return graph.FormatWith(g, graph.FormatOptions{InlineMax: -1})
+	return graph.FormatWith(g, graph.FormatOptions{InlineMax: inlineMax})
 }
 
 // encodeTestGraph builds a graph with every attribute kind, symbolic and
