@@ -241,8 +241,8 @@ func TestReductions(t *testing.T) {
 		xt := transposeND(x, []int{2, 0, 1})
 		v := s.Transpose(xa, 2, 0, 1)
 		for _, c := range []struct {
-			name string
-			op   func(*Scope, *Array, int, bool) *Array
+			name   string
+			op     func(*Scope, *Array, int, bool) *Array
 			better func(a, b float64) bool
 		}{
 			{"argmax", (*Scope).ArgMax, func(a, b float64) bool { return a > b }},

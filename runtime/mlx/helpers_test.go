@@ -1,0 +1,6 @@
+package mlx
+
+import "runtime"
+
+func runtimeGoexit() { runtime.Goexit() }
+func runtimeGC()     { runtime.GC() }
