@@ -16,6 +16,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -43,7 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	runRe := fs.String("run", "", "only run tests whose name matches this regular expression")
 	verbose := fs.Bool("v", false, "print every test's result")
 	jobs := fs.Int("j", 0, "tests run in parallel (0: GOMAXPROCS)")
-	expectedPath := fs.String("expected", "tests/conformance/expected_failures.txt", "expected-failures list")
+	expectedPath := fs.String("expected", "", "expected-failures list (default tests/conformance/expected_failures.txt for ref, expected_failures_BACKEND.txt for others)")
 	rtol := fs.Float64("rtol", conformance.RTol, "relative tolerance for floats")
 	atol := fs.Float64("atol", conformance.ATol, "absolute tolerance for floats (fixtures: -rtol 0 -atol 1e-4)")
 	gen := fs.Bool("gen", false, "first write the installed onnx package's node tests to "+conformance.GeneratedDir+" (needs .venv)")
@@ -57,6 +58,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "conformance:", err)
 		return 2
 	}
+	if r, ok := backend.(interface{ Ready() error }); ok {
+		if err := r.Ready(); err != nil {
+			fmt.Fprintf(stderr, "conformance: backend %s: %v\n", *backendName, err)
+			return 2
+		}
+	}
 	var filter *regexp.Regexp
 	if *runRe != "" {
 		if filter, err = regexp.Compile(*runRe); err != nil {
@@ -64,7 +71,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	if *expectedPath == "" {
+		*expectedPath = "tests/conformance/expected_failures.txt"
+		if *backendName != "ref" {
+			*expectedPath = "tests/conformance/expected_failures_" + *backendName + ".txt"
+		}
+	}
 	expected, err := conformance.ReadExpected(*expectedPath)
+	if errors.Is(err, os.ErrNotExist) && *backendName != "ref" {
+		fmt.Fprintf(stdout, "expected failures: %s absent, none expected\n", *expectedPath)
+		expected, err = map[string]string{}, nil
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "conformance:", err)
 		return 2

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"of3c/graph"
 	"of3c/tests/conformance"
 )
 
@@ -51,5 +52,33 @@ func TestBadFlags(t *testing.T) {
 	}
 	if code := run([]string{"-run", "("}, &out, &errOut); code != 2 {
 		t.Fatalf("bad regexp: exit %d", code)
+	}
+}
+
+func TestSpecializeBindsShapeInputs(t *testing.T) {
+	g := graph.New("spec", 17)
+	x := g.AddInput("x", graph.TensorType(graph.Float32, graph.Shape{graph.D(2), graph.D(3)}))
+	s := g.AddInput("shape", graph.TensorType(graph.Int64, graph.Shape{graph.D(1)}))
+	n := g.AddNode("", "Reshape", []*graph.Value{x, s}, []string{"y"}, nil)
+	g.Outputs = n.Outputs
+	in := map[string]*graph.Tensor{
+		"x":     graph.NewTensorF32([]int64{2, 3}, []float32{1, 2, 3, 4, 5, 6}),
+		"shape": graph.NewTensorI64([]int64{1}, []int64{6}),
+	}
+	sg, rest := specialize(g, in)
+	if len(sg.Inputs) != 1 || sg.Inputs[0].Name != "x" || len(rest) != 1 || rest["x"] == nil {
+		t.Fatalf("inputs %v, rest %v", sg.Inputs, rest)
+	}
+	if len(g.Inputs) != 2 {
+		t.Fatal("specialize changed the original graph")
+	}
+	var shape *graph.Value
+	for _, c := range sg.Consts {
+		if c.Name == "shape" {
+			shape = c
+		}
+	}
+	if shape == nil || shape.Const == nil {
+		t.Fatal("shape input did not become a constant")
 	}
 }
