@@ -444,39 +444,29 @@ func libSoftmax(a hnd, axes []int, precise bool) (hnd, error) {
 }
 
 // optional turns a nil handle into a NULL pointer for the shim's optional
-// arguments. The C struct lives in C memory so the pointer passes cgo's checks.
-func optional(h hnd) (*C.mlxs_array, func()) {
+// arguments.
+func optional(h hnd) *C.mlxs_array {
 	if h == nil {
-		return nil, func() {}
+		return nil
 	}
-	p := (*C.mlxs_array)(C.malloc(C.size_t(unsafe.Sizeof(C.mlxs_array{}))))
-	p.ctx = h
-	return p, func() { C.free(unsafe.Pointer(p)) }
+	return &C.mlxs_array{ctx: h}
 }
 
 func libLayerNorm(x, w, b hnd, eps float32) (hnd, error) {
 	var out C.mlxs_array
-	wp, f1 := optional(w)
-	defer f1()
-	bp, f2 := optional(b)
-	defer f2()
-	err := ck(C.mlxs_layer_norm(&out, ca(x), wp, bp, C.float(eps)))
+	err := ck(C.mlxs_layer_norm(&out, ca(x), optional(w), optional(b), C.float(eps)))
 	return out.ctx, err
 }
 
 func libRMSNorm(x, w hnd, eps float32) (hnd, error) {
 	var out C.mlxs_array
-	wp, f1 := optional(w)
-	defer f1()
-	err := ck(C.mlxs_rms_norm(&out, ca(x), wp, C.float(eps)))
+	err := ck(C.mlxs_rms_norm(&out, ca(x), optional(w), C.float(eps)))
 	return out.ctx, err
 }
 
 func libSDPA(q, k, v hnd, scale float32, mask hnd) (hnd, error) {
 	var out C.mlxs_array
-	mp, f := optional(mask)
-	defer f()
-	err := ck(C.mlxs_sdpa(&out, ca(q), ca(k), ca(v), C.float(scale), mp))
+	err := ck(C.mlxs_sdpa(&out, ca(q), ca(k), ca(v), C.float(scale), optional(mask)))
 	return out.ctx, err
 }
 

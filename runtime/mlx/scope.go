@@ -71,10 +71,7 @@ func (e *executor) loop(ready chan struct{}) {
 			continue
 		}
 		e.busy.Store(true)
-		r, exited := e.run(t.fn, t.done)
-		if exited {
-			return
-		}
+		r := e.run(t.fn, t.done)
 		e.busy.Store(false)
 		e.drain()
 		t.done <- r
@@ -86,7 +83,7 @@ var errGoexit = errors.New("mlx: function passed to Do called runtime.Goexit (t.
 // run calls fn in a fresh scope. A panic is captured for the caller. If fn
 // calls runtime.Goexit (t.Fatal inside Do), this goroutine and its locked
 // thread die regardless; a new executor takes over so later calls still run.
-func (e *executor) run(fn func(*Scope) error, done chan result) (r result, exited bool) {
+func (e *executor) run(fn func(*Scope) error, done chan result) (r result) {
 	s := &Scope{}
 	finished := false
 	defer func() {
@@ -107,7 +104,7 @@ func (e *executor) run(fn func(*Scope) error, done chan result) (r result, exite
 	if err == nil {
 		err = s.err
 	}
-	return result{err: err}, false
+	return result{err: err}
 }
 
 // drain frees handles queued by other goroutines and closures MLX dropped.
