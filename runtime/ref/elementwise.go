@@ -241,19 +241,16 @@ func kernelIsInf(n *graph.Node, in []*array) ([]*array, error) {
 	return floatPredicate(n, in, func(v float64) bool { return (pos && math.IsInf(v, 1)) || (neg && math.IsInf(v, -1)) })
 }
 
-// kernelClip: bounds come from inputs 1 and 2 (opset ≥11) or from the
-// min/max attributes (older opsets); an absent bound does not clip.
+// kernelClip: bounds come from inputs 1 and 2 (opset ≥ 11) or from the
+// min/max attributes (older opsets, floats only); an absent bound does not
+// clip. NaN passes through.
 func kernelClip(n *graph.Node, in []*array) ([]*array, error) {
 	x, err := need(n, in, 0)
 	if err != nil {
 		return nil, err
 	}
-	lo, hi := math.Inf(-1), math.Inf(1)
-	var loI, hiI int64 = math.MinInt64, math.MaxInt64
-	if n.Opset > 0 && n.Opset < 11 {
-		lo, hi = attrF(n, "min", -math.MaxFloat32), attrF(n, "max", math.MaxFloat32)
-	}
-	for k, dst := range []*float64{&lo, &hi} {
+	var bounds [2]*array // min, max
+	for k := range bounds {
 		b := opt(in, 1+k)
 		if b == nil {
 			continue
@@ -261,35 +258,35 @@ func kernelClip(n *graph.Node, in []*array) ([]*array, error) {
 		if b.size() != 1 || b.dt != x.dt {
 			return nil, fmt.Errorf("Clip bound %d must be a one-element %s tensor, got %s%v", k, x.dt, b.dt, b.shape)
 		}
-		*dst = b.float(0)
-		if !isFloat(x.dt) {
-			if k == 0 {
-				loI = b.i[0]
-			} else {
-				hiI = b.i[0]
+		bounds[k] = b
+	}
+	if n.Opset > 0 && n.Opset < 11 && isFloat(x.dt) {
+		for k, name := range []string{"min", "max"} {
+			if _, ok := n.Attrs[name]; ok {
+				bounds[k] = newArray(graph.Float64, nil)
+				bounds[k].f[0] = attrF(n, name, 0)
 			}
 		}
 	}
-	r := newArray(x.dt, x.shape)
+	r := x.clone()
 	if isFloat(x.dt) {
-		for k, v := range x.f {
-			// NaN passes through: comparisons with NaN are false.
-			if v < lo {
-				v = lo
+		for k, v := range r.f {
+			if bounds[0] != nil && v < bounds[0].f[0] {
+				v = bounds[0].f[0]
 			}
-			if v > hi {
-				v = hi
+			if bounds[1] != nil && v > bounds[1].f[0] {
+				v = bounds[1].f[0]
 			}
 			r.f[k] = v
 		}
 		return []*array{r}, nil
 	}
-	for k, v := range x.i {
-		if lessInt(x.dt, v, loI) && (opt(in, 1) != nil) {
-			v = loI
+	for k, v := range r.i {
+		if bounds[0] != nil && lessInt(x.dt, v, bounds[0].i[0]) {
+			v = bounds[0].i[0]
 		}
-		if lessInt(x.dt, hiI, v) && (opt(in, 2) != nil) {
-			v = hiI
+		if bounds[1] != nil && lessInt(x.dt, bounds[1].i[0], v) {
+			v = bounds[1].i[0]
 		}
 		r.i[k] = v
 	}

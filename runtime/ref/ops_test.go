@@ -525,3 +525,14 @@ func TestHalfRounding(t *testing.T) {
 }
 
 func sameFloat(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }
+
+func TestClipLegacyAttributes(t *testing.T) {
+	n := node("Clip", 1, attrs{"min": floatA(-1), "max": floatA(1)})
+	n.Opset = 6
+	expect(t, eval(t, n, f32(sh(3), -5, 0.5, 5))[0], graph.Float32, sh(3), fl(-1, 0.5, 1), 0)
+	n = node("Clip", 1, attrs{"max": floatA(0)})
+	n.Opset = 10
+	expect(t, eval(t, n, f32(sh(2), -5, 5))[0], graph.Float32, sh(2), fl(-5, 0), 0)
+	u := tensorOf(t, graph.Uint64, sh(2), 1, 9)
+	expect(t, eval(t, node("Clip", 1, nil), u, nil, tensorOf(t, graph.Uint64, sh(), 4))[0], graph.Uint64, sh(2), fl(1, 4), 0)
+}
