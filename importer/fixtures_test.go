@@ -82,6 +82,9 @@ func TestFixturesImport(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if err := graph.Verify(g); err != nil {
+				t.Fatalf("imported graph does not verify: %v", err)
+			}
 			if g.Opsets[""] != fx.Opset {
 				t.Errorf("opset %d, index says %d", g.Opsets[""], fx.Opset)
 			}

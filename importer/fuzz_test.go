@@ -41,6 +41,14 @@ func FuzzLoad(f *testing.F) {
 				}
 				continue
 			}
+			if err := graph.VerifyStructure(g); err != nil {
+				t.Fatalf("imported graph does not verify: %v", err)
+			}
+			if !opts.AllowUnsupported {
+				if err := graph.Verify(g); err != nil {
+					t.Fatalf("imported graph does not verify: %v", err)
+				}
+			}
 			enc, err := Encode(g, EncodeOptions{})
 			if err != nil {
 				t.Fatalf("Encode of an imported graph failed: %v", err)

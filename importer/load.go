@@ -460,8 +460,34 @@ func (l *loader) buildNodes(flat []*flatNode) error {
 			n.Inputs[j] = v
 		}
 	}
+	uniqueNodeNames(nodes)
 	l.g.Nodes = nodes
 	return nil
+}
+
+// uniqueNodeNames renames nodes that share a name (ONNX allows it; the IR's
+// verifier does not, and passes and error messages refer to nodes by name).
+// The first node keeps the name, later ones get a _K suffix.
+func uniqueNodeNames(nodes []*graph.Node) {
+	used := make(map[string]bool, len(nodes))
+	var dups []*graph.Node
+	for _, n := range nodes {
+		if n.Name == "" {
+			continue
+		}
+		if used[n.Name] {
+			dups = append(dups, n)
+			continue
+		}
+		used[n.Name] = true
+	}
+	for _, n := range dups {
+		base := n.Name
+		for k := 1; used[n.Name]; k++ {
+			n.Name = fmt.Sprintf("%s_%d", base, k)
+		}
+		used[n.Name] = true
+	}
 }
 
 // trimEmpty drops trailing omitted ("") optional inputs or outputs, which

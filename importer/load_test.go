@@ -422,3 +422,30 @@ func TestWrongAttributeType(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestDuplicateNodeNames(t *testing.T) {
+	m := model(&onnxpb.GraphProto{
+		Input:  []*onnxpb.ValueInfoProto{tensorVI("x", graph.Float32, 2)},
+		Output: []*onnxpb.ValueInfoProto{tensorVI("z", graph.Float32, 2)},
+		Node: []*onnxpb.NodeProto{
+			node(testDomain, "Same", []string{"x"}, []string{"y"}),
+			node(testDomain, "Same", []string{"y"}, []string{"y_1"}),
+			node(testDomain, "Same", []string{"y_1"}, []string{"z"}),
+		},
+	})
+	for _, n := range m.Graph.Node {
+		n.Name = proto.String("same")
+	}
+	m.Graph.Node[2].Name = proto.String("same_1")
+	g := mustLoad(t, m, Options{})
+	var names []string
+	for _, n := range g.Nodes {
+		names = append(names, n.Name)
+	}
+	if strings.Join(names, ",") != "same,same_2,same_1" {
+		t.Errorf("node names %v", names)
+	}
+	if err := graph.Verify(g); err != nil {
+		t.Error(err)
+	}
+}

@@ -33,6 +33,9 @@ func TestNodeTestModelsImport(t *testing.T) {
 	for _, path := range models {
 		g, err := LoadFile(path, Options{})
 		if err == nil {
+			if err := graph.Verify(g); err != nil {
+				t.Errorf("%s: imported graph does not verify: %v", path, err)
+			}
 			ok++
 			if len(g.Outputs) == 0 {
 				t.Errorf("%s: no outputs", path)
@@ -55,9 +58,13 @@ func TestNodeTestModelsImport(t *testing.T) {
 		}
 		// The same model must import for inspection unless it uses a
 		// value kind the IR has no place for.
-		if _, err := LoadFile(path, Options{AllowUnsupported: true}); err != nil && !errors.As(err, &ue) {
-			if !isRefusedKind(err) {
-				t.Errorf("AllowUnsupported: %v", err)
+		g, err = LoadFile(path, Options{AllowUnsupported: true})
+		if err != nil && !errors.As(err, &ue) && !isRefusedKind(err) {
+			t.Errorf("AllowUnsupported: %v", err)
+		}
+		if err == nil {
+			if err := graph.VerifyStructure(g); err != nil {
+				t.Errorf("%s: imported graph does not verify: %v", path, err)
 			}
 		}
 	}
