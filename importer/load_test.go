@@ -331,7 +331,7 @@ func TestLoadErrors(t *testing.T) {
 		}, []string{`"w"`, "STRING"}},
 		{"initializer float8", func(m *onnxpb.ModelProto) {
 			m.Graph.Initializer = []*onnxpb.TensorProto{{Name: proto.String("w"), DataType: proto.Int32(17), RawData: []byte{1}}}
-		}, []string{`"w"`, "data type 17"}},
+		}, []string{`"w"`, "FLOAT8E4M3FN"}},
 		{"initializer twice", func(m *onnxpb.ModelProto) {
 			w := &onnxpb.TensorProto{Name: proto.String("w"), DataType: proto.Int32(1), FloatData: []float32{1}}
 			m.Graph.Initializer = []*onnxpb.TensorProto{w, w}

@@ -31,12 +31,24 @@ func supportedTensorDType(dt int32) bool {
 	return false
 }
 
+// newerDTypeNames names the data types ONNX added after the 1.12 schema the
+// Go types come from (none of which of3c supports).
+var newerDTypeNames = map[int32]string{
+	17: "FLOAT8E4M3FN", 18: "FLOAT8E4M3FNUZ", 19: "FLOAT8E5M2", 20: "FLOAT8E5M2FNUZ",
+	21: "UINT4", 22: "INT4", 23: "FLOAT4E2M1", 24: "FLOAT8E8M0", 25: "UINT2", 26: "INT2",
+	27: "FLOAT6E2M3", 28: "FLOAT6E3M2",
+}
+
 // dtypeName names an ONNX data type for error messages, including the ones
-// of3c does not support (so the message says "float8e4m3fn", not "17").
+// of3c does not support (so the message says "FLOAT8E4M3FN", not "17").
 func dtypeName(dt int32) string {
-	if name, ok := onnxpb.TensorProto_DataType_name[dt]; ok && supportedTensorDType(dt) {
+	if supportedTensorDType(dt) {
 		return graph.DType(dt).String()
-	} else if ok {
+	}
+	if name, ok := onnxpb.TensorProto_DataType_name[dt]; ok {
+		return name
+	}
+	if name, ok := newerDTypeNames[dt]; ok {
 		return name
 	}
 	return fmt.Sprintf("data type %d", dt)
