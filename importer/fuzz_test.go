@@ -35,6 +35,9 @@ func FuzzLoad(f *testing.F) {
 				if strings.Contains(err.Error(), "\n") {
 					t.Fatalf("multi-line error: %q", err)
 				}
+				if strings.Contains(err.Error(), "shape rule panicked") {
+					t.Fatalf("%v", err)
+				}
 				var ue *graph.UnsupportedOpError
 				if opts.AllowUnsupported && errors.As(err, &ue) && ue.Reason == "" {
 					t.Fatalf("AllowUnsupported still failed on an unsupported op: %v", err)

@@ -33,6 +33,12 @@ func init() {
 			}
 			return out, nil, nil
 		}})
+	// Boom: its rule panics (a rule bug the importer must contain).
+	graph.RegisterOp(graph.OpDef{Domain: testDomain, Op: "Boom", MinInputs: 0, MaxInputs: -1, MinOutputs: 1, MaxOutputs: 1,
+		Infer: func(n *graph.Node) ([]graph.Type, []graph.Shape, error) {
+			var shape graph.Shape
+			return []graph.Type{{Shape: graph.Shape{shape[3]}}}, nil, nil
+		}})
 	// Fail: its rule always fails (not an unsupported op).
 	graph.RegisterOp(graph.OpDef{Domain: testDomain, Op: "Fail", MinInputs: 0, MaxInputs: -1, MinOutputs: 1, MaxOutputs: 1,
 		Infer: func(n *graph.Node) ([]graph.Type, []graph.Shape, error) {

@@ -104,12 +104,8 @@ func load(data []byte, baseDir string, opts Options) (*graph.Graph, error) {
 		tr:     tensorReader{maxElements: opts.MaxElements},
 		values: map[string]*graph.Value{},
 	}
-	if baseDir != "" {
-		l.tr.ext = newExternalData(baseDir)
-		defer l.tr.ext.close()
-	} else {
-		l.tr.ext = newExternalData("")
-	}
+	l.tr.ext = newExternalData(baseDir) // "" refuses external data
+	defer l.tr.ext.close()
 	return l.build(&m)
 }
 
@@ -684,7 +680,7 @@ func (l *loader) attr(a *onnxpb.AttributeProto) (graph.Attr, error) {
 // cannot be typed keeps its declared type and import goes on.
 func (l *loader) infer() error {
 	for _, n := range l.g.Nodes {
-		types, vals, err := graph.InferNode(n)
+		types, vals, err := inferNode(n)
 		if err != nil {
 			if l.opts.AllowUnsupported {
 				continue
@@ -703,6 +699,18 @@ func (l *loader) infer() error {
 		}
 	}
 	return nil
+}
+
+// inferNode runs n's shape rule. A rule that panics on a strange model is a
+// bug in the rule, but the importer's promise is an error, not a crash, so
+// the panic becomes an error naming the node (FuzzLoad fails on it).
+func inferNode(n *graph.Node) (types []graph.Type, vals []graph.Shape, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("node %q (%s): shape rule panicked: %v", n.Name, n.QualifiedOp(), r)
+		}
+	}()
+	return graph.InferNode(n)
 }
 
 // mergeDeclared keeps the inferred type and fills its gaps (unknown dtype,

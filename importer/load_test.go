@@ -249,6 +249,10 @@ func TestUnsupportedOp(t *testing.T) {
 	if _, err := loadModel(t, m, Options{AllowUnsupported: true}); err != nil {
 		t.Error(err)
 	}
+
+	m.Graph.Node[0].OpType = proto.String("Boom")
+	_, err = loadModel(t, m, Options{})
+	wantErr(t, err, "n_y", "Boom", "shape rule panicked", "index out of range")
 }
 
 func TestSubgraphAttribute(t *testing.T) {
