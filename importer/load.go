@@ -321,6 +321,11 @@ func (l *loader) initializer(tp *onnxpb.TensorProto) (*graph.Tensor, error) {
 		}
 		return w, nil
 	}
+	if hasNoData(tp) && len(tp.GetDims()) > 0 {
+		if n, err := numElements(tp.GetDims(), l.opts.MaxElements); err == nil && n > 0 {
+			return nil, fmt.Errorf("initializer %q has no data (weights omitted when the model was written?) and Options.Weights does not supply it", tp.GetName())
+		}
+	}
 	return l.tr.convert(tp)
 }
 

@@ -393,7 +393,7 @@ func TestWeightsOption(t *testing.T) {
 		Output:      []*onnxpb.ValueInfoProto{tensorVI("w", graph.Float32, 2)},
 	})
 	_, err := loadModel(t, m, Options{})
-	wantErr(t, err, `"w"`, "0 values, want 2")
+	wantErr(t, err, `"w"`, "has no data", "Options.Weights")
 	w := graph.NewTensorF32([]int64{2}, []float32{1, 2})
 	g := mustLoad(t, m, Options{Weights: map[string]*graph.Tensor{"w": w}})
 	if g.Consts[0].Const != w {
