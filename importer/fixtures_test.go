@@ -7,7 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"of3c/graph"
+	"of3c/importer/onnxpb"
 )
 
 // fixtureIndex is the part of models/of3/fixtures.json these tests read.
@@ -85,6 +88,7 @@ func TestFixturesImport(t *testing.T) {
 			if err := graph.Verify(g); err != nil {
 				t.Fatalf("imported graph does not verify: %v", err)
 			}
+			checkDeclaredTypes(t, filepath.Join(dir, "model.onnx"), g)
 			if g.Opsets[""] != fx.Opset {
 				t.Errorf("opset %d, index says %d", g.Opsets[""], fx.Opset)
 			}
@@ -139,4 +143,42 @@ func TestFixturesImport(t *testing.T) {
 		})
 	}
 	checkWithONNX(t, encoded)
+}
+
+// checkDeclaredTypes compares the types shape inference gave each value with
+// the exporter's value_info (dynamo declares every intermediate): dtype, rank,
+// static dims and symbols must agree wherever both are known.
+func checkDeclaredTypes(t *testing.T, path string, g *graph.Graph) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m onnxpb.ModelProto
+	if err := proto.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	l := &loader{opts: Options{MaxElements: DefaultMaxElements}}
+	byName := map[string]*graph.Value{}
+	for _, v := range g.AllValues() {
+		byName[v.Name] = v
+	}
+	for _, vi := range m.Graph.ValueInfo {
+		declared, err := l.valueType(vi, false)
+		if err != nil || byName[vi.GetName()] == nil {
+			continue
+		}
+		got := byName[vi.GetName()].Type
+		bad := declared.DType != graph.Undefined && declared.DType != got.DType
+		if declared.Ranked && got.Ranked {
+			bad = bad || len(declared.Shape) != len(got.Shape)
+			for i := 0; !bad && i < len(declared.Shape); i++ {
+				d, o := declared.Shape[i], got.Shape[i]
+				bad = !d.IsUnknown() && !o.IsUnknown() && !d.Equal(o)
+			}
+		}
+		if bad {
+			t.Errorf("%s: inferred %s, the exporter declared %s", vi.GetName(), got, declared)
+		}
+	}
 }
