@@ -116,6 +116,14 @@ func libDeviceName(d Device) string {
 	return C.GoString(&buf[0])
 }
 
+func libBLAS() string {
+	var buf [1024]C.char
+	if C.mlxs_blas_library(&buf[0], C.size_t(len(buf))) != 0 {
+		return ""
+	}
+	return C.GoString(&buf[0])
+}
+
 func libSynchronize() error { return ck(C.mlxs_synchronize()) }
 
 func libMemory() (MemoryStats, error) {

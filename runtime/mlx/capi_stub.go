@@ -17,6 +17,7 @@ func libDeviceAvailable(DeviceType, int) (bool, error)           { return false,
 func libDefaultDevice() (Device, error)                          { return Device{}, ErrUnavailable }
 func libSetDefaultDevice(Device) error                           { return ErrUnavailable }
 func libDeviceName(Device) string                                { return "" }
+func libBLAS() string                                            { return "" }
 func libSynchronize() error                                      { return ErrUnavailable }
 func libMemory() (MemoryStats, error)                            { return MemoryStats{}, ErrUnavailable }
 func libResetPeakMemory() error                                  { return ErrUnavailable }

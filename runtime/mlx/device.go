@@ -2,6 +2,7 @@ package mlx
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 )
 
@@ -81,6 +82,11 @@ func (s *Scope) Devices() []Device {
 	return out
 }
 
+// BLAS is the file of the BLAS library MLX's CPU GEMM calls in this process
+// (the wheel's bundled reference BLAS unless OpenBLAS was interposed; see
+// docs/PERFORMANCE.md), or "" when unknown.
+func BLAS() string { return libBLAS() }
+
 // Info is a one-line description for `of3c version`.
 func Info() string {
 	if !available {
@@ -91,7 +97,11 @@ func Info() string {
 	for i, d := range ds {
 		names[i] = d.String()
 	}
-	return fmt.Sprintf("MLX %s, devices: %s", Version(), strings.Join(names, ", "))
+	s := fmt.Sprintf("MLX %s, devices: %s", Version(), strings.Join(names, ", "))
+	if b := BLAS(); b != "" {
+		s += ", BLAS: " + filepath.Base(b)
+	}
+	return s
 }
 
 // DefaultDevice is the device new ops run on.

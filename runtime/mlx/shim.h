@@ -37,6 +37,9 @@ int mlxs_set_memory_limit(size_t limit, size_t* prev);
 int mlxs_set_cache_limit(size_t limit, size_t* prev);
 int mlxs_clear_cache(void);
 int mlxs_set_compile_enabled(bool on);
+// Path of the shared object that cblas_sgemm resolves to in this process
+// (the BLAS libmlx's GEMM calls), or "" if unknown.
+int mlxs_blas_library(char* buf, size_t cap);
 
 // ---- arrays ----
 int mlxs_array_free(mlxs_array a);
