@@ -633,7 +633,7 @@ func attrKind(a *onnxpb.AttributeProto) onnxpb.AttributeProto_AttributeType {
 // is the one that holds data.
 func (l *loader) attr(a *onnxpb.AttributeProto) (graph.Attr, error) {
 	k := attrKind(a)
-	other := func(has bool) error {
+	present := func(has bool) error {
 		if !has {
 			return fmt.Errorf("type %s but no %s value", k, k)
 		}
@@ -641,14 +641,14 @@ func (l *loader) attr(a *onnxpb.AttributeProto) (graph.Attr, error) {
 	}
 	switch k {
 	case onnxpb.AttributeProto_FLOAT:
-		return graph.Attr{Kind: graph.AttrFloat, Float: a.GetF()}, other(a.F != nil)
+		return graph.Attr{Kind: graph.AttrFloat, Float: a.GetF()}, present(a.F != nil)
 	case onnxpb.AttributeProto_INT:
-		return graph.Attr{Kind: graph.AttrInt, Int: a.GetI()}, other(a.I != nil)
+		return graph.Attr{Kind: graph.AttrInt, Int: a.GetI()}, present(a.I != nil)
 	case onnxpb.AttributeProto_STRING:
-		return graph.Attr{Kind: graph.AttrString, Str: string(a.GetS())}, other(a.S != nil)
+		return graph.Attr{Kind: graph.AttrString, Str: string(a.GetS())}, present(a.S != nil)
 	case onnxpb.AttributeProto_TENSOR:
 		if a.T == nil {
-			return graph.Attr{}, other(false)
+			return graph.Attr{}, present(false)
 		}
 		t, err := l.tr.convert(a.T)
 		if err != nil {
