@@ -233,6 +233,12 @@ func DecodeTensor(data []byte) (string, *graph.Tensor, error) {
 	r := tensorReader{maxElements: DefaultMaxElements}
 	t, err := r.convert(&tp)
 	if err != nil {
+		if tp.GetName() == "" {
+			// ONNX's SequenceProto, MapProto and OptionalProto (node tests
+			// of sequence ops) decode as nameless TensorProtos with
+			// nonsense fields; say what the file probably is.
+			return "", nil, fmt.Errorf("%v (if the file holds a sequence, map or optional: only tensors are supported)", err)
+		}
 		return "", nil, err
 	}
 	return tp.GetName(), t, nil
