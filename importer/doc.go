@@ -52,7 +52,16 @@
 //     value_info and graph-output types are recorded on their values; after
 //     building, each node is typed by graph.InferNode and the declared type
 //     fills in what inference leaves unknown.
+//   - Attributes must hold the field their type names; for ai.onnx ops the
+//     type must also be one the op's schema allows (attrkinds_gen.go,
+//     generated from the onnx package's schemas by gen_attrkinds.py), since
+//     shape rules read attributes with typed getters that would silently
+//     treat a wrongly typed one as absent.
 //   - Subgraph attributes (If, Loop, Scan) are an unsupported-op error.
+//   - Node names are made unique (a _K suffix on repeats), as graph.Verify
+//     requires; value names are kept.
+//   - Initializers written without data (EncodeOptions.OmitWeights) take
+//     their tensors from Options.Weights.
 //   - Metadata goes into g.Meta: ir_version, producer_name, producer_version,
 //     domain, model_version, doc_string, graph_doc_string, and each
 //     metadata_props entry as "metadata.<key>".
@@ -62,6 +71,7 @@
 // unless Options.AllowUnsupported is set, in which case the graph is
 // returned with the declared types of the nodes that could not be typed.
 //
+// A shape rule that panics is reported as an import error naming the node.
 // Every size read from a file (dims, data lengths, external offsets) is
 // checked against the bytes actually present before memory is allocated, so
 // truncated or hostile files fail with an error instead of a panic or a huge
