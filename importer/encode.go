@@ -55,7 +55,7 @@ const externalAlign = 64
 func Encode(g *graph.Graph, opts EncodeOptions) ([]byte, error) {
 	e := &encoder{opts: opts, names: map[string]*graph.Value{}}
 	if e.opts.SmallConstBytes <= 0 {
-		e.opts.SmallConstBytes = 1024
+		e.opts.SmallConstBytes = defaultSmallConstBytes
 	}
 	if e.opts.ExternalData != nil && !e.opts.OmitWeights {
 		if err := checkLocation(e.opts.ExternalLocation); err != nil {
@@ -68,6 +68,42 @@ func Encode(g *graph.Graph, opts EncodeOptions) ([]byte, error) {
 	}
 	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
 }
+
+// OmittedWeights returns the constants that Encode with opts leaves without
+// data (OmitWeights), by name: exactly what Load needs back in
+// Options.Weights. It is empty unless opts.OmitWeights is set.
+func OmittedWeights(g *graph.Graph, opts EncodeOptions) map[string]*graph.Tensor {
+	out := map[string]*graph.Tensor{}
+	if !opts.OmitWeights {
+		return out
+	}
+	limit := opts.SmallConstBytes
+	if limit <= 0 {
+		limit = defaultSmallConstBytes
+	}
+	add := func(v *graph.Value) {
+		if v != nil && v.Const != nil && v.Producer == nil && int64(len(v.Const.Data)) > limit {
+			out[v.Name] = v.Const
+		}
+	}
+	// The same constants Encode writes: the listed ones and any a node or
+	// output reads without their being listed.
+	for _, c := range g.Consts {
+		add(c)
+	}
+	for _, n := range g.Nodes {
+		for _, in := range n.Inputs {
+			add(in)
+		}
+	}
+	for _, o := range g.Outputs {
+		add(o)
+	}
+	return out
+}
+
+// defaultSmallConstBytes is ONNX's usual external-data threshold.
+const defaultSmallConstBytes = 1024
 
 type encoder struct {
 	opts    EncodeOptions

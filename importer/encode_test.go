@@ -183,7 +183,11 @@ func TestEncodeExternalAndOmitted(t *testing.T) {
 	}
 	_, err = Load(omitted, "", Options{})
 	wantErr(t, err, `"w"`, "has no data")
-	g3, err := Load(omitted, "", Options{Weights: map[string]*graph.Tensor{"w": g.Consts[0].Const}})
+	weights := OmittedWeights(g, EncodeOptions{OmitWeights: true})
+	if len(weights) != 1 || weights["w"] != g.Consts[0].Const {
+		t.Fatalf("OmittedWeights = %v, want just w", weights)
+	}
+	g3, err := Load(omitted, "", Options{Weights: weights})
 	if err != nil {
 		t.Fatal(err)
 	}
