@@ -25,10 +25,23 @@ type externalData struct {
 	dir   string
 	root  *os.Root
 	files map[string]*os.File
+
+	// Reads are shared by (location, offset, length), and their total is
+	// capped at the total size of the files: a small hostile model that
+	// points a thousand tensors at one large file must not make the importer
+	// allocate a thousand copies of it.
+	chunks    map[chunkKey][]byte
+	allocated int64 // bytes allocated for external data so far
+	fileBytes int64 // total size of the files opened
+}
+
+type chunkKey struct {
+	loc            string
+	offset, length int64
 }
 
 func newExternalData(dir string) *externalData {
-	return &externalData{dir: dir, files: map[string]*os.File{}}
+	return &externalData{dir: dir, files: map[string]*os.File{}, chunks: map[chunkKey][]byte{}}
 }
 
 func (e *externalData) close() {
@@ -96,6 +109,7 @@ func (e *externalData) open(loc string) (*os.File, error) {
 		return nil, fmt.Errorf("external data %q is not a regular file", loc)
 	}
 	e.files[loc] = f
+	e.fileBytes += st.Size()
 	return f, nil
 }
 
@@ -142,9 +156,18 @@ func (e *externalData) read(tp *onnxpb.TensorProto, nbytes int64) ([]byte, error
 	if length != nbytes {
 		return nil, fmt.Errorf("external data %q: length %d, but the tensor needs %d bytes", loc, length, nbytes)
 	}
+	key := chunkKey{loc, offset, length}
+	if buf, ok := e.chunks[key]; ok {
+		return buf, nil
+	}
+	if e.allocated+nbytes > e.fileBytes {
+		return nil, fmt.Errorf("external data %q: tensors overlap; they would need more bytes than the data files hold", loc)
+	}
 	buf := make([]byte, nbytes)
 	if _, err := f.ReadAt(buf, offset); err != nil && !(err == io.EOF && nbytes == 0) {
 		return nil, fmt.Errorf("external data %q: %v", loc, err)
 	}
+	e.allocated += nbytes
+	e.chunks[key] = buf
 	return buf, nil
 }

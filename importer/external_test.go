@@ -121,3 +121,37 @@ func TestExternalDataRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestExternalDataAmplification: many tensors pointing at the same bytes share
+// one read; overlapping ranges beyond the files' size are refused.
+func TestExternalDataAmplification(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "w.bin"), floatBytes(1, 2, 3))
+	same := externalModel("w.bin", 0, 8)
+	w := same.Graph.Initializer[0]
+	for i := 0; i < 100; i++ {
+		c := proto.Clone(w).(*onnxpb.TensorProto)
+		c.Name = proto.String("w" + strconv.Itoa(i))
+		same.Graph.Initializer = append(same.Graph.Initializer, c)
+	}
+	path := filepath.Join(dir, "model.onnx")
+	writeModel(t, path, same)
+	g, err := LoadFile(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &g.Consts[0].Const.Data[0] != &g.Consts[100].Const.Data[0] {
+		t.Error("identical external ranges should share one buffer")
+	}
+
+	// Overlapping ranges 0-8 and 4-12 would need 16 bytes from a 12-byte
+	// file: refused (writers never overlap tensors).
+	m := externalModel("w.bin", 0, 8)
+	c := proto.Clone(m.Graph.Initializer[0]).(*onnxpb.TensorProto)
+	c.Name = proto.String("v")
+	c.ExternalData[1].Value = proto.String("4")
+	m.Graph.Initializer = append(m.Graph.Initializer, c)
+	writeModel(t, path, m)
+	_, err = LoadFile(path, Options{})
+	wantErr(t, err, `"v"`, "overlap")
+}
