@@ -170,3 +170,30 @@ func TestFunctionErrors(t *testing.T) {
 	_, err = loadModel(t, m, Options{})
 	wantErr(t, err, "more than", "nodes after inlining")
 }
+
+// TestInlinedConstantsShareData: a constant in a function body, inlined at
+// several calls, becomes one constant per call sharing one buffer.
+func TestInlinedConstantsShareData(t *testing.T) {
+	fn := &onnxpb.FunctionProto{
+		Name: proto.String("AddC"), Domain: proto.String(fnDomain), Input: []string{"X"}, Output: []string{"Y"},
+		Node: []*onnxpb.NodeProto{
+			{OpType: proto.String("Constant"), Output: []string{"c"}, Attribute: []*onnxpb.AttributeProto{{
+				Name: proto.String("value"), Type: attrT(onnxpb.AttributeProto_TENSOR),
+				T: &onnxpb.TensorProto{Dims: []int64{2}, DataType: proto.Int32(1), RawData: floatBytes(1, 2)}}}},
+			{OpType: proto.String("Pair"), Domain: proto.String(testDomain), Input: []string{"X", "c"}, Output: []string{"Y"}},
+		},
+		OpsetImport: []*onnxpb.OperatorSetIdProto{opset("", 17), opset(testDomain, 1)},
+	}
+	m := fnModel(fn)
+	m.Graph.Node = []*onnxpb.NodeProto{
+		node(fnDomain, "AddC", []string{"x"}, []string{"a"}),
+		node(fnDomain, "AddC", []string{"a"}, []string{"y"}),
+	}
+	g := mustLoad(t, m, Options{})
+	if len(g.Consts) != 2 || g.Consts[0].Name == g.Consts[1].Name {
+		t.Fatalf("want two constants:\n%s", describe(g))
+	}
+	if &g.Consts[0].Const.Data[0] != &g.Consts[1].Const.Data[0] || g.Consts[0].Const == g.Consts[1].Const {
+		t.Error("inlined constants should be distinct tensors sharing one buffer")
+	}
+}

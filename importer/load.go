@@ -125,6 +125,8 @@ type loader struct {
 	used map[string]bool
 	// expanded counts nodes produced by inlining, to stop exponential blowup.
 	expanded int
+	// attrTensors caches converted tensor attributes (see attrTensor).
+	attrTensors map[*onnxpb.TensorProto]*graph.Tensor
 }
 
 func normDomain(d string) string {
@@ -650,7 +652,7 @@ func (l *loader) attr(a *onnxpb.AttributeProto) (graph.Attr, error) {
 		if a.T == nil {
 			return graph.Attr{}, present(false)
 		}
-		t, err := l.tr.convert(a.T)
+		t, err := l.attrTensor(a.T)
 		if err != nil {
 			return graph.Attr{}, err
 		}
@@ -678,6 +680,25 @@ func (l *loader) attr(a *onnxpb.AttributeProto) (graph.Attr, error) {
 		return graph.Attr{}, errors.New("no type and no value")
 	}
 	return graph.Attr{}, fmt.Errorf("attributes of type %s are not supported", k)
+}
+
+// attrTensor converts a tensor attribute once per TensorProto: a function
+// body inlined at many calls refers to the same proto each time, and its
+// data is shared (read-only) rather than copied per call, so memory stays
+// bounded by the file's size however often a function is called.
+func (l *loader) attrTensor(tp *onnxpb.TensorProto) (*graph.Tensor, error) {
+	if t, ok := l.attrTensors[tp]; ok {
+		return &graph.Tensor{DType: t.DType, Shape: append([]int64{}, t.Shape...), Data: t.Data}, nil
+	}
+	t, err := l.tr.convert(tp)
+	if err != nil {
+		return nil, err
+	}
+	if l.attrTensors == nil {
+		l.attrTensors = map[*onnxpb.TensorProto]*graph.Tensor{}
+	}
+	l.attrTensors[tp] = t
+	return t, nil
 }
 
 // infer types every node output. Declared types (value_info, graph outputs)
