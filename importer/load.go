@@ -371,6 +371,9 @@ func (l *loader) valueType(vi *onnxpb.ValueInfoProto, required bool) (graph.Type
 	if tt.Shape == nil {
 		return t, nil
 	}
+	if len(tt.Shape.Dim) > MaxRank {
+		return graph.Type{}, fmt.Errorf("value %q has rank %d, more than %d", vi.GetName(), len(tt.Shape.Dim), MaxRank)
+	}
 	t.Ranked = true
 	t.Shape = make(graph.Shape, 0, len(tt.Shape.Dim))
 	static := int64(1)

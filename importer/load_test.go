@@ -320,6 +320,16 @@ func TestLoadErrors(t *testing.T) {
 		{"absurd dims", func(m *onnxpb.ModelProto) {
 			m.Graph.Input[0] = tensorVI("x", graph.Float32, 1<<20, 1<<20)
 		}, []string{`"x"`, "more than"}},
+		{"huge rank", func(m *onnxpb.ModelProto) {
+			dims := make([]any, 100)
+			for i := range dims {
+				dims[i] = 1
+			}
+			m.Graph.Input[0] = tensorVI("x", graph.Float32, dims...)
+		}, []string{`"x"`, "rank 100"}},
+		{"huge rank initializer", func(m *onnxpb.ModelProto) {
+			m.Graph.Initializer = []*onnxpb.TensorProto{{Name: proto.String("w"), Dims: make([]int64, 65), DataType: proto.Int32(1)}}
+		}, []string{`"w"`, "rank 65"}},
 		{"negative dim", func(m *onnxpb.ModelProto) { m.Graph.Input[0] = tensorVI("x", graph.Float32, -3) }, []string{"negative"}},
 		{"absurd initializer", func(m *onnxpb.ModelProto) {
 			m.Graph.Initializer = []*onnxpb.TensorProto{{Name: proto.String("w"), Dims: []int64{1 << 40}, DataType: proto.Int32(1), RawData: []byte{1, 2, 3, 4}}}

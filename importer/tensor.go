@@ -54,9 +54,17 @@ func dtypeName(dt int32) string {
 	return fmt.Sprintf("data type %d", dt)
 }
 
-// numElements multiplies dims, refusing negative dims, overflow and counts
-// above max.
+// MaxRank bounds the rank of tensors and declared types. Real models stay
+// under 10; a rank in the thousands only comes from corrupt files and would
+// make later per-dimension work needlessly expensive.
+const MaxRank = 64
+
+// numElements multiplies dims, refusing negative dims, overflow, counts
+// above max and ranks above MaxRank.
 func numElements(dims []int64, max int64) (int64, error) {
+	if len(dims) > MaxRank {
+		return 0, fmt.Errorf("rank %d is more than %d", len(dims), MaxRank)
+	}
 	n := int64(1)
 	for _, d := range dims {
 		if d < 0 {
