@@ -34,5 +34,16 @@ run: build
 bench: build
 	@echo "benchmarks: see docs/BENCHMARKS.md"
 
+# Fuzz every target for FUZZTIME each (seed corpora under */testdata/fuzz run in
+# `make test` as ordinary tests; a crasher found here lands there).
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./graph:FuzzParse ./graph:FuzzInferNode ./graph:FuzzCanonDim \
+	./importer:FuzzLoad ./importer:FuzzDecodeTensor ./importer/npy:FuzzRead \
+	./codegen:FuzzDecodeArtifact ./codegen:FuzzDecodeSafetensors ./codegen:FuzzArtifactSections
+fuzz: setup
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+	  $(GO) test $$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) || exit 1; done
+
 clean:
 	rm -rf bin .bin .mlx
