@@ -182,6 +182,9 @@ func TestMatMulEinsum(t *testing.T) {
 		// transposed (non-contiguous) right operand
 		got := s.MatMul(s.fromND(a), s.Transpose(s.fromND(bt), 0, 2, 1))
 		s.checkND(t, "matmul^T", got, matmulND(a, transposeND(bt, []int{0, 2, 1})), 1e-5)
+		// big enough for the BLAS's blocked kernels, odd sizes for its edges
+		p, q := randND(r, -1, 1, 131, 67), randND(r, -1, 1, 67, 95)
+		s.checkND(t, "matmul-large", s.MatMul(s.fromND(p), s.fromND(q)), matmulND(p, q), 1e-5)
 		x := randND(r, -1, 1, 3, 5, 7)
 		y := randND(r, -1, 1, 3, 7, 4)
 		s.checkND(t, "einsum", s.Einsum("bij,bjk->bik", s.fromND(x), s.fromND(y)), matmulND(x, y), 1e-5)

@@ -477,6 +477,11 @@ func TestInfo(t *testing.T) {
 	if len(ds) == 0 || ds[0].Type != CPU {
 		t.Fatalf("devices %v", ds)
 	}
+	if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/libopenblas.so.0"); err == nil && os.Getenv("OF3C_BLAS") == "" {
+		if !strings.Contains(BLAS(), "openblas") {
+			t.Fatalf("OpenBLAS is installed but MLX's GEMM goes to %q", BLAS())
+		}
+	}
 	if !strings.Contains(Info(), "cpu:0") {
 		t.Fatalf("info %q", Info())
 	}

@@ -2,8 +2,6 @@
 
 #include "shim.h"
 
-#include <dlfcn.h>
-
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
@@ -276,22 +274,6 @@ int mlxs_clear_cache(void) {
 int mlxs_set_compile_enabled(bool on) {
   TRY if (on) mx::enable_compile();
   else mx::disable_compile();
-  CATCH
-}
-
-int mlxs_blas_library(char* buf, size_t cap) {
-  TRY std::string path;
-  // Global-scope lookup is what binds libmlx's undefined cblas_sgemm, so the
-  // first definition found here is the one MLX calls.
-  if (void* sym = dlsym(RTLD_DEFAULT, "cblas_sgemm")) {
-    Dl_info info;
-    if (dladdr(sym, &info) && info.dli_fname) path = info.dli_fname;
-  }
-  if (cap > 0) {
-    size_t n = std::min(cap - 1, path.size());
-    std::memcpy(buf, path.data(), n);
-    buf[n] = 0;
-  }
   CATCH
 }
 

@@ -37,8 +37,8 @@ int mlxs_set_memory_limit(size_t limit, size_t* prev);
 int mlxs_set_cache_limit(size_t limit, size_t* prev);
 int mlxs_clear_cache(void);
 int mlxs_set_compile_enabled(bool on);
-// Path of the shared object that cblas_sgemm resolves to in this process
-// (the BLAS libmlx's GEMM calls), or "" if unknown.
+// Describes the BLAS that MLX's fp32 GEMM calls (see blas.cc): the library
+// file, plus OpenBLAS's core type when it is OpenBLAS.
 int mlxs_blas_library(char* buf, size_t cap);
 
 // ---- arrays ----
