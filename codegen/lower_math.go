@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -162,6 +163,13 @@ func lowerReduce(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 		}
 		return t.one(a, dt)
 	}
+	// A reduction over an empty axis is its identity element, which MLX
+	// refuses to produce for max/min/logsumexp.
+	for _, i := range ax {
+		if x.shape[i] == 0 {
+			return t.emptyReduce(n, x, ax, keep)
+		}
+	}
 	// Sums of small integer or half types accumulate in MLX's own wider
 	// type; results are cast back to dt by the caller.
 	var y *mlx.Array
@@ -313,4 +321,39 @@ func lowerTrilu(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 		return t.one(t.s.Triu(a, int(k)), in[0].dt)
 	}
 	return t.one(t.s.Tril(a, int(k)), in[0].dt)
+}
+
+// emptyReduce fills the reduced shape with the reduction's identity.
+func (t *tracer) emptyReduce(n *graph.Node, x *val, ax []int, keep bool) ([]*val, error) {
+	red := map[int]bool{}
+	for _, a := range ax {
+		red[a] = true
+	}
+	var shape []int
+	for i, d := range x.shape {
+		switch {
+		case !red[i]:
+			shape = append(shape, int(d))
+		case keep:
+			shape = append(shape, 1)
+		}
+	}
+	v := 0.0
+	switch n.Op {
+	case "ReduceProd":
+		v = 1
+	case "ReduceMax", "ReduceLogSum", "ReduceLogSumExp":
+		v = math.Inf(-1)
+	case "ReduceMin":
+		v = math.Inf(1)
+	case "ReduceMean":
+		v = math.NaN()
+	}
+	dt := x.dt
+	if !dt.IsFloat() && math.IsInf(v, 0) {
+		// Integer max/min of nothing: the type's extreme values.
+		lim := map[bool]float64{true: -math.MaxInt64, false: math.MaxInt64}
+		v = lim[v < 0]
+	}
+	return t.one(t.s.Full(v, t.ddt(dt), shape...), dt)
 }

@@ -14,6 +14,9 @@ func init() {
 		return []*val{hostVal(graph.NewTensorI64(nil, []int64{in[0].numel()}))}, nil
 	}, "Size")
 	register(func(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
+		if n.Op == "Dropout" && dropoutTraining(n, in) {
+			return nil, unsupported(n, "training-mode dropout is random")
+		}
 		outs := make([]*val, len(n.Outputs))
 		outs[0] = in[0]
 		if len(outs) > 1 { // Dropout's mask: all kept at inference
@@ -513,6 +516,7 @@ func lowerPad(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	var pads []int64
 	var err error
 	cval := 0.0
+	var cdev *mlx.Array
 	if n.Opset > 0 && n.Opset < 11 {
 		pads, _ = n.AttrInts("pads")
 		cval = float64(n.AttrFloat("value", 0))
@@ -522,13 +526,15 @@ func lowerPad(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 		}
 		if len(in) > 2 && in[2] != nil {
 			if in[2].host == nil {
-				return nil, fmt.Errorf("constant_value must be known when the graph is compiled")
+				// Computed on the device: pad with 0, then fill the border.
+				cdev = t.arr(in[2])
+			} else {
+				f, err := in[2].host.Float64s()
+				if err != nil || len(f) != 1 {
+					return nil, fmt.Errorf("constant_value must be a scalar")
+				}
+				cval = f[0]
 			}
-			f, err := in[2].host.Float64s()
-			if err != nil || len(f) != 1 {
-				return nil, fmt.Errorf("constant_value must be a scalar")
-			}
-			cval = f[0]
 		}
 	}
 	axes := make([]int, r)
@@ -576,7 +582,12 @@ func lowerPad(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	s := t.s
 	switch mode {
 	case "constant":
-		return t.one(s.Pad(a, intsOf(low), intsOf(high), cval), x.dt)
+		y := s.Pad(a, intsOf(low), intsOf(high), cval)
+		if cdev != nil {
+			inside := s.Pad(s.Full(1, mlx.Bool, intsOf(shape)...), intsOf(low), intsOf(high), 0)
+			y = s.Where(inside, y, s.Reshape(cdev, []int{}...))
+		}
+		return t.one(y, x.dt)
 	case "edge", "reflect", "wrap":
 		for ax := 0; ax < r; ax++ {
 			if low[ax] == 0 && high[ax] == 0 {
@@ -613,4 +624,25 @@ func lowerPad(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 		return t.one(a, x.dt)
 	}
 	return nil, fmt.Errorf("pad mode %q is not supported", mode)
+}
+
+// dropoutTraining reports whether a Dropout node really drops: training mode
+// on (opset ≥ 12: input 2; a value computed on the device counts as on) and
+// a nonzero ratio.
+func dropoutTraining(n *graph.Node, in []*val) bool {
+	if len(in) < 3 || in[2] == nil {
+		return false
+	}
+	if in[2].host != nil {
+		v, err := in[2].host.Int64s()
+		if err == nil && len(v) == 1 && v[0] == 0 {
+			return false
+		}
+	}
+	if len(in) > 1 && in[1] != nil && in[1].host != nil {
+		if r, err := in[1].host.Float64s(); err == nil && len(r) == 1 && r[0] == 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -98,6 +98,9 @@ type Program struct {
 type compiled struct {
 	closure *mlx.Function
 	fn      *mlx.Function
+	// traceErr keeps the trace's error with its type (MLX passes only the
+	// message back through C++), e.g. a *graph.UnsupportedOpError.
+	traceErr error
 }
 
 func (c *compiled) release() {
@@ -256,8 +259,19 @@ type RunInfo struct {
 	FirstCall bool
 }
 
+// specializeLimit is the element count up to which an integer or bool
+// graph input is treated as known at trace time: its values join the cache
+// key and the trace sees them as constants, so shape-like inputs (a window
+// length, a training flag, sequence lengths) can drive shapes, as MLX's
+// static graphs need. Larger inputs are ordinary data.
+const specializeLimit = 16
+
+func specialized(t *graph.Tensor) bool {
+	return t != nil && (t.DType.IsInt() || t.DType == graph.Bool) && t.NumElements() <= specializeLimit
+}
+
 // Signature is the cache key of a set of inputs: dtype and shape of each
-// graph input, in graph order.
+// graph input, in graph order, and the values of specialized inputs.
 func (p *Program) Signature(inputs map[string]*graph.Tensor) string {
 	var b strings.Builder
 	for i, v := range p.g.Inputs {
@@ -270,6 +284,10 @@ func (p *Program) Signature(inputs map[string]*graph.Tensor) string {
 			continue
 		}
 		fmt.Fprintf(&b, "%s%v", t.DType, t.Shape)
+		if specialized(t) {
+			vals, _ := t.Int64s()
+			fmt.Fprintf(&b, "=%v", vals)
+		}
 	}
 	return b.String()
 }
@@ -308,7 +326,7 @@ func (p *Program) Run(inputs map[string]*graph.Tensor) (map[string]*graph.Tensor
 	err := mlx.Do(func(s *mlx.Scope) error {
 		s.SetDefaultDevice(p.device)
 		if entry == nil {
-			entry = p.newCompiled(s)
+			entry = p.newCompiled(s, args)
 			if err := s.Err(); err != nil {
 				return err
 			}
@@ -328,11 +346,16 @@ func (p *Program) Run(inputs map[string]*graph.Tensor) (map[string]*graph.Tensor
 			// graphs whose outputs are views of inputs); build a fresh one.
 			s.ResetErr()
 			entry.release()
-			entry = p.newCompiled(s)
+			entry = p.newCompiled(s, args)
 			p.cache[sig] = entry
 			res = s.Call(entry.fn, ins...)
 		}
 		if err := s.Err(); err != nil {
+			if entry.traceErr != nil {
+				delete(p.cache, sig)
+				entry.release()
+				return entry.traceErr
+			}
 			return err
 		}
 		if len(res) != len(p.g.Outputs) {
@@ -355,8 +378,21 @@ func (p *Program) Run(inputs map[string]*graph.Tensor) (map[string]*graph.Tensor
 }
 
 // newCompiled wraps the trace in a closure and (unless NoCompile) compile.
-func (p *Program) newCompiled(s *mlx.Scope) *compiled {
-	c := &compiled{closure: s.Closure(p.trace)}
+func (p *Program) newCompiled(s *mlx.Scope, args []*graph.Tensor) *compiled {
+	known := make([]*graph.Tensor, len(args))
+	for i, t := range args {
+		if specialized(t) {
+			known[i] = t
+		}
+	}
+	c := &compiled{}
+	c.closure = s.Closure(func(s *mlx.Scope, in []*mlx.Array) ([]*mlx.Array, error) {
+		out, err := p.trace(s, in, known)
+		if err != nil {
+			c.traceErr = err
+		}
+		return out, err
+	})
 	if p.opts.NoCompile {
 		c.fn = c.closure
 		c.closure = nil

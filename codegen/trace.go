@@ -38,9 +38,15 @@ type tracer struct {
 // larger belongs on the device.
 const hostFoldLimit = 1 << 14
 
+// scalarFoldLimit is the input element count up to which float nodes are
+// folded on the host too.
+const scalarFoldLimit = 8
+
 // trace is the body of the MLX function: it builds the graph for the
 // concrete shapes of in (graph inputs, then the weights).
-func (p *Program) trace(s *mlx.Scope, in []*mlx.Array) ([]*mlx.Array, error) {
+// known[i], when non-nil, holds the values of graph input i (see
+// specializeLimit).
+func (p *Program) trace(s *mlx.Scope, in []*mlx.Array, known []*graph.Tensor) ([]*mlx.Array, error) {
 	g := p.g
 	if len(in) != len(g.Inputs)+len(p.weights) {
 		return nil, fmt.Errorf("traced function got %d arguments, want %d", len(in), len(g.Inputs)+len(p.weights))
@@ -53,6 +59,9 @@ func (p *Program) trace(s *mlx.Scope, in []*mlx.Array) ([]*mlx.Array, error) {
 			a = s.AsType(a, t.mdt(want))
 		}
 		env[v] = &val{a: a, dt: v.Type.DType, shape: int64sOf(in[i].Shape())}
+		if i < len(known) && known[i] != nil {
+			env[v].host = known[i]
+		}
 	}
 	for j, w := range p.weights {
 		env[w] = &val{a: in[len(g.Inputs)+j], host: w.Const, dt: w.Const.DType, shape: w.Const.Shape}
@@ -205,10 +214,13 @@ func (t *tracer) hostFold(n *graph.Node, ins []*val) ([]*val, bool, error) {
 			}
 		}
 	}
-	// Float arithmetic stays on the device unless the precision is fp32 and
-	// the node only shuffles data: folding is about shapes, not numerics.
+	// Float arithmetic on more than a few scalars stays on the device:
+	// folding is about shapes, not numerics. Scalars are folded because
+	// exporters compute shape arguments in float too (e.g. Range limits of
+	// window functions); the reference rounds each result to its dtype, so
+	// the values are what the device would compute, or closer.
 	for _, o := range n.Outputs {
-		if o != nil && o.Type.DType.IsFloat() && !shuffleOps[n.Op] {
+		if o != nil && o.Type.DType.IsFloat() && !shuffleOps[n.Op] && total > scalarFoldLimit {
 			return nil, false, nil
 		}
 	}
