@@ -128,6 +128,12 @@ func readAs[T any](s *Scope, op string, a *Array, want Dtype) []T {
 		defer libFree(h)
 		src = &Array{h: h}
 	}
+	// Evaluate before allocating the Go copy, so a result too large to compute
+	// fails as an error in the shim rather than as a Go out-of-memory crash.
+	if err := libEval([]hnd{src.h}); err != nil {
+		s.failf(op, err)
+		return nil
+	}
 	out := make([]T, src.Size())
 	var p unsafe.Pointer
 	if len(out) > 0 {
@@ -160,6 +166,10 @@ func (s *Scope) Bools(a *Array) []bool { return readAs[bool](s, "bools", a, Bool
 // own dtype, row-major.
 func (s *Scope) Bytes(a *Array) []byte {
 	if !s.ok("bytes", a) {
+		return nil
+	}
+	if err := libEval([]hnd{a.h}); err != nil {
+		s.failf("bytes", err)
 		return nil
 	}
 	out := make([]byte, a.Size()*a.Dtype().Size())

@@ -77,6 +77,11 @@ func TestInvalidCallsReturnErrors(t *testing.T) {
 			s.Free(a)
 			return s.Exp(a)
 		}, "mlx: exp: input 0 was released"},
+		{"huge-eval", func(s *Scope) *Array {
+			s.Eval(s.Add(s.Zeros(Float32, 1<<18, 1<<18), s.Scalar(1, Float32)))
+			return nil
+		}, "mlx: eval: evaluation needs a"},
+		{"huge-read", func(s *Scope) *Array { s.Float32s(s.Ones(Float32, 1<<17, 1<<17)); return nil }, "mlx: float32s:"},
 		{"scatter-axes", func(s *Scope) *Array {
 			return s.Scatter(s.Zeros(Float32, 3), []*Array{s.Zeros(Int32, 1)}, s.Zeros(Float32, 1, 1), []int{0, 1})
 		}, "mlx: scatter:"},

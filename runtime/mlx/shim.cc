@@ -11,7 +11,10 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <unordered_set>
 #include <vector>
+
+#include <sys/sysinfo.h>
 
 #include "mlx/mlx.h"
 
@@ -173,6 +176,40 @@ void strided_copy(const char* src, char* dst, const mx::Shape& shape,
   }
 }
 
+// MLX's CPU allocator does not check malloc's result: an array larger than
+// the machine can hold crashes the process inside a worker thread, out of
+// reach of any catch. Before evaluating, walk the pending graph and refuse any
+// single buffer larger than available memory (or MLX's memory limit, which
+// callers can lower). A graph whose many smaller buffers together exhaust
+// memory is not caught.
+void guard_memory(const std::vector<mx::array>& roots) {
+  struct sysinfo si;
+  size_t avail = SIZE_MAX;
+  if (sysinfo(&si) == 0)
+    avail = (static_cast<size_t>(si.freeram) + si.bufferram + si.freeswap) * si.mem_unit;
+  avail = std::min(avail, mx::get_memory_limit());
+  std::vector<mx::array> stack(roots.begin(), roots.end());
+  std::unordered_set<std::uintptr_t> seen;
+  while (!stack.empty()) {
+    mx::array a = std::move(stack.back());
+    stack.pop_back();
+    if (!seen.insert(a.id()).second) continue;
+    if (a.status() != mx::array::unscheduled || !a.has_primitive()) continue;
+    for (const auto& o : a.outputs()) {
+      size_t n = o.dtype().size();
+      for (auto d : o.shape()) {
+        if (d != 0 && n > SIZE_MAX / static_cast<size_t>(d)) n = SIZE_MAX;
+        else n *= d;
+      }
+      if (n > avail)
+        throw std::runtime_error("evaluation needs a " + std::to_string(n) +
+                                 "-byte buffer; only " + std::to_string(avail) +
+                                 " bytes are available (memory limit or free RAM)");
+    }
+    for (const auto& in : a.inputs()) stack.push_back(in);
+  }
+}
+
 }  // namespace
 
 #define TRY try {
@@ -304,6 +341,7 @@ int mlxs_array_from_data(mlxs_array* out, const void* data, size_t nbytes,
                                 " bytes, shape and dtype need " +
                                 std::to_string(n * dt.size()));
   auto buf = mx::allocator::malloc(std::max<size_t>(nbytes, 1));
+  if (buf.buffer().raw_ptr() == nullptr) throw std::bad_alloc();
   if (nbytes > 0) std::memcpy(buf.buffer().raw_ptr(), data, nbytes);
   put(out, mx::array(std::move(buf), std::move(sh), dt));
   CATCH
@@ -348,6 +386,7 @@ int mlxs_array_read(mlxs_array h, void* dst, size_t nbytes) {
   if (a.nbytes() != nbytes)
     throw std::invalid_argument("read buffer has " + std::to_string(nbytes) +
                                 " bytes, array has " + std::to_string(a.nbytes()));
+  guard_memory({a});
   a.eval();
   if (nbytes == 0) return 0;
   strided_copy(a.data<char>(), static_cast<char*>(dst), a.shape(), a.strides(),
@@ -356,7 +395,9 @@ int mlxs_array_read(mlxs_array h, void* dst, size_t nbytes) {
 }
 
 int mlxs_eval(const mlxs_array* as, int n) {
-  TRY mx::eval(arrs(as, n));
+  TRY auto v = arrs(as, n);
+  guard_memory(v);
+  mx::eval(std::move(v));
   CATCH
 }
 
