@@ -183,3 +183,19 @@ func ClearCache() error { return Do(func(*Scope) error { return libClearCache() 
 func SetCompileEnabled(on bool) error {
 	return Do(func(*Scope) error { return libSetCompileEnabled(on) })
 }
+
+// Memory returns MLX's allocator counters (for use inside Do).
+func (s *Scope) Memory() MemoryStats {
+	m, err := libMemory()
+	if err != nil {
+		s.failf("memory", err)
+	}
+	return m
+}
+
+// ClearCache returns cached buffers to the system (for use inside Do).
+func (s *Scope) ClearCache() {
+	if err := libClearCache(); err != nil {
+		s.failf("clear_cache", err)
+	}
+}
