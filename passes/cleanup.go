@@ -22,6 +22,12 @@ import (
 // activation-sized tensors into the weights.
 const maxFoldGrowth = 1 << 16
 
+// maxSweeps bounds the fixed-point loops of the cleanup passes. Each sweep
+// rewrites everything it can, so real graphs settle in two or three; the
+// bound turns a pair of rules that undo each other into a logged stop
+// instead of a hang.
+const maxSweeps = 32
+
 // foldConstants evaluates nodes whose inputs are all known: constants through
 // the reference executor, and int64 shape values that shape inference knows
 // statically (Shape(x) for x: f32[N,4,32] → Gather(…, 1) = 4 folds even
@@ -30,7 +36,11 @@ const maxFoldGrowth = 1 << 16
 func foldConstants(c *Context) error {
 	g := c.G
 	symbolicReshapes := 0
-	for changed := true; changed; {
+	for sweep, changed := 0, true; changed; sweep++ {
+		if sweep == maxSweeps {
+			c.Notef("stopped after %d sweeps without reaching a fixed point", maxSweeps)
+			break
+		}
 		changed = false
 		for _, n := range append([]*graph.Node(nil), g.Nodes...) {
 			if len(n.Outputs) == 0 {
@@ -249,12 +259,34 @@ func staticShapeValue(s graph.Shape) ([]int64, bool) {
 	return vals, true
 }
 
+// readOrOutput reports whether n's first output is read or is a graph
+// output. A rewrite redirects only that output's readers; redirecting a
+// value nobody reads changes nothing, and counting it as a change would
+// never reach the fixed point (a node kept alive by a second output).
+// uses may be stale within one sweep: a value redirected earlier in it is
+// then still listed, which only costs a wasted attempt.
+func readOrOutput(g *graph.Graph, uses map[*graph.Value][]*graph.Node, n *graph.Node) bool {
+	if len(n.Outputs) == 0 || n.Outputs[0] == nil {
+		return false
+	}
+	o := n.Outputs[0]
+	return g.IsOutput(o) || len(uses[o]) > 0
+}
+
 // removeNoops drops nodes that compute their input.
 func removeNoops(c *Context) error {
 	g := c.G
-	for changed := true; changed; {
+	for sweep, changed := 0, true; changed; sweep++ {
+		if sweep == maxSweeps {
+			c.Notef("stopped after %d sweeps without reaching a fixed point", maxSweeps)
+			break
+		}
 		changed = false
+		uses := g.Uses()
 		for _, n := range append([]*graph.Node(nil), g.Nodes...) {
+			if !readOrOutput(g, uses, n) {
+				continue // only other outputs keep it alive: nothing to redirect
+			}
 			rule, repl, err := noopReplacement(g, n)
 			if err != nil {
 				return err
@@ -303,7 +335,7 @@ func noopReplacement(g *graph.Graph, n *graph.Node) (string, *graph.Value, error
 	case "Dropout":
 		// Inference: the data passes through. The mask output, when read,
 		// would need building; such graphs keep the node.
-		if len(n.Outputs) > 1 && n.Outputs[1] != nil && len(g.Uses()[n.Outputs[1]]) > 0 {
+		if len(n.Outputs) > 1 && n.Outputs[1] != nil && (len(g.Uses()[n.Outputs[1]]) > 0 || g.IsOutput(n.Outputs[1])) {
 			return "", nil, nil
 		}
 		if tm := n.Input(2); tm != nil {
@@ -396,9 +428,17 @@ func hasZeroOrUnknownTarget(v *graph.Value) bool {
 // patterns need to know only that form.
 func canonicalize(c *Context) error {
 	g := c.G
-	for changed := true; changed; {
+	for sweep, changed := 0, true; changed; sweep++ {
+		if sweep == maxSweeps {
+			c.Notef("stopped after %d sweeps without reaching a fixed point", maxSweeps)
+			break
+		}
 		changed = false
+		uses := g.Uses()
 		for _, n := range append([]*graph.Node(nil), g.Nodes...) {
+			if !readOrOutput(g, uses, n) {
+				continue
+			}
 			rule, repl, err := canonicalForm(g, n)
 			if err != nil {
 				return err
