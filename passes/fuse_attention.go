@@ -118,6 +118,10 @@ func tryAttention(g *graph.Graph, m *Matcher, s *graph.Node) (*graph.Node, strin
 		if i == scoresAt {
 			continue
 		}
+		if leaf.Type.Ranked && leaf.Type.Rank() == 0 && leaf.Type.DType == v.Type.DType {
+			// One number added to every logit: softmax does not see it.
+			continue
+		}
 		if !leaf.Type.Ranked || leaf.Type.Rank() < 1 {
 			return nil, fmt.Sprintf("bias %s has no rank ≥ 1", leaf), nil
 		}

@@ -164,3 +164,30 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// Explain says why an attention that almost matches did not fuse.
+func TestExplainAttentionNearMiss(t *testing.T) {
+	g := mustParse(t, `graph near opsets(ai.onnx=17) {
+  input %q:f32[2,N,4]
+  input %k:f32[2,N,4]
+  input %v:f32[2,N,4]
+  %kt:f32[2,4,N] = Transpose(%k) {perm=[0, 2, 1]}
+  %s:f32[2,N,N] = MatMul(%q, %kt)
+  %p:f32[2,N,N] = Softmax(%s) {axis=-1}
+  %o:f32[2,N,4] = MatMul(%p, %v)
+  output %o, %p
+}`)
+	ex, log, err := Explain(g, Options{Passes: []string{"fuse-attention"}, Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ex) != 1 || !strings.Contains(ex[0].Reason, "probabilities have") || ex[0].Rule != "attention" {
+		t.Errorf("explanations %v", ex)
+	}
+	if !strings.Contains(log.Format(), "explain: fuse-attention") {
+		t.Errorf("log does not show the explanation:\n%s", log.Format())
+	}
+	if c := g.OpCounts(); c["Softmax"] != 1 {
+		t.Errorf("fused although the probabilities are an output: %v", c)
+	}
+}
