@@ -28,7 +28,7 @@ func init() {
 	register(simple((*mlx.Scope).Log), "Log")
 	register(simple((*mlx.Scope).Tanh), "Tanh")
 	register(simple((*mlx.Scope).Erf), "Erf")
-	register(simple((*mlx.Scope).Sigmoid), "Sigmoid")
+	register(unary(func(t *tracer, _ *graph.Node, x *mlx.Array, _ graph.DType) *mlx.Array { return t.sigmoid(x) }), "Sigmoid")
 	register(simple((*mlx.Scope).Neg), "Neg")
 	register(simple((*mlx.Scope).Abs), "Abs")
 	register(simple((*mlx.Scope).Floor), "Floor")

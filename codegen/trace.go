@@ -31,6 +31,8 @@ type tracer struct {
 	s *mlx.Scope
 	p *Program
 	n *graph.Node // the node being lowered, for error messages
+	// profile, when set, is called after each node (Program.Profile).
+	profile func(n *graph.Node, outs []*val)
 }
 
 // hostFoldLimit bounds the element count of the inputs (and the result) of a
@@ -51,7 +53,11 @@ func (p *Program) trace(s *mlx.Scope, in []*mlx.Array, known []*graph.Tensor) ([
 	if len(in) != len(g.Inputs)+len(p.weights) {
 		return nil, fmt.Errorf("traced function got %d arguments, want %d", len(in), len(g.Inputs)+len(p.weights))
 	}
-	t := &tracer{s: s, p: p}
+	return p.traceWith(&tracer{s: s, p: p}, in, known)
+}
+
+func (p *Program) traceWith(t *tracer, in []*mlx.Array, known []*graph.Tensor) ([]*mlx.Array, error) {
+	g, s := p.g, t.s
 	env := make(map[*graph.Value]*val, len(g.Nodes)*2)
 	for i, v := range g.Inputs {
 		a := in[i]
@@ -101,6 +107,9 @@ func (p *Program) trace(s *mlx.Scope, in []*mlx.Array, known []*graph.Tensor) ([
 			if o != nil && k < len(outs) && outs[k] != nil {
 				env[o] = outs[k]
 			}
+		}
+		if t.profile != nil {
+			t.profile(n, outs)
 		}
 	}
 	res := make([]*mlx.Array, len(g.Outputs))

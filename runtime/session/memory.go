@@ -54,6 +54,16 @@ func (s *Session) CheckMemory(dims map[string]int64) error {
 	return &MemoryError{msg}
 }
 
+// EstimatePeak is the planner's estimate of the peak memory of a run at
+// dims with the graph's current chunking (0 when it cannot estimate).
+func (s *Session) EstimatePeak(dims map[string]int64) int64 {
+	p, err := passes.PlanMemory(s.Graph, dims, math.MaxInt64/4, passes.Options{})
+	if err != nil {
+		return 0
+	}
+	return p.PeakBefore
+}
+
 // memoryLimit is the smaller of the compile-time budget and the memory
 // available now (Options.MemoryLimit replaces the latter).
 func (s *Session) memoryLimit() (int64, string) {
