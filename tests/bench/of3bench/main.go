@@ -31,6 +31,7 @@ import (
 	"of3c/codegen"
 	"of3c/graph"
 	"of3c/importer/npy"
+	"of3c/passes"
 	"of3c/runtime/mlx"
 	"of3c/runtime/session"
 )
@@ -145,8 +146,9 @@ func run(threads, repeat int, pf, ta []int64, mdPath string) error {
 		if c.chunked {
 			// Half the unchunked estimate makes the planner chunk the
 			// attention and transition intermediates.
-			budget = plannedPeak(c.model, c.n) / 2
-			chunking = "planned for " + session.FmtBytes(budget)
+			var est int64
+			budget, est = chunkBudget(c.model, c.n)
+			chunking = fmt.Sprintf("budget %s (estimate unchunked %s)", session.FmtBytes(budget), session.FmtBytes(est))
 		}
 		env := threadEnv(threads)
 		of := childResult(exec.Command(os.Args[0], "-child", "-model", c.model, "-inputs", in, "-out", ofOut,
@@ -274,17 +276,27 @@ func writeInputs(model string, n int64, path string) error {
 	return npy.WriteNPZ(path, names, ts)
 }
 
-// plannedPeak is the planner's estimate of the unchunked peak at N.
-func plannedPeak(model string, n int64) int64 {
+// chunkBudget returns the smallest of a few fractions of the unchunked peak
+// estimate at N that the planner can meet by chunking (so the chunked run
+// shows the largest memory saving the planner finds), and that estimate.
+func chunkBudget(model string, n int64) (budget, peak int64) {
 	g, _, err := codegen.Compile(codegen.CompileRequest{Source: model})
 	if err != nil {
-		return 1 << 30
+		return 1 << 30, 0
 	}
-	s, err := session.New(g, &codegen.Manifest{}, session.Options{Device: "ref"})
+	dims := map[string]int64{"N": n}
+	p, err := passes.PlanMemory(g, dims, math.MaxInt64/4, passes.Options{})
 	if err != nil {
-		return 1 << 30
+		return 1 << 30, 0
 	}
-	return s.EstimatePeak(map[string]int64{"N": n})
+	peak = p.PeakBefore
+	for _, f := range []float64{0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9} {
+		b := int64(f * float64(peak))
+		if _, err := passes.PlanMemory(g, dims, b, passes.Options{}); err == nil {
+			return b, peak
+		}
+	}
+	return peak, peak
 }
 
 // compare reports the max abs difference between two output archives.
