@@ -238,7 +238,7 @@ func replaceConstOutput(g *graph.Graph, o, nv *graph.Value) {
 		o.Name = g.UniqueName(name + "_replaced")
 		nv.Name = name
 	}
-	g.ReplaceAllUses(o, nv)
+	replaceAllUses(g, o, nv)
 }
 
 func staticShapeValue(s graph.Shape) ([]int64, bool) {
@@ -257,6 +257,24 @@ func staticShapeValue(s graph.Shape) ([]int64, bool) {
 		vals[i] = v
 	}
 	return vals, true
+}
+
+// usesWithNested is Graph.Uses plus, for values read inside nested graphs,
+// the node owning the nested graph.
+func usesWithNested(g *graph.Graph) map[*graph.Value][]*graph.Node {
+	uses := g.Uses()
+	for _, n := range g.Nodes {
+		for _, a := range n.Attrs {
+			if a.Kind != graph.AttrGraph || a.Graph == nil {
+				continue
+			}
+			sub := &graph.Graph{Nodes: []*graph.Node{{Attrs: map[string]graph.Attr{"g": a}}}}
+			for _, v := range outerRefs(sub) {
+				uses[v] = append(uses[v], n)
+			}
+		}
+	}
+	return uses
 }
 
 // readOrOutput reports whether n's first output is read or is a graph
@@ -282,7 +300,7 @@ func removeNoops(c *Context) error {
 			break
 		}
 		changed = false
-		uses := g.Uses()
+		uses := usesWithNested(g)
 		for _, n := range append([]*graph.Node(nil), g.Nodes...) {
 			if !readOrOutput(g, uses, n) {
 				continue // only other outputs keep it alive: nothing to redirect
@@ -434,7 +452,7 @@ func canonicalize(c *Context) error {
 			break
 		}
 		changed = false
-		uses := g.Uses()
+		uses := usesWithNested(g)
 		for _, n := range append([]*graph.Node(nil), g.Nodes...) {
 			if !readOrOutput(g, uses, n) {
 				continue
@@ -807,7 +825,7 @@ func cse(c *Context) error {
 		dup := false
 		for _, w := range byKey[k] {
 			if w.Type.Equal(v.Type) && string(w.Const.Data) == string(v.Const.Data) && !g.IsOutput(v) {
-				g.ReplaceAllUses(v, w)
+				replaceAllUses(g, v, w)
 				c.Count("cse-const")
 				dup = true
 				break

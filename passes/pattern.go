@@ -201,7 +201,7 @@ func NewMatcher(g *graph.Graph) *Matcher {
 
 // Refresh recomputes use lists after the graph changed.
 func (m *Matcher) Refresh() {
-	m.uses = m.g.Uses()
+	m.uses = usesWithNested(m.g)
 	m.outs = map[*graph.Value]bool{}
 	for _, o := range m.g.Outputs {
 		m.outs[o] = true

@@ -111,7 +111,52 @@ func replaceValue(g *graph.Graph, old, new *graph.Value) {
 		old.Name = g.UniqueName(name + "_replaced")
 		new.Name = name
 	}
+	replaceAllUses(g, old, new)
+}
+
+// replaceAllUses is Graph.ReplaceAllUses that also rewrites the nodes of
+// nested graphs (If/Loop/Scan bodies), which read outer values directly.
+func replaceAllUses(g *graph.Graph, old, new *graph.Value) {
 	g.ReplaceAllUses(old, new)
+	for _, n := range g.Nodes {
+		for _, a := range n.Attrs {
+			if a.Kind == graph.AttrGraph && a.Graph != nil {
+				replaceAllUses(a.Graph, old, new)
+			}
+		}
+	}
+}
+
+// outerRefs lists values of g that nodes of nested graphs read: Graph.Uses
+// does not see those reads, so dead-code removal must keep them.
+func outerRefs(g *graph.Graph) []*graph.Value {
+	var refs []*graph.Value
+	var walk func(sub *graph.Graph)
+	walk = func(sub *graph.Graph) {
+		for _, n := range sub.Nodes {
+			refs = append(refs, n.Inputs...)
+			for _, a := range n.Attrs {
+				if a.Kind == graph.AttrGraph && a.Graph != nil {
+					walk(a.Graph)
+				}
+			}
+		}
+		refs = append(refs, sub.Outputs...)
+	}
+	for _, n := range g.Nodes {
+		for _, a := range n.Attrs {
+			if a.Kind == graph.AttrGraph && a.Graph != nil {
+				walk(a.Graph)
+			}
+		}
+	}
+	out := refs[:0]
+	for _, v := range refs {
+		if v != nil {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // scalarConst adds a rank-0 constant of dtype dt.
@@ -253,5 +298,16 @@ func removeDead(g *graph.Graph) (int, error) {
 	if err := g.TopoSort(); err != nil {
 		return 0, err
 	}
-	return g.RemoveDead(), nil
+	// Values read inside nested graphs stay alive: list them as outputs
+	// for the duration of the sweep (extra entries for a nested graph's own
+	// values are harmless: nothing at this level defines them).
+	refs := outerRefs(g)
+	if len(refs) == 0 {
+		return g.RemoveDead(), nil
+	}
+	outs := g.Outputs
+	g.Outputs = append(append([]*graph.Value(nil), outs...), refs...)
+	n := g.RemoveDead()
+	g.Outputs = outs
+	return n, nil
 }
