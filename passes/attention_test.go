@@ -112,7 +112,13 @@ func buildTriAttentionT(t *testing.T, style string, dt graph.DType) *graph.Graph
 	default:
 		logits = b.Op("Add", b.Op("Add", scores, mb), tri)
 	}
-	p := b.Op("Softmax", logits, graph.AInt("axis", -1))
+	var p *graph.Value
+	if style == "softmax-upcast" {
+		up := b.Op("Cast", logits, graph.AInt("to", int64(graph.Float32)))
+		p = b.Op("Cast", b.Op("Softmax", up, graph.AInt("axis", -1)), graph.AInt("to", int64(dt)))
+	} else {
+		p = b.Op("Softmax", logits, graph.AInt("axis", -1))
+	}
 	var o *graph.Value
 	switch style {
 	case "einsum":
@@ -178,10 +184,18 @@ func findOp(g *graph.Graph, op string) *graph.Node {
 // must give what the f32 graph gives (to f16 precision), masked rows
 // included.
 func TestAttentionFloat16Masks(t *testing.T) {
-	for _, style := range []string{"of3", "boolcast", "sdpa"} {
-		t.Run(style, func(t *testing.T) {
+	for _, c := range []struct {
+		style string
+		dt    graph.DType
+		tol   float64
+	}{
+		{"of3", graph.Float16, 2e-2}, {"boolcast", graph.Float16, 2e-2}, {"sdpa", graph.Float16, 2e-2},
+		{"softmax-upcast", graph.Float16, 2e-2}, {"of3", graph.BFloat16, 1e-1}, {"softmax-upcast", graph.BFloat16, 1e-1},
+	} {
+		style := c.style
+		t.Run(style+"/"+c.dt.String(), func(t *testing.T) {
 			g32 := buildTriAttentionT(t, style, graph.Float32)
-			g16 := buildTriAttentionT(t, style, graph.Float16)
+			g16 := buildTriAttentionT(t, style, c.dt)
 			dims := map[string]int64{"N": 6}
 			in32 := testInputs(t, g32, dims, 2)
 			in16 := map[string]*graph.Tensor{}
@@ -191,7 +205,7 @@ func TestAttentionFloat16Masks(t *testing.T) {
 					continue
 				}
 				vals, _ := tt.Float64s()
-				h, err := graph.NewTensorFromFloat64s(graph.Float16, tt.Shape, vals)
+				h, err := graph.NewTensorFromFloat64s(c.dt, tt.Shape, vals)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -216,8 +230,8 @@ func TestAttentionFloat16Masks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d > 2e-2 {
-				t.Errorf("f16 fused differs from f32 by %g", d)
+			if d > c.tol {
+				t.Errorf("%s fused differs from f32 by %g", c.dt, d)
 			}
 		})
 	}

@@ -72,6 +72,18 @@ func tryAttention(g *graph.Graph, m *Matcher, s *graph.Node) (*graph.Node, strin
 	if !L.Type.DType.IsFloat() {
 		return nil, "softmax of a non-float type", nil
 	}
+	// A softmax upcast for precision, Cast(T→f32) … Softmax … Cast(f32→T)
+	// with T = f16/bf16, is what the fused op does anyway (docs/OPS.md:
+	// accumulation in f32): look through both Casts.
+	if lc := L.Producer; lc != nil && lc.Op == "Cast" && lc.Domain == graph.DefaultDomain && m.SingleUse(L) && m.SingleUse(P) {
+		low := lc.Inputs[0]
+		pc := m.Uses(P)[0]
+		if low != nil && (low.Type.DType == graph.Float16 || low.Type.DType == graph.BFloat16) &&
+			L.Type.DType == graph.Float32 && pc.Op == "Cast" && pc.Domain == graph.DefaultDomain &&
+			pc.Outputs[0].Type.DType == low.Type.DType {
+			L, P = low, pc.Outputs[0]
+		}
+	}
 	// Probabilities → MatMul(P, v), through a Reshape/Unsqueeze that only
 	// adds leading 1s (MSA: a.unsqueeze(0) against v: [S, H, K, c]).
 	if !m.SingleUse(P) {
