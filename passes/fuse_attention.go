@@ -7,7 +7,7 @@ import (
 	"of3c/graph"
 )
 
-// AttentionFusion: softmax(scale·q·kᵀ + Σ biases)·v → of3c.Attention
+// fuseAttention: softmax(scale·q·kᵀ + Σ biases)·v → of3c.Attention
 // (docs/OPS.md). The anchor is every Softmax over the last axis:
 //
 //	Softmax(L) with L = Add-tree of leaves, one leaf optionally the scores

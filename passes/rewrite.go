@@ -172,7 +172,7 @@ func i64Const(g *graph.Graph, base string, vals ...int64) *graph.Value {
 	return g.AddConst(g.UniqueName(base), graph.NewTensorI64([]int64{int64(len(vals))}, vals))
 }
 
-// constScalarOperand returns the value of a one-element constant operand that
+// pureScalarOperand returns the value of a one-element constant operand that
 // does not widen the result: in x·c the output must have x's shape, or
 // dropping c would change the broadcast.
 func pureScalarOperand(n *graph.Node, constIdx int) (float64, bool) {
@@ -273,7 +273,7 @@ func normAxis(axis int64, rank int) (int, error) {
 	return int(axis), nil
 }
 
-// isFloatConst reports whether v is a constant of a float type with all
+// finiteFloatConst returns the values of v when it is a float constant with all
 // elements finite.
 func finiteFloatConst(v *graph.Value) ([]float64, bool) {
 	if !v.IsConst() || !v.Const.DType.IsFloat() {
