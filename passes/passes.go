@@ -245,26 +245,22 @@ func Select(opts Options) ([]string, error) {
 		}
 		return names, nil
 	}
-	pos := map[string]int{}
+	// Every listed pass must exist, and each occurrence of a pass must come
+	// after some occurrence of each pass it is After, when that pass is
+	// listed at all (repeating a pass, e.g. dce, is fine).
+	first := map[string]int{}
 	for i, n := range names {
-		p, ok := lookupPass(n)
-		if !ok {
+		if _, ok := lookupPass(n); !ok {
 			return nil, fmt.Errorf("unknown pass %q (passes: %s)", n, strings.Join(Names(), ", "))
 		}
-		for _, a := range p.After {
-			if j, ok := pos[a]; ok && j > i {
-				return nil, fmt.Errorf("pass %s must run after %s", n, a)
-			}
-		}
-		if _, dup := pos[n]; !dup {
-			pos[n] = i
+		if _, dup := first[n]; !dup {
+			first[n] = i
 		}
 	}
-	// A later occurrence of a pass that something listed earlier must follow.
 	for i, n := range names {
 		p, _ := lookupPass(n)
 		for _, a := range p.After {
-			if j, ok := pos[a]; ok && j > i {
+			if j, listed := first[a]; listed && j > i {
 				return nil, fmt.Errorf("pass %s must run after %s", n, a)
 			}
 		}
