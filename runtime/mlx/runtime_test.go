@@ -106,6 +106,22 @@ func TestInvalidCallsReturnErrors(t *testing.T) {
 			}
 		}
 	})
+	// Out-of-range gather/scatter indices are undefined (as in ONNX) but must
+	// not touch memory outside the arrays.
+	do(t, func(s *Scope) {
+		a := s.FromFloat32s([]float32{1, 2, 3, 4}, 4)
+		far := s.FromInt32s([]int32{1 << 30, -(1 << 29), 2}, 3)
+		if v := s.Float32s(s.Take(a, far, 0)); len(v) != 3 || v[2] != 3 {
+			t.Fatalf("take: %v", v)
+		}
+		s.Float32s(s.TakeAlongAxis(a, far, 0))
+		s.Float32s(s.PutAlongAxis(a, far, s.Zeros(Float32, 3), 0))
+		s.Float32s(s.ScatterAdd(a, []*Array{s.FromInt64s([]int64{1 << 40}, 1)}, s.Ones(Float32, 1, 1), []int{0}))
+		u8 := s.FromBytes([]byte{200, 1}, Uint8, 2)
+		if v := s.Float32s(s.Take(a, u8, 0)); v[1] != 2 {
+			t.Fatalf("uint8 take: %v", v)
+		}
+	})
 	// errors are sticky: later ops are skipped and Do returns the first one
 	err := Do(func(s *Scope) error {
 		x := s.MatMul(s.Zeros(Float32, 2, 3), s.Zeros(Float32, 2, 3))

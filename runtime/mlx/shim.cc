@@ -176,6 +176,22 @@ void strided_copy(const char* src, char* dst, const mx::Shape& shape,
   }
 }
 
+// MLX's gather and scatter kernels do not bounds-check indices on CPU: an
+// out-of-range index reads or writes outside the buffer and can crash the
+// process. ONNX leaves out-of-range indices undefined, so clamp them to
+// [-n, n-1] (MLX wraps negatives) to keep that undefined result memory-safe.
+mx::array safe_index(const mx::array& idx, int n) {
+  if (!mx::issubdtype(idx.dtype(), mx::integer)) return idx;  // MLX rejects these
+  if (n == 0) {
+    if (idx.size() != 0) throw std::invalid_argument("index into an empty axis");
+    return idx;
+  }
+  bool sign = mx::issubdtype(idx.dtype(), mx::signedinteger);
+  auto lo = mx::astype(mx::array(sign ? -static_cast<int64_t>(n) : 0, mx::int64), idx.dtype());
+  auto hi = mx::astype(mx::array(static_cast<int64_t>(n) - 1, mx::int64), idx.dtype());
+  return mx::clip(idx, lo, hi);
+}
+
 // MLX's CPU allocator does not check malloc's result: an array larger than
 // the machine can hold crashes the process inside a worker thread, out of
 // reach of any catch. Before evaluating, walk the pending graph and refuse any
@@ -607,23 +623,23 @@ int mlxs_split(mlxs_array* outs, mlxs_array h, const int64_t* indices, int nidx,
 
 int mlxs_take(mlxs_array* out, mlxs_array a, mlxs_array idx, int axis) {
   TRY auto& x = A(a);
-  norm_axis(axis, static_cast<int>(x.ndim()), "take");
-  put(out, mx::take(x, A(idx), axis));
+  int ax = norm_axis(axis, static_cast<int>(x.ndim()), "take");
+  put(out, mx::take(x, safe_index(A(idx), x.shape(ax)), ax));
   CATCH
 }
 
 int mlxs_take_along_axis(mlxs_array* out, mlxs_array a, mlxs_array idx, int axis) {
   TRY auto& x = A(a);
-  norm_axis(axis, static_cast<int>(x.ndim()), "take_along_axis");
-  put(out, mx::take_along_axis(x, A(idx), axis));
+  int ax = norm_axis(axis, static_cast<int>(x.ndim()), "take_along_axis");
+  put(out, mx::take_along_axis(x, safe_index(A(idx), x.shape(ax)), ax));
   CATCH
 }
 
 int mlxs_put_along_axis(mlxs_array* out, mlxs_array a, mlxs_array idx,
                         mlxs_array vals, int axis) {
   TRY auto& x = A(a);
-  norm_axis(axis, static_cast<int>(x.ndim()), "put_along_axis");
-  put(out, mx::put_along_axis(x, A(idx), A(vals), axis));
+  int ax = norm_axis(axis, static_cast<int>(x.ndim()), "put_along_axis");
+  put(out, mx::put_along_axis(x, safe_index(A(idx), x.shape(ax)), A(vals), ax));
   CATCH
 }
 
@@ -633,6 +649,7 @@ int mlxs_scatter(mlxs_array* out, mlxs_array a, const mlxs_array* idx, int nidx,
   auto ax = to_axes(axes, nidx);
   for (auto& v : ax) v = norm_axis(v, static_cast<int>(x.ndim()), "scatter");
   auto ind = arrs(idx, nidx);
+  for (int i = 0; i < nidx; i++) ind[i] = safe_index(ind[i], x.shape(ax[i]));
   if (mode == 0)
     put(out, mx::scatter(x, ind, A(updates), ax));
   else if (mode == 1)
