@@ -262,6 +262,12 @@ func libAsType(a hnd, dt Dtype) (hnd, error) {
 	return out.ctx, err
 }
 
+func libClip(a, lo, hi hnd) (hnd, error) {
+	var out C.mlxs_array
+	err := ck(C.mlxs_clip(&out, ca(a), optional(lo), optional(hi)))
+	return out.ctx, err
+}
+
 func libEinsum(sub string, ops []hnd) (hnd, error) {
 	var out C.mlxs_array
 	cs := C.CString(sub)

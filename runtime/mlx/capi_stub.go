@@ -40,6 +40,7 @@ func libBinary(int, hnd, hnd) (hnd, error)                       { return nil, E
 func libReduce(int, hnd, []int, bool, bool) (hnd, error)         { return nil, ErrUnavailable }
 func libWhere(hnd, hnd, hnd) (hnd, error)                        { return nil, ErrUnavailable }
 func libAsType(hnd, Dtype) (hnd, error)                          { return nil, ErrUnavailable }
+func libClip(hnd, hnd, hnd) (hnd, error)                         { return nil, ErrUnavailable }
 func libEinsum(string, []hnd) (hnd, error)                       { return nil, ErrUnavailable }
 func libReshape(hnd, []int) (hnd, error)                         { return nil, ErrUnavailable }
 func libTranspose(hnd, []int) (hnd, error)                       { return nil, ErrUnavailable }

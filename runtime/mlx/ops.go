@@ -210,6 +210,15 @@ func (s *Scope) AsType(a *Array, dt Dtype) *Array {
 	return s.result("astype", h, err)
 }
 
+// Clip limits a to [lo, hi]; either bound may be nil (ONNX Clip).
+func (s *Scope) Clip(a, lo, hi *Array) *Array {
+	if !s.ok("clip", a) || !s.okOpt("clip", lo, hi) {
+		return nil
+	}
+	h, err := libClip(a.h, hOrNil(lo), hOrNil(hi))
+	return s.result("clip", h, err)
+}
+
 func handlesOf(as []*Array) []hnd {
 	hs := make([]hnd, len(as))
 	for i, a := range as {

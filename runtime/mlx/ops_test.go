@@ -410,6 +410,9 @@ func TestShapeOps(t *testing.T) {
 				}
 				return -1
 			}), 0)
+		s.checkND(t, "clip", s.Clip(xa, s.Scalar(-0.5, Float32), s.Scalar(0.5, Float32)),
+			mapND(x, func(v float64) float64 { return math.Max(-0.5, math.Min(0.5, v)) }), 0)
+		s.checkND(t, "clip-lo", s.Clip(xa, s.Scalar(0, Float32), nil), mapND(x, func(v float64) float64 { return math.Max(0, v) }), 0)
 		ci := s.AsType(s.FromFloat32s([]float32{1.7, -1.7, 2.5}, 3), Int32)
 		if ci.Dtype() != Int32 {
 			t.Fatalf("astype dtype %v", ci.Dtype())

@@ -528,6 +528,16 @@ int mlxs_astype(mlxs_array* out, mlxs_array a, int dtype) {
   CATCH
 }
 
+int mlxs_clip(mlxs_array* out, mlxs_array a, const mlxs_array* lo,
+              const mlxs_array* hi) {
+  TRY std::optional<mx::array> l, h;
+  if (lo) l = A(*lo);
+  if (hi) h = A(*hi);
+  if (!l && !h) throw std::invalid_argument("clip needs a lower or an upper bound");
+  put(out, mx::clip(A(a), l, h));
+  CATCH
+}
+
 int mlxs_einsum(mlxs_array* out, const char* subscripts, const mlxs_array* ops, int n) {
   TRY put(out, mx::einsum(subscripts, arrs(ops, n)));
   CATCH

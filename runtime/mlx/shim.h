@@ -86,6 +86,9 @@ int mlxs_reduce(int op, mlxs_array* out, mlxs_array a, const int* axes,
                 int naxes, bool keepdims);
 int mlxs_where(mlxs_array* out, mlxs_array c, mlxs_array x, mlxs_array y);
 int mlxs_astype(mlxs_array* out, mlxs_array a, int dtype);
+// lo and hi may be NULL.
+int mlxs_clip(mlxs_array* out, mlxs_array a, const mlxs_array* lo,
+              const mlxs_array* hi);
 int mlxs_einsum(mlxs_array* out, const char* subscripts, const mlxs_array* ops,
                 int n);
 int mlxs_reshape(mlxs_array* out, mlxs_array a, const int64_t* shape, int n);
