@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"of3c/graph"
 	"of3c/importer"
@@ -180,6 +181,14 @@ type Options struct {
 	Jobs     int               // parallel cases; ≤ 0 means GOMAXPROCS
 	// Tol is the float tolerance; the zero value means ONNX's (RTol, ATol).
 	Tol Tolerance
+	// Timeout bounds one case (all its data sets); 0 means DefaultTimeout. A
+	// case that runs longer fails with "timed out" (its goroutine is left
+	// behind), so a hung backend or pass cannot hang the whole run.
+	Timeout time.Duration
+	// Prepare, when set, transforms each imported graph before it runs
+	// (e.g. the optimization passes, so every node test also checks that
+	// they preserve the graph's meaning). Its error fails the test.
+	Prepare func(g *graph.Graph) error
 }
 
 // Tolerance bounds float differences: |got − want| ≤ ATol + RTol·|want|.
@@ -221,33 +230,58 @@ func RunAll(cases []Case, opts Options) []Result {
 	return results
 }
 
+// DefaultTimeout is the per-case limit: node tests take milliseconds, the
+// OF3 fixtures well under a second.
+const DefaultTimeout = 2 * time.Minute
+
 // RunCase runs one node test on every one of its data sets.
-func RunCase(c Case, opts Options) (res Result) {
+func RunCase(c Case, opts Options) Result {
+	limit := opts.Timeout
+	if limit <= 0 {
+		limit = DefaultTimeout
+	}
+	done := make(chan Result, 1)
+	go func() { done <- runCaseNow(c, opts) }()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(limit):
+		return classify(c, opts, Result{Case: c, Status: Fail, Reason: fmt.Sprintf("timed out after %v", limit)})
+	}
+}
+
+// classify turns failures and passes of listed tests into XFAIL and XPASS.
+func classify(c Case, opts Options, res Result) Result {
+	if reason, listed := opts.Expected[c.Name]; listed {
+		switch res.Status {
+		case Fail:
+			res.Status, res.Reason = ExpectedFail, reason+" ("+res.Reason+")"
+		case Pass:
+			res.Status, res.Reason = UnexpectedPass, "listed as an expected failure but passes: remove it from the list"
+		}
+	}
+	return res
+}
+
+func runCaseNow(c Case, opts Options) (res Result) {
 	res.Case = c
 	defer func() {
 		// A panic anywhere below is a bug worth a failure, not a crashed run.
 		if r := recover(); r != nil {
 			res.Status, res.Reason = Fail, fmt.Sprintf("panic: %v", r)
 		}
-		if reason, listed := opts.Expected[c.Name]; listed {
-			switch res.Status {
-			case Fail:
-				res.Status, res.Reason = ExpectedFail, reason+" ("+res.Reason+")"
-			case Pass:
-				res.Status, res.Reason = UnexpectedPass, "listed as an expected failure but passes: remove it from the list"
-			}
-		}
+		res = classify(c, opts, res)
 	}()
 	tol := opts.Tol
 	if tol == (Tolerance{}) {
 		tol = ONNXTolerance
 	}
-	status, reason := runCase(c, opts.Backend, tol, &res)
+	status, reason := runCase(c, opts.Backend, tol, opts.Prepare, &res)
 	res.Status, res.Reason = status, reason
 	return res
 }
 
-func runCase(c Case, b Backend, tol Tolerance, res *Result) (Status, string) {
+func runCase(c Case, b Backend, tol Tolerance, prepare func(*graph.Graph) error, res *Result) (Status, string) {
 	modelPath := filepath.Join(c.Dir, "model.onnx")
 	g, err := importer.LoadFile(modelPath, importer.Options{})
 	if err != nil {
@@ -261,6 +295,14 @@ func runCase(c Case, b Backend, tol Tolerance, res *Result) (Status, string) {
 		return Fail, "import: " + trimPath(err.Error(), modelPath)
 	}
 	res.Ops = opsOf(g)
+	if prepare != nil {
+		if err := prepare(g); err != nil {
+			if reason, skip := skipReason(err); skip {
+				return Skip, reason
+			}
+			return Fail, "prepare: " + err.Error()
+		}
+	}
 	if nc, ok := b.(NodeChecker); ok {
 		for _, n := range g.Nodes {
 			if err := nc.CheckNode(n); err != nil {

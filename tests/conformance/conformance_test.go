@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"of3c/graph"
 )
@@ -153,5 +154,22 @@ func TestOF3FixturesOnRef(t *testing.T) {
 		if r.Status != Pass {
 			t.Errorf("%s %s: %s", r.Status, r.Name, r.Reason)
 		}
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	dir := filepath.Join(DefaultDebianDir, "test_add")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skip("no node tests")
+	}
+	block := make(chan struct{})
+	defer close(block)
+	hung := BackendFunc(func(g *graph.Graph, in map[string]*graph.Tensor) (map[string]*graph.Tensor, error) {
+		<-block
+		return nil, nil
+	})
+	r := RunCase(Case{Name: "test_add", Dir: dir}, Options{Backend: hung, Timeout: 50 * time.Millisecond})
+	if r.Status != Fail || !strings.Contains(r.Reason, "timed out") {
+		t.Fatalf("got %s %q, want a timeout failure", r.Status, r.Reason)
 	}
 }

@@ -25,6 +25,8 @@ import (
 	"sort"
 	"strings"
 
+	"of3c/graph"
+	"of3c/passes"
 	"of3c/tests/conformance"
 )
 
@@ -47,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	expectedPath := fs.String("expected", "", "expected-failures list (default tests/conformance/expected_failures.txt for ref, expected_failures_BACKEND.txt for others)")
 	rtol := fs.Float64("rtol", conformance.RTol, "relative tolerance for floats")
 	atol := fs.Float64("atol", conformance.ATol, "absolute tolerance for floats (fixtures: -rtol 0 -atol 1e-4)")
+	timeout := fs.Duration("timeout", conformance.DefaultTimeout, "limit per test")
+	optimize := fs.Bool("passes", false, "run the default optimization passes (with the verifier) on every graph first")
 	gen := fs.Bool("gen", false, "first write the installed onnx package's node tests to "+conformance.GeneratedDir+" (needs .venv)")
 	var dirs dirList
 	fs.Var(&dirs, "data", "node-test folder (repeatable; default: Debian's libonnx-testdata, the onnx wheel's data and "+conformance.GeneratedDir+", where present)")
@@ -119,8 +123,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	results := conformance.RunAll(cases, conformance.Options{Backend: backend, Expected: expected, Filter: filter, Jobs: *jobs,
-		Tol: conformance.Tolerance{RTol: *rtol, ATol: *atol}})
+	opts := conformance.Options{Backend: backend, Expected: expected, Filter: filter, Jobs: *jobs,
+		Tol: conformance.Tolerance{RTol: *rtol, ATol: *atol}, Timeout: *timeout}
+	if *optimize {
+		opts.Prepare = func(g *graph.Graph) error {
+			_, err := passes.Run(g, passes.Options{Verify: true})
+			return err
+		}
+	}
+	results := conformance.RunAll(cases, opts)
 	for _, r := range results {
 		switch {
 		case *verbose:
