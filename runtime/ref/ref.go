@@ -7,7 +7,15 @@
 // dtype the op declares (so a float32 graph sees float32 intermediates, as on
 // any real backend); integer results wrap to their width; bools are 0/1.
 // Kernels never panic on bad input: shape, arity and index errors come back
-// as errors naming the node.
+// as errors naming the node. An op without a kernel, or a feature of one the
+// executor lacks (random training-mode Dropout, string casts), is a
+// *graph.UnsupportedOpError.
+//
+// Every op registered in package graph has a kernel here (a test keeps the
+// two sets equal), including of3c's fused ops — of3c.Attention with its
+// batch/query chunks and LMA, of3c.SwiGLU with row chunks, as docs/OPS.md
+// specifies them — and ONNX Attention-23. Run, RunWith and EvalNode keep no
+// shared state and are safe for concurrent use.
 package ref
 
 import (
