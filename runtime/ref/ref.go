@@ -89,6 +89,22 @@ type Options struct {
 	// mismatch means shape inference and execution disagree, which a compiled
 	// backend with static shapes would get wrong silently.
 	NoTypeCheck bool
+
+	// Stats, when non-nil, receives measurements of the run.
+	Stats *Stats
+}
+
+// Stats describe one run.
+type Stats struct {
+	// PeakBytes is the largest total size of live graph inputs and node
+	// results (in their dtypes; constants and kernels' internal scratch not
+	// counted), taken while each node's inputs and outputs are both alive.
+	// It is the measured counterpart of the memory planner's estimate.
+	PeakBytes int64
+	// PeakNode is the node at which PeakBytes was reached.
+	PeakNode string
+	// Nodes is the number of nodes executed.
+	Nodes int
 }
 
 // RunWith is Run with options.
@@ -97,6 +113,16 @@ func RunWith(g *graph.Graph, inputs map[string]*graph.Tensor, opts Options) (map
 		return nil, errors.New("ref: nil graph")
 	}
 	env := make(map[*graph.Value]*array, len(g.Inputs)+len(g.Nodes))
+	// live is the byte size of the non-constant values in env.
+	var live int64
+	release := func(v *graph.Value) {
+		if a, ok := env[v]; ok {
+			if v.Const == nil {
+				live -= a.bytes()
+			}
+			delete(env, v)
+		}
+	}
 	known := map[string]bool{}
 	syms := map[string]int64{}
 	for _, v := range g.Inputs {
@@ -113,6 +139,7 @@ func RunWith(g *graph.Graph, inputs map[string]*graph.Tensor, opts Options) (map
 			return nil, fmt.Errorf("ref: graph input %q: %w", v.Name, err)
 		}
 		env[v] = a
+		live += a.bytes()
 	}
 	for name := range inputs {
 		if !known[name] {
@@ -175,7 +202,16 @@ func RunWith(g *graph.Graph, inputs map[string]*graph.Tensor, opts Options) (map
 					return nil, fmt.Errorf("ref: node %s: %w", n, err)
 				}
 			}
+			if _, dup := env[o]; !dup {
+				live += outs[k].bytes()
+			}
 			env[o] = outs[k]
+		}
+		if opts.Stats != nil {
+			opts.Stats.Nodes++
+			if live > opts.Stats.PeakBytes {
+				opts.Stats.PeakBytes, opts.Stats.PeakNode = live, n.String()
+			}
 		}
 		if opts.Observe != nil {
 			ts := make([]*graph.Tensor, len(n.Outputs))
@@ -190,13 +226,13 @@ func RunWith(g *graph.Graph, inputs map[string]*graph.Tensor, opts Options) (map
 		}
 		for _, v := range n.Inputs {
 			if v != nil && lastUse[v] == i {
-				delete(env, v)
+				release(v)
 			}
 		}
 		// Outputs nobody reads are dropped at once.
 		for _, o := range n.Outputs {
 			if _, used := lastUse[o]; o != nil && !used {
-				delete(env, o)
+				release(o)
 			}
 		}
 	}
@@ -515,6 +551,10 @@ func (a *array) size() int {
 }
 
 func (a *array) rank() int { return len(a.shape) }
+
+// bytes is the array's size in its dtype (not in the float64/int64 it is
+// held in here).
+func (a *array) bytes() int64 { return int64(a.size()) * int64(a.dt.Size()) }
 
 // float returns element k as float64 (unsigned 64-bit read as unsigned).
 func (a *array) float(k int) float64 {

@@ -116,3 +116,17 @@ func TestRunObserve(t *testing.T) {
 }
 
 var errStop = errors.New("stop")
+
+func TestRunStats(t *testing.T) {
+	// x: f32[1,2] (8 bytes) → mm (8) → pre (8) → y (8). mm is a graph output
+	// and stays alive; at Add, x is gone (last read by MatMul), so live is
+	// mm + pre = 16; at Relu, pre + y + mm = 24 before pre is released.
+	g := buildMLP()
+	var st Stats
+	if _, err := RunWith(g, map[string]*graph.Tensor{"x": f32(sh(1, 2), 1, 1)}, Options{Stats: &st}); err != nil {
+		t.Fatal(err)
+	}
+	if st.PeakBytes != 24 || st.Nodes != 3 || !strings.Contains(st.PeakNode, "Relu") {
+		t.Fatalf("stats %+v, want peak 24 bytes at Relu over 3 nodes", st)
+	}
+}
