@@ -147,6 +147,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	s := conformance.Summarize(results)
 	printTable(stdout, s)
 	printSkips(stdout, s, *verbose)
+	if len(sources) > 1 {
+		for _, src := range sources {
+			var part []conformance.Result
+			for _, r := range results {
+				if r.Source == src.Label {
+					part = append(part, r)
+				}
+			}
+			ps := conformance.Summarize(part)
+			label := src.Label
+			if label == "" {
+				label = "debian"
+			}
+			fmt.Fprintf(stdout, "  %s: %d passed, %d failed, %d skipped\n", label, ps.Passed, ps.Failed, ps.Skipped)
+		}
+	}
 	// Expected failures the run did not reach (filtered out or skipped)
 	// stay listed; a name that matches no test at all is a stale entry.
 	ranLabels := map[string]bool{}
