@@ -132,6 +132,15 @@ func TestBinaryOps(t *testing.T) {
 		for _, c := range cases {
 			got := c.op(s, s.fromND(c.x), s.fromND(c.y))
 			s.checkND(t, c.name, got, zipND(c.x, c.y, c.ref), 3e-6)
+			// again with x as a strided view: every other row of a stack of x
+			// and garbage, read backwards along the last axis
+			big := s.Concatenate(1, s.fromND(c.x), s.Full(1e6, Float32, c.x.shape...))
+			n := c.x.shape[2]
+			view := s.Slice(big, []int{0, 0, n - 1}, []int{2, 2, -n - 1}, []int{1, 2, -1})
+			rev := mapIdx(c.x, func(idx []int, _ float64) float64 {
+				return c.x.at([]int{idx[0], idx[1], n - 1 - idx[2]})
+			})
+			s.checkND(t, c.name+"-view", c.op(s, view, s.fromND(c.y)), zipND(rev, c.y, c.ref), 3e-6)
 		}
 		p := s.FromBools([]bool{true, true, false, false}, 4)
 		q := s.FromBools([]bool{true, false, true, false}, 4)
@@ -495,6 +504,25 @@ func TestNormsAttention(t *testing.T) {
 		return o
 	}
 	do(t, func(s *Scope) {
+		// half-precision inputs keep their dtype through the fused ops
+		for _, dt := range []Dtype{Float16, BFloat16} {
+			h := s.AsType(s.fromND(x), dt)
+			for name, y := range map[string]*Array{
+				"softmax":    s.Softmax(h, -1),
+				"layer_norm": s.LayerNorm(h, nil, nil, eps),
+				"rms_norm":   s.RMSNorm(h, nil, eps),
+			} {
+				if y.Dtype() != dt {
+					t.Fatalf("%s of %v gave %v", name, dt, y.Dtype())
+				}
+			}
+			s.checkND(t, "softmax-"+dt.String(), s.Softmax(h, -1), softmaxND(mapND(x, func(v float64) float64 {
+				if dt == Float16 {
+					return float64(F16ToF32(F32ToF16(float32(v))))
+				}
+				return float64(BF16ToF32(F32ToBF16(float32(v))))
+			})), 1e-2)
+		}
 		xa, wa, ba := s.fromND(x), s.fromND(w), s.fromND(b)
 		s.checkND(t, "layer_norm", s.LayerNorm(xa, wa, ba, eps), norm(false, true, true), 1e-5)
 		s.checkND(t, "layer_norm-nil", s.LayerNorm(xa, nil, nil, eps), norm(false, false, false), 1e-5)

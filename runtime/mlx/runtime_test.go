@@ -517,3 +517,44 @@ func TestInfo(t *testing.T) {
 		}
 	})
 }
+
+func TestNestKeepAndCompileSwitch(t *testing.T) {
+	do(t, func(s *Scope) {
+		x := s.FromFloat32s([]float32{1, 2}, 2)
+		var inner *Array
+		outs := s.Nest(func(c *Scope) ([]*Array, error) {
+			inner = c.Exp(x) // freed when the child ends
+			return []*Array{c.Add(x, x)}, nil
+		})
+		if inner.h != nil {
+			t.Fatal("child-scope array survived Nest")
+		}
+		if v := s.Float32s(outs[0]); v[1] != 4 {
+			t.Fatalf("nest output %v", v)
+		}
+		s.Nest(func(c *Scope) ([]*Array, error) { return nil, errors.New("inner failure") })
+		if err := s.ResetErr(); err == nil || err.Error() != "inner failure" {
+			t.Fatalf("nest error %v", err)
+		}
+	})
+	if err := SetCompileEnabled(false); err != nil {
+		t.Fatal(err)
+	}
+	defer SetCompileEnabled(true)
+	var traces atomic.Int32
+	do(t, func(s *Scope) {
+		f := s.Compile(s.Closure(func(s *Scope, in []*Array) ([]*Array, error) {
+			traces.Add(1)
+			return []*Array{s.Mul(in[0], s.Scalar(3, Float32))}, nil
+		}), false)
+		defer f.Release()
+		for i := 0; i < 2; i++ {
+			if v := s.Float32s(s.Call(f, s.Ones(Float32, 2))[0]); v[0] != 3 {
+				t.Fatalf("uncompiled call %v", v)
+			}
+		}
+	})
+	if traces.Load() != 2 {
+		t.Fatalf("with compile disabled the closure should run per call, ran %d times", traces.Load())
+	}
+}

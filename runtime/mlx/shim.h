@@ -4,7 +4,9 @@
 // the message is kept in a thread-local string (mlxs_last_error).
 //
 // Every call must come from the one OS thread that owns the MLX default
-// streams (the Go executor); the shim itself does not enforce that.
+// streams (the Go executor); the shim itself does not enforce that. Ops take
+// no stream argument: they run on that thread's default stream of the
+// default device (mlxs_set_default_device), which is all the executor uses.
 #ifndef OF3C_MLX_SHIM_H
 #define OF3C_MLX_SHIM_H
 
