@@ -22,7 +22,7 @@ pytest: setup
 	$(PY) -m pytest -q models/of3/tests
 
 conformance: build
-	$(GO) run ./tests/conformance/cmd
+	$(GO) run ./tests/conformance/cmd -gen
 
 # Everything CI checks: vet, Go tests (unit, race on the MLX executor, golden,
 # parity), Python fixture tests, ONNX node conformance.
