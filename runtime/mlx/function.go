@@ -10,7 +10,10 @@ import (
 
 // ClosureFunc builds a graph from its inputs. It runs on the executor thread
 // inside a Scope of its own, which ends when the function returns (returned
-// arrays are handed to MLX first, so they need not be kept).
+// arrays are handed to MLX first, so they need not be kept). It is called
+// from inside MLX C++ frames: return errors (a panic is converted into one),
+// but never call runtime.Goexit (t.Fatal) there, which would abandon those
+// frames without running their destructors.
 type ClosureFunc func(s *Scope, in []*Array) ([]*Array, error)
 
 // Function is an MLX function object: a Go closure, its compiled form, or an
