@@ -158,8 +158,10 @@ func TestDoPanicAndNested(t *testing.T) {
 }
 
 // The executor restarts on a new OS thread after a Goexit (t.Fatal inside
-// Do); MLX state tied to the old thread does not carry over reliably, so this
-// runs in a child process of its own.
+// Do), and MLX gives that thread a new default stream (index 1, not 0).
+// Functions exported afterwards record that stream, and importing such a
+// .mlxfn yielded a function with no outputs (seen with the safetensors/export
+// test after this one), so this runs in a child process of its own.
 func TestGoexitInsideDo(t *testing.T) {
 	if os.Getenv("MLX_GOEXIT_CHILD") == "" {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestGoexitInsideDo$", "-test.v")

@@ -82,7 +82,9 @@ var errGoexit = errors.New("mlx: function passed to Do called runtime.Goexit (t.
 
 // run calls fn in a fresh scope. A panic is captured for the caller. If fn
 // calls runtime.Goexit (t.Fatal inside Do), this goroutine and its locked
-// thread die regardless; a new executor takes over so later calls still run.
+// thread die regardless; a new executor takes over so later calls still run,
+// but on a new MLX default stream: treat the process as degraded (export
+// after a restart records the new stream index; see TestGoexitInsideDo).
 func (e *executor) run(fn func(*Scope) error, done chan result) (r result) {
 	s := &Scope{}
 	finished := false
