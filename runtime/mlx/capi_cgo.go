@@ -391,6 +391,19 @@ func libPutAlongAxis(a, idx, vals hnd, axis int) (hnd, error) {
 	return out.ctx, err
 }
 
+func libGather(a hnd, idx []hnd, axes, slice []int) (hnd, error) {
+	var out C.mlxs_array
+	if len(idx) != len(axes) {
+		return nil, errors.New("gather needs one axis per index array")
+	}
+	p, k1 := handles(idx)
+	ap, k2 := i32s(axes)
+	sp, k3 := i64s(slice)
+	err := ck(C.mlxs_gather(&out, ca(a), p, C.int(len(idx)), ap, sp, C.int(len(slice))))
+	_, _, _ = k1, k2, k3
+	return out.ctx, err
+}
+
 func libScatter(a hnd, idx []hnd, upd hnd, axes []int, mode int) (hnd, error) {
 	var out C.mlxs_array
 	p, k1 := handles(idx)

@@ -55,6 +55,7 @@ func libSplit(hnd, []int, int) ([]hnd, error)                    { return nil, E
 func libTake(hnd, hnd, int) (hnd, error)                         { return nil, ErrUnavailable }
 func libTakeAlongAxis(hnd, hnd, int) (hnd, error)                { return nil, ErrUnavailable }
 func libPutAlongAxis(hnd, hnd, hnd, int) (hnd, error)            { return nil, ErrUnavailable }
+func libGather(hnd, []hnd, []int, []int) (hnd, error)            { return nil, ErrUnavailable }
 func libScatter(hnd, []hnd, hnd, []int, int) (hnd, error)        { return nil, ErrUnavailable }
 func libPad(hnd, []int, []int, hnd) (hnd, error)                 { return nil, ErrUnavailable }
 func libTile(hnd, []int) (hnd, error)                            { return nil, ErrUnavailable }

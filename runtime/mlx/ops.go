@@ -409,6 +409,18 @@ func (s *Scope) PutAlongAxis(a, indices, values *Array, axis int) *Array {
 	return s.result("put_along_axis", h, err)
 }
 
+// Gather is mlx::core::gather: one index array per axis in axes (broadcast
+// together), and a slice size for every axis of a; the result has shape
+// broadcast(indices) + sliceSizes. With all axes indexed and slice sizes 1
+// it is ONNX GatherND (then reshape away the trailing ones).
+func (s *Scope) Gather(a *Array, indices []*Array, axes []int, sliceSizes []int) *Array {
+	if !s.ok("gather", append([]*Array{a}, indices...)...) {
+		return nil
+	}
+	h, err := libGather(a.h, handlesOf(indices), axes, sliceSizes)
+	return s.result("gather", h, err)
+}
+
 func (s *Scope) scatter(name string, a *Array, indices []*Array, updates *Array, axes []int, mode int) *Array {
 	if !s.ok(name, append([]*Array{a, updates}, indices...)...) {
 		return nil

@@ -373,6 +373,16 @@ func TestShapeOps(t *testing.T) {
 		}
 		s.checkND(t, "put_along_axis", pa, wantPA, 0)
 
+		// gather of single elements by (row, col) pairs, and of row slices
+		g := s.Gather(s.Reshape(xa, 6, 4), []*Array{s.FromInt32s([]int32{5, 0, -1}, 3), s.FromInt32s([]int32{1, 3, 0}, 3)},
+			[]int{0, 1}, []int{1, 1})
+		s.checkND(t, "gather", g, nd{[]int{3, 1, 1}, []float64{x.data[5*4+1], x.data[3], x.data[5*4]}}, 0)
+		gr := s.Gather(s.Reshape(xa, 6, 4), []*Array{s.FromInt64s([]int64{2, 9}, 2)}, []int{0}, []int{1, 4})
+		eqShape(t, "gather-rows", gr.Shape(), []int{2, 1, 4})
+		if v := s.Float32s(gr); float64(v[0]) != x.data[8] {
+			t.Fatalf("gather rows %v", v)
+		}
+
 		// scatter_add with duplicate rows
 		z := s.Zeros(Float32, 3, 2)
 		rows := s.FromInt32s([]int32{0, 2, 0}, 3)

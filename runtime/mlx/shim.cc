@@ -192,6 +192,22 @@ mx::array safe_index(const mx::array& idx, int n) {
   return mx::clip(idx, lo, hi);
 }
 
+// For gathers of slices: an index i along an axis of size n must satisfy
+// 0 <= i (after wrapping negatives) and i + slice <= n.
+mx::array safe_slice_index(const mx::array& idx, int n, int slice) {
+  if (!mx::issubdtype(idx.dtype(), mx::integer)) return idx;
+  if (slice > n) throw std::invalid_argument("gather slice larger than the axis");
+  mx::array i = idx;
+  if (mx::issubdtype(idx.dtype(), mx::signedinteger)) {
+    auto zero = mx::astype(mx::array(0, mx::int64), idx.dtype());
+    auto nn = mx::astype(mx::array(static_cast<int64_t>(n), mx::int64), idx.dtype());
+    i = mx::where(mx::less(idx, zero), mx::add(idx, nn), idx);
+  }
+  auto lo = mx::astype(mx::array(0, mx::int64), idx.dtype());
+  auto hi = mx::astype(mx::array(static_cast<int64_t>(n - slice), mx::int64), idx.dtype());
+  return mx::clip(i, lo, hi);
+}
+
 // MLX's CPU allocator does not check malloc's result: an array larger than
 // the machine can hold crashes the process inside a worker thread, out of
 // reach of any catch. Before evaluating, walk the pending graph and refuse any
@@ -650,6 +666,22 @@ int mlxs_put_along_axis(mlxs_array* out, mlxs_array a, mlxs_array idx,
   TRY auto& x = A(a);
   int ax = norm_axis(axis, static_cast<int>(x.ndim()), "put_along_axis");
   put(out, mx::put_along_axis(x, safe_index(A(idx), x.shape(ax)), A(vals), ax));
+  CATCH
+}
+
+int mlxs_gather(mlxs_array* out, mlxs_array a, const mlxs_array* idx, int nidx,
+                const int* axes, const int64_t* slice_sizes, int nslice) {
+  TRY auto& x = A(a);
+  int nd = static_cast<int>(x.ndim());
+  if (nslice != nd) throw std::invalid_argument("gather needs a slice size for every axis");
+  auto ax = to_axes(axes, nidx);
+  auto ss = to_shape(slice_sizes, nslice);
+  for (int i = 0; i < nd; i++)
+    if (ss[i] > x.shape(i)) throw std::invalid_argument("gather slice larger than the axis");
+  for (auto& v : ax) v = norm_axis(v, nd, "gather");
+  auto ind = arrs(idx, nidx);
+  for (int i = 0; i < nidx; i++) ind[i] = safe_slice_index(ind[i], x.shape(ax[i]), ss[ax[i]]);
+  put(out, mx::gather(x, ind, ax, ss));
   CATCH
 }
 

@@ -115,6 +115,9 @@ int mlxs_take_along_axis(mlxs_array* out, mlxs_array a, mlxs_array idx,
                          int axis);
 int mlxs_put_along_axis(mlxs_array* out, mlxs_array a, mlxs_array idx,
                         mlxs_array vals, int axis);
+// Result shape: broadcast(indices) + slice_sizes (one per axis of a).
+int mlxs_gather(mlxs_array* out, mlxs_array a, const mlxs_array* idx, int nidx,
+                const int* axes, const int64_t* slice_sizes, int nslice);
 // mode: 0 replace, 1 add
 int mlxs_scatter(mlxs_array* out, mlxs_array a, const mlxs_array* idx, int nidx,
                  mlxs_array updates, const int* axes, int mode);
