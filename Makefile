@@ -17,6 +17,7 @@ vet: setup
 
 gotest: setup
 	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 ./runtime/mlx/
 
 pytest: setup
 	$(PY) -m pytest -q models/of3/tests

@@ -19,6 +19,7 @@ func cmdVersion(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	fmt.Fprintf(stdout, "mlx %s\n", mlx.Version())
+	fmt.Fprintf(stdout, "blas %s\n", mlx.BLAS())
 	devs := mlx.Devices()
 	if len(devs) == 0 {
 		fmt.Fprintln(stdout, "devices: none reported")
