@@ -22,7 +22,8 @@ import (
 // and keep it alive as long as they are; constants (weights) stay resident;
 // inside of3c.Attention the logits and their exponentials exist at once in
 // the accumulation type (f32, f64 for f64); inside of3c.SwiGLU the [rows, 2h]
-// product and the [rows, h] activation.
+// product and the [rows, h] activation; inside of3c.OuterProductMean and
+// of3c.TriangleMultiplication what pairWorkspace (memory_pair.go) says.
 
 // ChunkChoice is the chunking chosen for one fused node.
 type ChunkChoice struct {
@@ -123,6 +124,9 @@ const (
 	defaultLMAKVChunk     = 4096
 	defaultChunkThreshold = 4096
 )
+
+// chunkableOps are the of3c ops whose chunk attributes the planner sets.
+var chunkableOps = map[string]bool{"Attention": true, "SwiGLU": true, "OuterProductMean": true, "TriangleMultiplication": true}
 
 // planNode is what the planner knows about one step.
 type planNode struct {
@@ -314,7 +318,7 @@ func (p *planner) bind() error {
 			}
 			s.outs = append(s.outs, p.bytes[o])
 		}
-		if n.Domain == graph.FusedDomain && (n.Op == "Attention" || n.Op == "SwiGLU") {
+		if n.Domain == graph.FusedDomain && chunkableOps[n.Op] {
 			s.fused = true
 			s.chunk = map[string]int64{}
 			for _, k := range []string{"batch_chunk", "query_chunk", "kv_chunk", "row_chunk"} {
@@ -536,6 +540,8 @@ func (p *planner) workspace(s *planNode) int64 {
 			ws += r * p.shapes[n.Inputs[2]][1] * a
 		}
 		return ws
+	case "OuterProductMean", "TriangleMultiplication":
+		return p.pairWorkspace(s)
 	}
 	return 0
 }
@@ -590,13 +596,15 @@ func (p *planner) shrink(s *planNode) bool {
 	case "SwiGLU":
 		xs := p.shapes[s.n.Inputs[0]]
 		return step("row_chunk", prod(xs[:len(xs)-1]))
+	case "OuterProductMean", "TriangleMultiplication":
+		return step("row_chunk", p.pairRows(s))
 	}
 	return false
 }
 
 func (p *planner) whyNot(s *planNode) string {
 	if !s.fused {
-		return fmt.Sprintf("%s is not a chunkable op (only of3c.Attention and of3c.SwiGLU are)", s.n.QualifiedOp())
+		return fmt.Sprintf("%s is not a chunkable op (only of3c.Attention, SwiGLU, OuterProductMean and TriangleMultiplication are)", s.n.QualifiedOp())
 	}
 	var at []string
 	for _, k := range sortedKeys(s.chunk) {

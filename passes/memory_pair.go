@@ -1,0 +1,44 @@
+package passes
+
+// Workspace estimates of the row-chunked pair ops (docs/OPS.md), matching
+// what codegen/lower_chunk.go keeps alive at once. R is the row block
+// (row_chunk, or all rows), B the product of the leading batch dims, A the
+// accumulation type's size.
+//
+//	OuterProductMean  B·R·J·(2·c·e + c_out)·A   the block's outer products
+//	                  [R·c, J·e], their channels-last copy [R, J, c·e] and
+//	                  the projected block [R, J, c_out]
+//	TriangleMult.     B·(N·N·h + 8·R·N·h)·A     b whole (as per-row-block
+//	                  operands, never concatenated), plus per block the
+//	                  projections [R, N, 4h], a, its transposed copy, the
+//	                  product and its channels-last copy
+
+// pairRows is the length of the axis row_chunk splits: I (OuterProductMean:
+// a's axis -2; TriangleMultiplication: x's axis -3).
+func (p *planner) pairRows(s *planNode) int64 {
+	xs := p.shapes[s.n.Inputs[0]]
+	if s.n.Op == "OuterProductMean" {
+		return xs[len(xs)-2]
+	}
+	return xs[len(xs)-3]
+}
+
+func (p *planner) pairWorkspace(s *planNode) int64 {
+	n := s.n
+	a := accBytes(n.Outputs[0].Type.DType)
+	rows := p.pairRows(s)
+	r := chunked(rows, s.chunk["row_chunk"])
+	switch n.Op {
+	case "OuterProductMean":
+		as, bs, ws := p.shapes[n.Inputs[0]], p.shapes[n.Inputs[1]], p.shapes[n.Inputs[2]]
+		batch := prod(as[:len(as)-3])
+		c, e, j, cout := as[len(as)-1], bs[len(bs)-1], bs[len(bs)-2], ws[1]
+		return batch * r * j * (2*c*e + cout) * a
+	case "TriangleMultiplication":
+		xs, ws := p.shapes[n.Inputs[0]], p.shapes[n.Inputs[2]]
+		batch := prod(xs[:len(xs)-3])
+		nn, h := xs[len(xs)-2], ws[1]/4
+		return batch * (rows*nn*h + 8*r*nn*h) * a
+	}
+	return 0
+}
