@@ -3,6 +3,7 @@ package codegen
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -171,6 +172,12 @@ func NewProgram(g *graph.Graph, opts Options) (*Program, error) {
 		if _, err := mlxDType(v.Type.DType); err != nil {
 			return nil, fmt.Errorf("codegen: graph input %q: %w", v.Name, err)
 		}
+	}
+	if opts.Device == "gpu" && opts.Precision == "fp32" && os.Getenv("MLX_ENABLE_TF32") == "" {
+		// MLX's CUDA fp32 GEMM uses TF32 (10-bit mantissa) unless told
+		// not to; fp32 means fp32 here (parity is 1e-4). Must be set
+		// before MLX's first CUDA GEMM.
+		os.Setenv("MLX_ENABLE_TF32", "0")
 	}
 	p := &Program{g: g, opts: opts, cache: map[string]*compiled{}}
 	for _, c := range g.Consts {

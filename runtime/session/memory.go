@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"of3c/passes"
+	"of3c/runtime/mlx"
 )
 
 // MemoryError is a refused run: the estimated peak does not fit.
@@ -69,7 +70,16 @@ func (s *Session) EstimatePeak(dims map[string]int64) int64 {
 func (s *Session) memoryLimit() (int64, string) {
 	avail := s.opts.MemoryLimit
 	what := "the memory limit"
-	if avail <= 0 {
+	switch {
+	case avail > 0:
+	case s.device == "gpu":
+		// MLX's limit defaults to the device's recommended working set;
+		// asking for more than the card has can hang it (mlx #2821).
+		if m, err := mlx.Memory(); err == nil && m.Limit > 0 {
+			avail = int64(m.Limit)
+			what = "the GPU memory limit"
+		}
+	default:
 		avail = AvailableMemory()
 		what = "the available memory"
 	}
