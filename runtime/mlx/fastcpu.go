@@ -1,0 +1,104 @@
+package mlx
+
+// Fast CPU kernels (fastcpu.cc): MLX custom primitives for the ops the
+// generic x86-64 mlx-cpu wheel runs slowly (single-threaded scalar exp,
+// sigmoid, softmax, layer norm). They are SIMD (AVX-512 / AVX2+FMA /
+// portable, chosen at run time) and multi-threaded above ~64 Ki elements.
+//
+// Common rules:
+//   - CPU only: on a Scope whose default device is not the CPU they fail
+//     with "fast CPU kernel needs the CPU device" (check with
+//     s.DefaultDevice() before choosing them).
+//   - Inputs of any layout (transposed, broadcast, sliced) are made
+//     row-contiguous first (a no-op for arrays already so).
+//   - float32, float16 and bfloat16 inputs; half inputs are computed in
+//     float32 and the result is cast back. Results have the input dtype
+//     (binary ops: the promoted dtype). Other dtypes fail.
+//   - They are ordinary graph nodes: lazy, usable inside Compile (opaque,
+//     not fused with neighbouring elementwise ops), but not exportable with
+//     Export (MLX cannot serialize custom primitives).
+//   - exp is computed to within ~1.2e-7 relative error of the exact value
+//     (Cody-Waite reduction + degree-7 polynomial, FMA); overflow gives
+//     +Inf (x > ~88.72), underflow gives subnormals then 0 (x < ~-103.3),
+//     NaN propagates. sigmoid/softmax/silu inherit that plus one division.
+
+const (
+	fastExp = iota
+	fastSigmoid
+	fastSwiGLU
+	fastSoftmax
+	fastUnaryEnd
+)
+
+const (
+	fastSigmoidMul = iota
+	fastSiLUMul
+	fastBinaryEnd
+)
+
+func (s *Scope) fastUnary(op int, name string, a *Array) *Array {
+	if !s.ok(name, a) {
+		return nil
+	}
+	h, err := libFastUnary(op, a.h)
+	return s.result(name, h, err)
+}
+
+func (s *Scope) fastBinary(op int, name string, a, b *Array) *Array {
+	if !s.ok(name, a, b) {
+		return nil
+	}
+	h, err := libFastBinary(op, a.h, b.h)
+	return s.result(name, h, err)
+}
+
+// FastExp is exp(x), elementwise.
+func (s *Scope) FastExp(x *Array) *Array { return s.fastUnary(fastExp, "fast_exp", x) }
+
+// FastSigmoid is 1/(1+exp(-x)), elementwise.
+func (s *Scope) FastSigmoid(x *Array) *Array { return s.fastUnary(fastSigmoid, "fast_sigmoid", x) }
+
+// FastSoftmax is the softmax over the last axis, max-subtracted, with f32
+// sums. A row containing NaN, or only -Inf, or +Inf gives NaN (as
+// softmax's formula does); a row of equal finite values (e.g. all -1e9)
+// gives 1/n.
+func (s *Scope) FastSoftmax(x *Array) *Array { return s.fastUnary(fastSoftmax, "fast_softmax", x) }
+
+// FastSwiGLU takes x of shape [..., 2h] and returns silu(x[..., :h]) *
+// x[..., h:] of shape [..., h] without materializing the halves (the merged
+// projection of of3c.SwiGLU).
+func (s *Scope) FastSwiGLU(x *Array) *Array { return s.fastUnary(fastSwiGLU, "fast_swiglu", x) }
+
+// FastSigmoidMul is a * sigmoid(g) (the attention / triangle gate); a and g
+// broadcast.
+func (s *Scope) FastSigmoidMul(a, g *Array) *Array {
+	return s.fastBinary(fastSigmoidMul, "fast_sigmoid_mul", a, g)
+}
+
+// FastSiLUMul is silu(a) * b = a * sigmoid(a) * b (SwiGLU's elementwise
+// part); a and b broadcast.
+func (s *Scope) FastSiLUMul(a, b *Array) *Array {
+	return s.fastBinary(fastSiLUMul, "fast_silu_mul", a, b)
+}
+
+// FastLayerNorm normalizes over the last axis: (x - mean) / sqrt(var + eps)
+// * weight + bias, with a two-pass f32 mean and (biased) variance. weight
+// and bias may be nil; if given they must have as many elements as the last
+// axis (any shape, e.g. [C] or [1, C]).
+func (s *Scope) FastLayerNorm(x, weight, bias *Array, eps float32) *Array {
+	if !s.ok("fast_layer_norm", x) || !s.okOpt("fast_layer_norm", weight, bias) {
+		return nil
+	}
+	h, err := libFastLayerNorm(x.h, hOrNil(weight), hOrNil(bias), eps)
+	return s.result("fast_layer_norm", h, err)
+}
+
+// FastCPUInfo describes the fast CPU kernels in use: the SIMD variant
+// ("avx512", "avx2" or "generic") and the number of threads they use for
+// large arrays. Empty without MLX.
+func FastCPUInfo() (isa string, threads int) {
+	if !available {
+		return "", 0
+	}
+	return libFastISA(), libFastThreads()
+}

@@ -1,0 +1,58 @@
+// Fast CPU kernels as MLX custom primitives (fastcpu.cc), in the shim's
+// conventions (shim.h): int status (0 = ok), results through out-pointers,
+// no C++ exception crossing into the caller. On failure the message is kept
+// in a thread-local string read with mlxs_fast_last_error (separate from
+// mlxs_last_error so shim.cc stays untouched).
+//
+// Every builder runs on the default stream of the default device, which must
+// be the CPU: on another device it fails ("fast CPU kernel needs the CPU
+// device"). Inputs may be any layout (they are made row-contiguous first) and
+// float32, float16 or bfloat16 (half inputs are computed in float32 and the
+// result cast back); other dtypes fail. Results have the input dtype.
+#ifndef OF3C_MLX_FASTCPU_H
+#define OF3C_MLX_FASTCPU_H
+
+#include "shim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+const char* mlxs_fast_last_error(void);
+
+enum {
+  MLXS_FAST_EXP,      // exp(x)
+  MLXS_FAST_SIGMOID,  // 1 / (1 + exp(-x))
+  MLXS_FAST_SWIGLU,   // x[..., 2h] -> silu(x[..., :h]) * x[..., h:]
+  MLXS_FAST_SOFTMAX,  // softmax over the last axis
+  MLXS_FAST_UNARY_END
+};
+enum {
+  MLXS_FAST_SIGMOID_MUL,  // a * sigmoid(b)
+  MLXS_FAST_SILU_MUL,     // silu(a) * b = a * sigmoid(a) * b
+  MLXS_FAST_BINARY_END
+};
+
+int mlxs_fast_unary(int op, mlxs_array* out, mlxs_array x);
+// a and b broadcast against each other.
+int mlxs_fast_binary(int op, mlxs_array* out, mlxs_array a, mlxs_array b);
+// Over the last axis; weight and bias (may be NULL) must have that axis's
+// size (any shape with that many elements).
+int mlxs_fast_layer_norm(mlxs_array* out, mlxs_array x, const mlxs_array* weight,
+                         const mlxs_array* bias, float eps);
+
+// Fails unless device type (0 cpu, 1 gpu) can run fast CPU kernels; the
+// check every builder applies to the default device.
+int mlxs_fast_check_device(int type);
+// The SIMD variant in use: "avx512", "avx2" or "generic".
+int mlxs_fast_isa(const char** out);
+// Forces a variant (for tests): 0 best supported, 1 avx512, 2 avx2,
+// 3 generic. Fails for a variant this CPU cannot run.
+int mlxs_fast_set_isa(int isa);
+// Threads used for large arrays (the caller plus pool workers).
+int mlxs_fast_threads(int* out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

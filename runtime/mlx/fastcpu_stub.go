@@ -1,0 +1,11 @@
+//go:build !cgo || nomlx
+
+package mlx
+
+func libFastUnary(int, hnd) (hnd, error)                   { return nil, ErrUnavailable }
+func libFastBinary(int, hnd, hnd) (hnd, error)             { return nil, ErrUnavailable }
+func libFastLayerNorm(hnd, hnd, hnd, float32) (hnd, error) { return nil, ErrUnavailable }
+func libFastCheckDevice(DeviceType) error                  { return ErrUnavailable }
+func libFastISA() string                                   { return "" }
+func libFastSetISA(int) error                              { return ErrUnavailable }
+func libFastThreads() int                                  { return 0 }
