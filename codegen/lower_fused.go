@@ -70,7 +70,12 @@ func lowerLayerNorm(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 		return nil, err
 	}
 	orig := t.ddt(x.dt)
-	y := s.LayerNorm(xa, ps[0], ps[1], eps)
+	var y *mlx.Array
+	if t.fast(xa) {
+		y = s.FastLayerNorm(xa, ps[0], ps[1], eps)
+	} else {
+		y = s.LayerNorm(xa, ps[0], ps[1], eps)
+	}
 	y = s.Reshape(y, intsOf(x.shape)...)
 	if y != nil && y.Dtype() != orig {
 		y = s.AsType(y, orig)
@@ -368,6 +373,9 @@ func (at *attention) kvChunked(kc int64) *mlx.Array {
 	K := vs[len(vs)-2]
 	if kc <= 0 || kc >= K {
 		L := at.logits(at.k, at.biases)
+		if at.t.fast(L) {
+			return s.MatMul(s.FastSoftmax(L), at.v)
+		}
 		m := s.Max(L, true, -1)
 		e := at.t.expNonPos(s.Sub(L, m))
 		return s.Div(s.MatMul(e, at.v), s.Sum(e, true, -1))
@@ -501,6 +509,13 @@ func lowerSwiGLU(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	xa := s.Reshape(t.arr(x), int(rows), int(cin))
 	block := func(xb *mlx.Array) *mlx.Array {
 		y := t.matmul(xb, wa, dt) // one GEMM for both halves
+		if t.fast(y) && y.Dtype() == mlx.Float32 {
+			act := s.FastSwiGLU(y)
+			if wo != nil {
+				act = t.matmul(act, wo, dt)
+			}
+			return act
+		}
 		yr := int64sOf(y.Shape())
 		a := t.sliceAxis(y, yr, 1, 0, h)
 		b := t.sliceAxis(y, yr, 1, h, h2)
@@ -543,6 +558,9 @@ func lowerSwiGLU(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 // only entries below ~1e-7 lose relative precision, and their weight is
 // below the rounding of the row sum anyway.
 func (t *tracer) expNonPos(x *mlx.Array) *mlx.Array {
+	if t.fast(x) {
+		return t.s.FastExp(x)
+	}
 	if x == nil || x.Dtype() != mlx.Float32 || t.p.opts.Device != "cpu" {
 		return t.s.Exp(x)
 	}
@@ -553,6 +571,9 @@ func (t *tracer) expNonPos(x *mlx.Array) *mlx.Array {
 // form keeps full relative precision for every x (expm1(−x) ∈ (−1, 0) for
 // x > 0, large and exact for x < 0, +inf → 0).
 func (t *tracer) sigmoid(x *mlx.Array) *mlx.Array {
+	if t.fast(x) {
+		return t.s.FastSigmoid(x)
+	}
 	if x == nil || t.p.opts.Device != "cpu" || !(x.Dtype() == mlx.Float32 || x.Dtype() == mlx.Float64) {
 		return t.s.Sigmoid(x)
 	}
@@ -589,4 +610,12 @@ func (t *tracer) cpuBlock(out []int64, keys int64) int64 {
 		return 0
 	}
 	return max(1, cpuBlockElems/perRow)
+}
+
+// fast reports whether runtime/mlx's SIMD, multi-threaded CPU kernels
+// (FastExp, FastSoftmax, FastSigmoid, FastSwiGLU, FastLayerNorm, ...) serve
+// x: CPU programs on f32 arrays unless Options.NoFastKernels. MLX's own
+// x86 CPU kernels are scalar and single-threaded (docs/BENCHMARKS.md).
+func (t *tracer) fast(x *mlx.Array) bool {
+	return x != nil && t.p.opts.Device == "cpu" && !t.p.opts.NoFastKernels && x.Dtype() == mlx.Float32
 }

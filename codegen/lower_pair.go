@@ -54,7 +54,15 @@ func lowerTriangleMultiplication(t *tracer, n *graph.Node, in []*val) ([]*val, e
 	}
 	gated := func(off int64) *mlx.Array {
 		p := t.sliceAxis(xw, xs, r-1, off, off+h)
-		g := t.sigmoid(t.sliceAxis(xw, xs, r-1, off+h, off+2*h))
+		gl := t.sliceAxis(xw, xs, r-1, off+h, off+2*h)
+		if t.fast(p) {
+			a := s.FastSigmoidMul(p, gl)
+			if m != nil {
+				a = s.Mul(a, m)
+			}
+			return a
+		}
+		g := t.sigmoid(gl)
 		if m != nil {
 			g = s.Mul(m, g)
 		}

@@ -23,6 +23,9 @@ type Options struct {
 	// mx::compile (no kernel fusion; for debugging and for measuring what
 	// compile buys).
 	NoCompile bool
+	// NoFastKernels keeps MLX's own CPU kernels instead of runtime/mlx's
+	// SIMD ones (for comparison).
+	NoFastKernels bool
 }
 
 // Precisions lists the accepted Options.Precision values.
