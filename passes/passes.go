@@ -55,7 +55,7 @@ var pipeline = [...]Pass{
 		Desc: "softmax(scale·q·kᵀ + Σ biases)·v and the bias-only form → of3c.Attention"},
 	{Name: "fuse-swiglu", Fn: fuseSwiGLU, Default: true, After: []string{"canonicalize"},
 		Desc: "silu(x·Wa) ⊙ (x·Wb) → of3c.SwiGLU(x, [Wa|Wb])"},
-	{Name: "fuse-outer-product-mean", Fn: fuseOuterProductMean, Default: true, After: []string{"canonicalize", "remove-noops"},
+	{Name: "fuse-outer-product", Fn: fuseOuterProductMean, Default: true, After: []string{"canonicalize", "remove-noops"},
 		Desc: "Σ_s a[s,i]⊗b[s,j] flattened · W_out (+ bias) → of3c.OuterProductMean (row-chunkable)"},
 	{Name: "fuse-triangle-mul", Fn: fuseTriangleMultiplication, Default: true, After: []string{"canonicalize", "remove-noops"},
 		Desc: "mask·σ(x Wg)·(x Wp) projections and Σ_k a_ik b_jk / Σ_k a_ki b_kj → of3c.TriangleMultiplication (row-chunkable)"},
