@@ -110,9 +110,6 @@ func kernelOuterProductMean(n *graph.Node, in []*array) ([]*array, error) {
 						arow := af[(s*I+start+i)*C : (s*I+start+i+1)*C]
 						brow := bf[(s*J+j)*E : (s*J+j+1)*E]
 						for c, av := range arow {
-							if av == 0 {
-								continue
-							}
 							d := dst[int64(c)*E : (int64(c)+1)*E]
 							for e, bv := range brow {
 								d[e] += av * bv
