@@ -5,6 +5,7 @@ package mlx
 import (
 	"math"
 	"math/rand"
+	"os"
 	"strings"
 	"testing"
 )
@@ -142,6 +143,24 @@ func TestFastExpAccuracy(t *testing.T) {
 			}
 			if sg[0] != 0 {
 				t.Fatalf("%s: exp(-1e9) = %v, want 0", isa, sg[0])
+			}
+			// sigmoid over the range where its result is a normal float:
+			// the exp error plus one addition and one division.
+			sx := make([]float32, 0, 1<<18)
+			for i := 0; i < 1<<18; i++ {
+				sx = append(sx, float32(-87+(87+30)*float64(i)/float64(1<<18-1)))
+			}
+			sgot := s.Float32s(s.FastSigmoid(s.FromFloat32s(sx, len(sx))))
+			worst, at = 0, 0
+			for i, x := range sx {
+				want := sigmoid64(float64(x))
+				if rel := math.Abs(float64(sgot[i])-want) / want; rel > worst {
+					worst, at = rel, x
+				}
+			}
+			t.Logf("%s: sigmoid max relative error %.3g at x=%v", isa, worst, at)
+			if worst > 3e-7 {
+				t.Fatalf("%s: sigmoid relative error %.3g at x=%v exceeds 3e-7", isa, worst, at)
 			}
 		})
 	})
@@ -423,4 +442,43 @@ func TestFastRepeatedLarge(t *testing.T) {
 	})
 	isa, threads := FastCPUInfo()
 	t.Logf("fast CPU kernels: %s, %d threads", isa, threads)
+}
+
+// TestFastExpExhaustive checks exp on every float32 whose exp is a normal
+// float (~2.2e9 values, about a minute); run with OF3C_FASTCPU_EXHAUSTIVE=1.
+func TestFastExpExhaustive(t *testing.T) {
+	if os.Getenv("OF3C_FASTCPU_EXHAUSTIVE") == "" {
+		t.Skip("set OF3C_FASTCPU_EXHAUSTIVE=1")
+	}
+	const chunk = 1 << 24
+	buf := make([]float32, chunk)
+	worst, at := 0.0, float32(0)
+	check := func(lo, hi uint32) { // bit patterns [lo, hi)
+		for b := lo; b < hi; {
+			n := min(uint64(hi-b), chunk)
+			for i := range buf[:n] {
+				buf[i] = math.Float32frombits(b + uint32(i))
+			}
+			do(t, func(s *Scope) {
+				got := s.Float32s(s.FastExp(s.FromFloat32s(buf[:n], int(n))))
+				for i, x := range buf[:n] {
+					want := math.Exp(float64(x))
+					if float32(want) > math.MaxFloat32 || want < 0x1p-126 {
+						continue
+					}
+					if rel := math.Abs(float64(got[i])-want) / want; rel > worst {
+						worst, at = rel, x
+					}
+				}
+			})
+			b += uint32(n)
+		}
+	}
+	check(0, math.Float32bits(88.73))          // +0 .. 88.73
+	check(0x80000000, math.Float32bits(-87.4)) // -0 .. -87.4
+	isa, _ := FastCPUInfo()
+	t.Logf("%s: exhaustive max relative error %.4g at x=%v", isa, worst, at)
+	if worst > 2e-7 {
+		t.Fatalf("exp relative error %.4g at x=%v", worst, at)
+	}
 }
