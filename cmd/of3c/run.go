@@ -99,6 +99,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	var first time.Duration
 	var steady []time.Duration
 	var firstCompiled bool
+	var firstStats session.RunStats
 	for i := 0; i < *repeat; i++ {
 		if i == 0 {
 			prog.say("running on %s (the first call traces and compiles)", sess.Device())
@@ -113,7 +114,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		if i == 0 {
-			first, firstCompiled, outs = el, st.FirstCall, o
+			first, firstCompiled, outs, firstStats = el, st.FirstCall, o, st
 		} else {
 			steady = append(steady, el)
 		}
@@ -166,6 +167,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "check %s %v: max abs err %.3g\n", name, outs[name].Shape, d)
 		}
 		fmt.Fprintf(stdout, "max abs err %.3g\n", worst)
+		for _, d := range sortedKeys(firstStats.Dims) {
+			if firstStats.Padded[d] != firstStats.Dims[d] {
+				fmt.Fprintf(stdout, "note: %s=%d ran padded to the bucket %d; tokens whose mask is 0 attend uniformly over the padding too, so their outputs differ from an unpadded run (use --buckets none to compare every element)\n",
+					d, firstStats.Dims[d], firstStats.Padded[d])
+			}
+		}
 	}
 	if *out == "" && *check == "" {
 		for _, name := range order {
