@@ -73,11 +73,27 @@ namespace fc_generic {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 namespace fc_avx2 {
+static inline float hsum8(__m256 v) {
+  __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+  a = _mm_add_ss(a, _mm_movehdup_ps(a));
+  return _mm_cvtss_f32(a);
+}
+static inline float hmax8(__m256 v) {
+  __m128 a = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  a = _mm_max_ps(a, _mm_movehl_ps(a, a));
+  a = _mm_max_ss(a, _mm_movehdup_ps(a));
+  return _mm_cvtss_f32(a);
+}
 #define FC_W 8
 #define FC_FMA(a, b, c) ((V)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#define FC_HSUM(v) hsum8((__m256)(v))
+#define FC_HMAX(v) hmax8((__m256)(v))
 #include "fastcpu_kernels.h"
 #undef FC_W
 #undef FC_FMA
+#undef FC_HSUM
+#undef FC_HMAX
 }  // namespace fc_avx2
 #pragma GCC pop_options
 
@@ -86,9 +102,13 @@ namespace fc_avx2 {
 namespace fc_avx512 {
 #define FC_W 16
 #define FC_FMA(a, b, c) ((V)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
+#define FC_HSUM(v) _mm512_reduce_add_ps((__m512)(v))
+#define FC_HMAX(v) _mm512_reduce_max_ps((__m512)(v))
 #include "fastcpu_kernels.h"
 #undef FC_W
 #undef FC_FMA
+#undef FC_HSUM
+#undef FC_HMAX
 }  // namespace fc_avx512
 #pragma GCC pop_options
 #endif

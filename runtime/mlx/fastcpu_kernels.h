@@ -3,6 +3,7 @@
 // `#pragma GCC target` region, after defining
 //   FC_W         lanes per vector (16 = AVX-512, 8 = AVX2, 4 = generic)
 //   FC_FMA(a,b,c) a*b+c for vectors (fused where the target has FMA)
+//   FC_HSUM(v), FC_HMAX(v) (optional) horizontal sum / max of a vector
 // It uses only GCC vector extensions plus FC_FMA, so the same source is the
 // AVX-512, AVX2+FMA and portable (SSE2 / NEON) variant.
 //
@@ -59,15 +60,25 @@ static inline V vexp(V x) {
 
 static inline V vsigmoid(V x) { return splat(1.0f) / (splat(1.0f) + vexp(-x)); }
 
+// Horizontal reductions: FC_HSUM / FC_HMAX when the variant defines them
+// (shuffle trees from intrinsics), else a scalar loop.
 static inline float hsum(V v) {
+#ifdef FC_HSUM
+  return FC_HSUM(v);
+#else
   float s = 0;
   for (int i = 0; i < FC_W; i++) s += v[i];
   return s;
+#endif
 }
 static inline float hmax(V v) {
+#ifdef FC_HMAX
+  return FC_HMAX(v);
+#else
   float m = v[0];
   for (int i = 1; i < FC_W; i++) m = v[i] > m ? v[i] : m;
   return m;
+#endif
 }
 
 // Elementwise drivers: whole vectors, then the tail through a padded buffer.

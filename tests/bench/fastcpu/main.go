@@ -8,6 +8,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math"
 	"math/rand"
 	"os"
 	"sort"
@@ -22,6 +23,7 @@ var (
 	reps   = flag.Int("reps", 15, "timed evaluations per case (after one warm-up)")
 	shapes = flag.String("shapes", "128x128x128,4x128x128x128", "shapes (last axis is the row axis)")
 	only   = flag.String("only", "", "comma-separated case names (empty: all)")
+	noMLX  = flag.Bool("fastonly", false, "time only the fast kernels (for profiling)")
 )
 
 func must(err error) {
@@ -137,7 +139,10 @@ func main() {
 					}
 				}
 				s.Eval(in...)
-				m0, m1 := timeOp(s, c.mlx, in)
+				m0, m1 := math.NaN(), math.NaN()
+				if !*noMLX {
+					m0, m1 = timeOp(s, c.mlx, in)
+				}
 				f0, f1 := timeOp(s, c.fast, in)
 				fmt.Printf("%-16s %-18s %8.2f /%8.2f %8.2f /%8.2f %7.1fx\n", c.name, shs, m0, m1, f0, f1, m1/f1)
 				return nil
