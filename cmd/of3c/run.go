@@ -29,7 +29,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("o", "", "write outputs to FILE.npz or to a new folder of output_K.pb files")
 	device := fs.String("device", "", "executor: cpu|gpu|ref (default: the artifact's device)")
 	bucketList := fs.String("buckets", "", "override the artifact's bucket sizes, e.g. 256,512 (\"none\" turns bucketing off)")
-	repeat := fs.Int("repeat", 1, "run this many times; with N > 1 print the first-call time, the steady-state median and peak memory on stderr")
+	repeat := fs.Int("repeat", 1, "with N > 1: after the first call, run N more times and print on stderr the first-call time, the median of the N runs and peak memory")
 	check := fs.String("check", "", "compare the outputs with output_K.pb files in this folder and print the max abs error")
 	precision := fs.String("precision", "", "compute precision for ONNX models compiled on the fly (fp32|bf16|fp16)")
 	pos, err := parseInterleaved(fs, args)
@@ -100,11 +100,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	var steady []time.Duration
 	var firstCompiled bool
 	var firstStats session.RunStats
-	for i := 0; i < *repeat; i++ {
+	runs := 1
+	if *repeat > 1 {
+		runs = 1 + *repeat
+	}
+	for i := 0; i < runs; i++ {
 		if i == 0 {
 			prog.say("running on %s (the first call traces and compiles)", sess.Device())
 		} else {
-			prog.say("repeat %d/%d", i+1, *repeat)
+			prog.say("run %d/%d", i, *repeat)
 		}
 		start := time.Now()
 		o, st, err := sess.Run(in)
