@@ -193,6 +193,9 @@ func lowerAttention(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 		for lo := int64(0); lo < outShape[0]; lo += bc {
 			hi := min(lo+bc, outShape[0])
 			sub := at.sliceBatch(len(outShape), lo, hi)
+			if len(parts) > 0 {
+				sub.sequenceAfter(parts[len(parts)-1])
+			}
 			parts = append(parts, sub.queryChunked(qc, kc))
 		}
 		out = s.Concatenate(0, parts...)
@@ -324,6 +327,9 @@ func (at *attention) queryChunked(qc, kc int64) *mlx.Array {
 				b = at.t.sliceAxis(b, bs, len(bs)-2, lo, hi)
 			}
 			sub.biases = append(sub.biases, b)
+		}
+		if len(parts) > 0 {
+			sub.sequenceAfter(parts[len(parts)-1])
 		}
 		parts = append(parts, sub.kvChunked(kc))
 	}
@@ -542,7 +548,11 @@ func lowerSwiGLU(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 		var parts []*mlx.Array
 		for lo := int64(0); lo < rows; lo += rc {
 			hi := min(lo+rc, rows)
-			parts = append(parts, block(t.sliceAxis(xa, []int64{rows, cin}, 0, lo, hi)))
+			xb := t.sliceAxis(xa, []int64{rows, cin}, 0, lo, hi)
+			if len(parts) > 0 {
+				xb = t.after(xb, parts[len(parts)-1])
+			}
+			parts = append(parts, block(xb))
 		}
 		out = s.Concatenate(0, parts...)
 	}
@@ -618,4 +628,41 @@ func (t *tracer) cpuBlock(out []int64, keys int64) int64 {
 // x86 CPU kernels are scalar and single-threaded (docs/BENCHMARKS.md).
 func (t *tracer) fast(x *mlx.Array) bool {
 	return x != nil && t.p.opts.Device == "cpu" && !t.p.opts.NoFastKernels && x.Dtype() == mlx.Float32
+}
+
+// after returns x unchanged but made to depend on prev, so MLX evaluates
+// the block that produced prev before anything computed from x. MLX
+// evaluates a lazy graph without ordering independent branches, so the
+// blocks of a chunked op would otherwise all be in flight at once and
+// chunking would save little memory. The dependency is where(false,
+// prev[0], x): one pass over x, which is a block's small input (q rows, x
+// rows), not its large intermediate.
+func (t *tracer) after(x, prev *mlx.Array) *mlx.Array {
+	s := t.s
+	if x == nil || prev == nil {
+		return x
+	}
+	ps := prev.Shape()
+	zero := make([]int, len(ps))
+	one := ones(len(ps))
+	for _, d := range ps {
+		if d == 0 {
+			return x
+		}
+	}
+	p := s.Reshape(s.Slice(prev, zero, one, nil), []int{}...)
+	if p != nil && p.Dtype() != x.Dtype() {
+		p = s.AsType(p, x.Dtype())
+	}
+	return s.Where(s.Full(0, mlx.Bool), p, x)
+}
+
+// sequenceAfter makes this block's queries (or, in bias_only mode, its
+// values) depend on the previous block's output; see tracer.after.
+func (at *attention) sequenceAfter(prev *mlx.Array) {
+	if at.q != nil {
+		at.q = at.t.after(at.q, prev)
+	} else {
+		at.v = at.t.after(at.v, prev)
+	}
 }
