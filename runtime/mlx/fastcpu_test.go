@@ -370,6 +370,16 @@ func TestFastErrors(t *testing.T) {
 			t.Fatalf("on GPU: %v", err)
 		}
 	}
+	// MLX cannot serialize custom primitives: exporting fails cleanly.
+	err := Do(func(s *Scope) error {
+		f := s.Closure(func(s *Scope, in []*Array) ([]*Array, error) { return []*Array{s.FastSigmoid(in[0])}, nil })
+		defer f.Release()
+		s.ExportFunction(t.TempDir()+"/f.mlxfn", f, []*Array{s.Zeros(Float32, 4)}, false)
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "serialize") {
+		t.Fatalf("export of a fast kernel: %v", err)
+	}
 	// empty arrays work
 	do(t, func(s *Scope) {
 		if got := s.FastSoftmax(s.Zeros(Float32, 0, 4)).Shape(); len(got) != 2 || got[0] != 0 {

@@ -24,6 +24,8 @@ var (
 	shapes = flag.String("shapes", "128x128x128,4x128x128x128", "shapes (last axis is the row axis)")
 	only   = flag.String("only", "", "comma-separated case names (empty: all)")
 	noMLX  = flag.Bool("fastonly", false, "time only the fast kernels (for profiling)")
+	clear  = flag.Bool("clearcache", false, "empty MLX's buffer cache before each case")
+	memlog = flag.Bool("mem", false, "print MLX's memory statistics after each case")
 )
 
 func must(err error) {
@@ -120,6 +122,9 @@ func main() {
 			if len(want) > 0 && !want[c.name] {
 				continue
 			}
+			if *clear {
+				must(mlx.ClearCache())
+			}
 			must(mlx.Do(func(s *mlx.Scope) error {
 				xs := append([]int(nil), sh...)
 				if c.doubleLast {
@@ -147,6 +152,11 @@ func main() {
 				fmt.Printf("%-16s %-18s %8.2f /%8.2f %8.2f /%8.2f %7.1fx\n", c.name, shs, m0, m1, f0, f1, m1/f1)
 				return nil
 			}))
+			if *memlog {
+				m, err := mlx.Memory()
+				must(err)
+				fmt.Printf("    memory: active %d MiB, peak %d MiB, cache %d MiB\n", m.Active>>20, m.Peak>>20, m.Cache>>20)
+			}
 		}
 	}
 }
