@@ -10,7 +10,8 @@
 //   - SIMD: fastcpu_kernels.h compiled three times (AVX-512, AVX2+FMA,
 //     portable), chosen once at run time with __builtin_cpu_supports;
 //   - a vectorized exp (Cody-Waite range reduction + degree-7 polynomial,
-//     see vexp), max relative error ~1.2e-7 (tested, fastcpu_test.go);
+//     see vexp), max relative error 7.9e-8 with FMA (exhaustively measured,
+//     fastcpu_test.go), ~1.0e-7 for the portable variant;
 //   - a small persistent thread pool for arrays above a size threshold.
 //
 // Evaluation follows MLX's CPU primitives: eval_cpu (on the thread that
