@@ -563,3 +563,29 @@ func TestNestKeepAndCompileSwitch(t *testing.T) {
 		t.Fatalf("with compile disabled the closure should run per call, ran %d times", traces.Load())
 	}
 }
+
+// A compiled closure that must trace again (new input shape) in a later Do
+// call still reaches its Go function: the closure's liveness token stays
+// valid until the function is released (regression: it was marked dead at
+// creation, so any later trace failed with "closure was released").
+func TestCompiledClosureRetracesInLaterDo(t *testing.T) {
+	var traces atomic.Int32
+	var compiled *Function
+	do(t, func(s *Scope) {
+		compiled = s.Compile(s.Closure(func(s *Scope, in []*Array) ([]*Array, error) {
+			traces.Add(1)
+			return []*Array{s.Add(in[0], in[0])}, nil
+		}), false)
+		s.Eval(s.Call(compiled, s.Ones(Float32, 2))...)
+	})
+	defer compiled.Release()
+	do(t, func(s *Scope) {
+		out := s.Call(compiled, s.Ones(Float32, 3, 2))
+		if got := s.Float32s(out[0]); len(got) != 6 || got[5] != 2 {
+			t.Fatalf("retraced output %v", got)
+		}
+	})
+	if n := traces.Load(); n != 2 {
+		t.Fatalf("%d traces, want 2 (one per shape)", n)
+	}
+}

@@ -783,7 +783,9 @@ int mlxs_sdpa(mlxs_array* out, mlxs_array q, mlxs_array k, mlxs_array v,
 // ---- functions ----
 
 int mlxs_closure_new(mlxs_function* out, uintptr_t token) {
-  TRY auto guard = std::make_shared<TokenGuard>(TokenGuard{token});
+  // Built in place: a TokenGuard temporary copied into make_shared would run
+  // its destructor at once and mark the token dead before the first call.
+  TRY auto guard = std::shared_ptr<TokenGuard>(new TokenGuard{token});
   auto fn = new Function{[guard](const std::vector<mx::array>& in) {
     int nin = static_cast<int>(in.size());
     std::vector<mlxs_array> hs(nin);
