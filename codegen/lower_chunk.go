@@ -19,8 +19,8 @@ import (
 // blocked form never holds more, but MLX evaluates the lazy graph without
 // sequencing the blocks, so chunking alone saves little on the device until
 // the lowering orders them (each block's inputs depending on the previous
-// block's result). It is not registered while lower_pair.go is:
-// TestBlockedTriangleMultiplication swaps it in.
+// block's result). lower_pair.go's lowering delegates here whenever
+// row_chunk splits the rows, and keeps its one-shot form for row_chunk 0.
 
 // pairRowBlocks splits n rows into [lo, hi) blocks of chunk (0 or ≥ n: one).
 func pairRowBlocks(n, chunk int64) [][2]int64 {
