@@ -22,8 +22,10 @@ gotest: setup
 pytest: setup
 	$(PY) -m pytest -q models/of3/tests
 
+# ONNX node tests on the reference executor, then through the MLX lowering.
 conformance: build
 	$(GO) run ./tests/conformance/cmd -gen
+	$(GO) run ./tests/conformance/cmd -backend mlx
 
 # Everything CI checks: vet, Go tests (unit, race on the MLX executor, golden,
 # parity), Python fixture tests, ONNX node conformance.
@@ -32,8 +34,12 @@ test: setup vet gotest pytest conformance
 run: build
 	@bash scripts/main_job.sh
 
+# Benchmark programs (not tests); their numbers and commands are written
+# down in docs/PERFORMANCE.md and docs/BENCHMARKS.md.
 bench: build
-	@echo "benchmarks: see docs/BENCHMARKS.md"
+	$(GO) run ./tests/bench/mlxbench
+	$(GO) run ./tests/bench/fastcpu
+	$(GO) run ./tests/bench/of3bench -repeat 5
 
 # Fuzz every target for FUZZTIME each (seed corpora under */testdata/fuzz run in
 # `make test` as ordinary tests; a crasher found here lands there).
