@@ -363,6 +363,47 @@ func (at *attention) logits(k *mlx.Array, biases []*mlx.Array) *mlx.Array {
 	return L
 }
 
+// fastWeights is softmax(scale·q·kᵀ + Σ biases) through the fused
+// FastSoftmaxBias CPU kernel, which reads every bias in place through its
+// broadcast strides instead of materialising one [.., Q, K] sum per bias
+// (MLX's broadcast adds are scalar and single-threaded on x86). The numerics
+// are the unfused path's: q is scaled before the matmul, the (already
+// −1e9-clamped, see readBias) biases are added in order in f32, then a
+// max-subtracted softmax. nil when the fast kernels do not serve this
+// attention (not CPU/f32, bias_only mode, no bias, or a bias that would
+// enlarge the logits); the caller then takes the unfused path.
+func (at *attention) fastWeights() *mlx.Array {
+	t, s := at.t, at.t.s
+	if at.q == nil || len(at.biases) == 0 || !t.fast(at.q) || !t.fast(at.k) {
+		return nil
+	}
+	qs, ks := shapeOf(at.q), shapeOf(at.k)
+	batch, err := broadcastShapes(qs[:len(qs)-2], ks[:len(ks)-2])
+	if err != nil {
+		return nil
+	}
+	L := append(batch, qs[len(qs)-2], ks[len(ks)-2])
+	for _, b := range at.biases {
+		if !t.fast(b) {
+			return nil
+		}
+		bs := shapeOf(b)
+		if len(bs) > len(L) {
+			return nil
+		}
+		for i, d := range bs {
+			if l := L[len(L)-len(bs)+i]; d != 1 && d != l {
+				return nil
+			}
+		}
+	}
+	q := at.q
+	if at.scale != 1 {
+		q = s.Mul(q, s.Scalar(at.scale, q.Dtype()))
+	}
+	return s.FastSoftmaxBias(s.MatMul(q, s.Transpose(at.k, swapLast(at.k.Ndim())...)), 1, at.biases...)
+}
+
 func swapLast(r int) []int {
 	p := make([]int, r)
 	for i := range p {
@@ -378,6 +419,9 @@ func (at *attention) kvChunked(kc int64) *mlx.Array {
 	vs := shapeOf(at.v)
 	K := vs[len(vs)-2]
 	if kc <= 0 || kc >= K {
+		if w := at.fastWeights(); w != nil {
+			return s.MatMul(w, at.v)
+		}
 		L := at.logits(at.k, at.biases)
 		if at.t.fast(L) {
 			return s.MatMul(s.FastSoftmax(L), at.v)

@@ -56,6 +56,8 @@ struct Kernels {
   void (*softmax_rows)(const float*, float*, size_t rows, size_t n);
   void (*layernorm_rows)(const float*, const float*, const float*, float*, size_t rows,
                          size_t n, float eps);
+  void (*softmax_bias_row)(const float*, float*, size_t n, float scale, const float* const*,
+                           const unsigned char*, int nb);
 };
 
 }  // namespace
@@ -418,6 +420,104 @@ class FastCPU : public mx::Primitive {
   bool has_w_, has_b_;
 };
 
+// ---- softmax(scale * logits + biases) ----
+//
+// inputs[0] is the row-contiguous f32 logits of shape S (rank r), inputs[1..]
+// the biases, each row-contiguous f32 of rank r whose every axis is S's or 1
+// (numpy broadcast, made explicit by the builder). A bias is read in place:
+// its element for logits index (i_0..i_{r-1}) is at sum_d i_d * st_d with
+// st_d = 0 on its size-1 axes, so no broadcast is materialized; a bias whose
+// last axis is 1 is one scalar per row.
+class FastSoftmaxBias : public mx::Primitive {
+ public:
+  FastSoftmaxBias(mx::Stream s, float scale) : mx::Primitive(s), scale_(scale) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
+    auto& out = outputs[0];
+    for (const auto& in : inputs) {
+      if (in.dtype() != mx::float32 || !in.flags().row_contiguous || in.data_size() != in.size())
+        throw std::runtime_error(std::string(name()) + ": inputs must be row-contiguous float32");
+    }
+    const auto& x = inputs[0];
+    if (x.is_donatable() && x.nbytes() == out.nbytes()) {
+      out.copy_shared_buffer(x);
+    } else {
+      out.set_data(mx::allocator::malloc(out.nbytes()));
+    }
+    if (out.size() == 0) return;
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    std::vector<mx::array> ins;
+    ins.reserve(inputs.size());
+    for (const auto& in : inputs) {
+      enc.set_input_array(in);
+      ins.push_back(mx::array::unsafe_weak_copy(in));
+    }
+    enc.set_output_array(out);
+    enc.dispatch([ins = std::move(ins), out = mx::array::unsafe_weak_copy(out),
+                  scale = scale_]() mutable { run(ins, out, scale); });
+  }
+
+  void eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) override {
+    throw std::runtime_error("fast CPU kernel on GPU");
+  }
+
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    return {inputs[0].shape()};
+  }
+
+  bool is_equivalent(const mx::Primitive& other) const override {
+    if (typeid(other) != typeid(*this)) return false;
+    return static_cast<const FastSoftmaxBias&>(other).scale_ == scale_;
+  }
+
+  const char* name() const override { return "FastCPUSoftmaxBias"; }
+
+ private:
+  static void run(std::vector<mx::array>& ins, mx::array& out, float scale) {
+    const Kernels& k = K();
+    const auto& shape = out.shape();
+    const int r = static_cast<int>(shape.size());
+    const size_t len = shape.back();
+    const size_t rows = out.size() / len;
+    const int nb = static_cast<int>(ins.size()) - 1;
+    // Per bias: base pointer, element strides over the r-1 leading axes
+    // (0 where the bias has size 1), and whether its last axis is 1.
+    std::vector<const float*> base(nb);
+    std::vector<int64_t> st(static_cast<size_t>(nb) * r);
+    std::vector<unsigned char> sc(nb);
+    for (int j = 0; j < nb; j++) {
+      const auto& b = ins[j + 1];
+      base[j] = b.data<float>();
+      int64_t acc = 1;
+      for (int d = r - 1; d >= 0; d--) {
+        st[j * r + d] = b.shape(d) == 1 ? 0 : acc;
+        acc *= b.shape(d);
+      }
+      sc[j] = b.shape(r - 1) == 1 && len != 1;
+    }
+    const float* x = ins[0].data<float>();
+    float* y = out.data<float>();
+    par_rows(rows, len, [&](size_t rb, size_t re) {
+      std::vector<const float*> p(nb);
+      for (size_t row = rb; row < re; row++) {
+        for (int j = 0; j < nb; j++) {
+          size_t rem = row;
+          int64_t off = 0;
+          for (int d = r - 2; d >= 0; d--) {
+            size_t i = rem % shape[d];
+            rem /= shape[d];
+            off += static_cast<int64_t>(i) * st[j * r + d];
+          }
+          p[j] = base[j] + off;
+        }
+        k.softmax_bias_row(x + row * len, y + row * len, len, scale, p.data(), sc.data(), nb);
+      }
+    });
+  }
+
+  float scale_;
+};
+
 // ---- builders ----
 
 mx::Stream cpu_stream() {
@@ -495,6 +595,39 @@ mx::array build_ln(const mx::array& x, const std::optional<mx::array>& w,
   return finish(y, x.dtype(), s);
 }
 
+mx::array build_softmax_bias(const mx::array& x, float scale, const std::vector<mx::array>& bs) {
+  auto s = cpu_stream();
+  check_float(x, "softmax_bias");
+  if (x.ndim() == 0) throw std::invalid_argument("softmax_bias: needs rank >= 1");
+  const mx::Shape& shape = x.shape();
+  const int r = static_cast<int>(shape.size());
+  auto dt = x.dtype();
+  std::vector<mx::array> ins{prep(x, s)};
+  for (const auto& b : bs) {
+    check_float(b, "softmax_bias");
+    dt = mx::promote_types(dt, b.dtype());
+    auto shape_str = [&] {
+      std::string o = "[";
+      for (size_t i = 0; i < b.shape().size(); i++) o += (i ? "," : "") + std::to_string(b.shape(i));
+      o += "] vs logits [";
+      for (int i = 0; i < r; i++) o += (i ? "," : "") + std::to_string(shape[i]);
+      return o + "]";
+    };
+    if (static_cast<int>(b.ndim()) > r)
+      throw std::invalid_argument("softmax_bias: bias has higher rank than the logits: " +
+                                  shape_str());
+    mx::Shape bsh(r - b.ndim(), 1);
+    for (int d : b.shape()) bsh.push_back(d);
+    for (int d = 0; d < r; d++)
+      if (bsh[d] != 1 && bsh[d] != shape[d])
+        throw std::invalid_argument("softmax_bias: bias does not broadcast to the logits: " +
+                                    shape_str());
+    ins.push_back(prep(mx::reshape(b, bsh, s), s));
+  }
+  mx::array y(shape, mx::float32, std::make_shared<FastSoftmaxBias>(s, scale), std::move(ins));
+  return finish(y, dt, s);
+}
+
 mx::array& A(mlxs_array h) {
   if (h.ctx == nullptr) throw std::invalid_argument("null array handle");
   return *static_cast<mx::array*>(h.ctx);
@@ -548,6 +681,15 @@ int mlxs_fast_layer_norm(mlxs_array* out, mlxs_array x, const mlxs_array* weight
   if (weight) w = A(*weight);
   if (bias) b = A(*bias);
   put(out, build_ln(A(x), w, b, eps));
+  FCATCH
+}
+
+int mlxs_fast_softmax_bias(mlxs_array* out, mlxs_array x, float scale, const mlxs_array* biases,
+                           int nb) {
+  FTRY if (nb < 0) throw std::invalid_argument("softmax_bias: negative bias count");
+  std::vector<mx::array> bs;
+  for (int i = 0; i < nb; i++) bs.push_back(A(biases[i]));
+  put(out, build_softmax_bias(A(x), scale, bs));
   FCATCH
 }
 

@@ -65,6 +65,27 @@ func (s *Scope) FastSigmoid(x *Array) *Array { return s.fastUnary(fastSigmoid, "
 // gives 1/n.
 func (s *Scope) FastSoftmax(x *Array) *Array { return s.fastUnary(fastSoftmax, "fast_softmax", x) }
 
+// FastSoftmaxBias is the softmax over the last axis of scale·logits + b_0 +
+// b_1 + … (of3c.Attention's logits-to-weights step in one pass): the biases
+// are added in order in f32 after the scale, each broadcast (numpy rules,
+// right-aligned) to logits' shape, which they must not enlarge. Biases are
+// read in place through their broadcast strides (a [N,1,1,N] mask or a
+// [1,H,N,N] pair bias is never expanded to [N,H,N,N]). A bias value below
+// −1e9 (so −Inf) is read as −1e9, so a fully masked row is uniform; NaN
+// propagates. Max-subtracted, f32 sums, like FastSoftmax. The result has the
+// promoted dtype of logits and biases.
+func (s *Scope) FastSoftmaxBias(logits *Array, scale float32, biases ...*Array) *Array {
+	if !s.ok("fast_softmax_bias", logits) || !s.ok("fast_softmax_bias", biases...) {
+		return nil
+	}
+	hs := make([]hnd, len(biases))
+	for i, b := range biases {
+		hs[i] = b.h
+	}
+	h, err := libFastSoftmaxBias(logits.h, scale, hs)
+	return s.result("fast_softmax_bias", h, err)
+}
+
 // FastSwiGLU takes x of shape [..., 2h] and returns silu(x[..., :h]) *
 // x[..., h:] of shape [..., h] without materializing the halves (the merged
 // projection of of3c.SwiGLU).

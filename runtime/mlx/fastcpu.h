@@ -41,6 +41,13 @@ int mlxs_fast_binary(int op, mlxs_array* out, mlxs_array a, mlxs_array b);
 int mlxs_fast_layer_norm(mlxs_array* out, mlxs_array x, const mlxs_array* weight,
                          const mlxs_array* bias, float eps);
 
+// softmax over the last axis of scale * x + biases[0] + ... + biases[nb-1]
+// (added in order, f32). Each bias broadcasts (numpy rules, right-aligned)
+// to x's shape without enlarging it and is read in place; a bias value
+// below -1e9 (-inf) is read as -1e9. The result has the promoted dtype.
+int mlxs_fast_softmax_bias(mlxs_array* out, mlxs_array x, float scale, const mlxs_array* biases,
+                           int nb);
+
 // Fails unless device type (0 cpu, 1 gpu) can run fast CPU kernels; the
 // check every builder applies to the default device.
 int mlxs_fast_check_device(int type);

@@ -44,6 +44,20 @@ func libFastLayerNorm(x, w, b hnd, eps float32) (hnd, error) {
 	return out.ctx, err
 }
 
+func libFastSoftmaxBias(x hnd, scale float32, bs []hnd) (hnd, error) {
+	var out C.mlxs_array
+	var p *C.mlxs_array
+	if len(bs) > 0 {
+		arr := make([]C.mlxs_array, len(bs))
+		for i, h := range bs {
+			arr[i].ctx = h
+		}
+		p = &arr[0]
+	}
+	err := fck(C.mlxs_fast_softmax_bias(&out, ca(x), C.float(scale), p, C.int(len(bs))))
+	return out.ctx, err
+}
+
 func libFastCheckDevice(t DeviceType) error { return fck(C.mlxs_fast_check_device(C.int(t))) }
 
 func libFastISA() string {

@@ -185,6 +185,33 @@ static void k_softmax_rows(const float* x, float* y, size_t rows, size_t n) {
   }
 }
 
+// One row of softmax(scale*x + b_0 + ... + b_{nb-1}): b[j] points at bias
+// j's values for this row, read as a per-row scalar when sc[j] is set. Each
+// bias value below -1e9 (so -inf) is read as -1e9; NaN passes through. The
+// sum is formed in bias order in f32 into y, then y is softmaxed in place.
+static inline V clamp_bias(V v) {
+  const V lo = splat(-1e9f);
+  return v < lo ? lo : v;
+}
+static inline float clamp_bias1(float v) { return v < -1e9f ? -1e9f : v; }
+
+static void k_softmax_bias_row(const float* x, float* y, size_t n, float scale,
+                               const float* const* b, const unsigned char* sc, int nb) {
+  const V sv = splat(scale);
+  size_t i = 0;
+  for (; i + FC_W <= n; i += FC_W) {
+    V v = ld(x + i) * sv;
+    for (int j = 0; j < nb; j++) v = v + clamp_bias(sc[j] ? splat(b[j][0]) : ld(b[j] + i));
+    st(y + i, v);
+  }
+  for (; i < n; i++) {
+    float v = x[i] * scale;
+    for (int j = 0; j < nb; j++) v = v + clamp_bias1(sc[j] ? b[j][0] : b[j][i]);
+    y[i] = v;
+  }
+  k_softmax_rows(y, y, 1, n);
+}
+
 // LayerNorm of each row: (x - mean) / sqrt(var + eps) * w + b, two-pass
 // mean/variance in f32. w and b may be null.
 template <bool HW, bool HB>
@@ -234,4 +261,5 @@ static void k_layernorm_rows(const float* x, const float* w, const float* b, flo
 
 static const Kernels kTable = {
     k_exp, k_sigmoid, k_sigmoid_mul, k_silu_mul, k_swiglu_rows, k_softmax_rows, k_layernorm_rows,
+    k_softmax_bias_row,
 };

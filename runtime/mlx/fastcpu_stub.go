@@ -6,6 +6,7 @@ func libFastUnary(int, hnd) (hnd, error)                   { return nil, ErrUnav
 func libFastBinary(int, hnd, hnd) (hnd, error)             { return nil, ErrUnavailable }
 func libFastLayerNorm(hnd, hnd, hnd, float32) (hnd, error) { return nil, ErrUnavailable }
 func libFastCheckDevice(DeviceType) error                  { return ErrUnavailable }
+func libFastSoftmaxBias(hnd, float32, []hnd) (hnd, error)  { return nil, ErrUnavailable }
 func libFastISA() string                                   { return "" }
 func libFastSetISA(int) error                              { return ErrUnavailable }
 func libFastThreads() int                                  { return 0 }
