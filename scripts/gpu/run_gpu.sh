@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# of3c on an NVIDIA GPU through MLX's CUDA backend (mlx-cuda-13 0.32.4's libmlx.so, same headers as the
+# mlx-cpu wheel bin/of3c is built against). See docs/GPU.md for how it was run and what came out.
+#
+#   scripts/gpu/run_gpu.sh stage DIR      copy DIR/part.* into /tmp/mlxcuda_parts (transport in pieces)
+#   scripts/gpu/run_gpu.sh env            print the exports the other steps use
+#   scripts/gpu/run_gpu.sh torch          PyTorch / onnxruntime peers + inputs (scripts/gpu/torch_peer.py)
+#   scripts/gpu/run_gpu.sh main           assemble + unpack libmlx (if needed), then steps 1-3 with of3c
+#
+# Knobs: STEPS="2 3" (order of step 2 = fixtures, step 3 = real sizes; step 1 always), FIXTURES="...",
+# NS=256,384, REPEAT=20, TMO=180 (per-command timeout, s), WORK=/tmp/gpu, MLXDIR=/tmp/mlxcuda, OF3C=bin/of3c.
+# The exact call sequence used on the device is in docs/GPU.md ("Rerunning").
+#
+# The library comes from mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl: its mlx/lib and
+# mlx_cuda_13.libs folders, tarred, `xz -T2 -6`, split into 30 MB parts (.devfix/p{1,2,3}/part.K);
+# MLXDIR (default /tmp/mlxcuda) is where it is unpacked, or where an already unpacked copy lives.
+# The CUDA 13 runtime libraries (cuBLAS, cuDNN, NVRTC, cuFFT, cuSOLVER, NCCL) are taken from the
+# nvidia/*/lib folders of the python3 that holds torch (torch 2.11+cu130).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+MLXDIR=${MLXDIR:-/tmp/mlxcuda}
+WORK=${WORK:-/tmp/gpu}
+REPEAT=${REPEAT:-20}
+OF3C=${OF3C:-bin/of3c}
+mkdir -p "$WORK"
+
+setenv() {
+  NVLIBS=$(python3 -c 'import nvidia, glob; print(":".join(sorted(d for p in nvidia.__path__ for d in glob.glob(p + "/*/lib"))))' 2>/dev/null)
+  export LD_LIBRARY_PATH="$MLXDIR/mlx/lib:$MLXDIR/mlx_cuda_13.libs:${NVLIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # MLX's NVRTC JIT adds $CUDA_HOME/include only; CUDA 13 moved CCCL (<cuda/std/type_traits>, which
+  # mlx/backend/cuda/device/fp16_math.cuh includes) to include/cccl. Merge both into one folder.
+  # (The image may already set CUDA_HOME=/usr/local/cuda: overridden unless it has cuda/std.)
+  if [ ! -e "${CUDA_HOME:-/nonexistent}/include/cuda/std/type_traits" ] && [ -d /usr/local/cuda/include ]; then
+    mkdir -p /tmp/cudahome/include
+    for d in /usr/local/cuda/include /usr/local/cuda/include/cccl; do
+      for f in "$d"/*; do [ -e "/tmp/cudahome/include/${f##*/}" ] || ln -s "$f" /tmp/cudahome/include/; done
+    done
+    export CUDA_HOME=/tmp/cudahome CUDA_PATH=/tmp/cudahome
+  fi
+  export MLX_ENABLE_TF32=${MLX_ENABLE_TF32:-0}
+}
+
+unpack() {
+  [ -f "$MLXDIR/mlx/lib/libmlx.so" ] && return 0
+  ls -la /tmp/mlxcuda_parts/
+  cat /tmp/mlxcuda_parts/part.* > /tmp/mlxcuda.tar.xz
+  [ -f .devfix/p3/sha.txt ] && (cd /tmp && sed 's#  .*#  mlxcuda.tar.xz#' "$OLDPWD/.devfix/p3/sha.txt" | sha256sum -c -)
+  mkdir -p "$MLXDIR" && tar xJf /tmp/mlxcuda.tar.xz -C "$MLXDIR" && rm -f /tmp/mlxcuda.tar.xz
+}
+
+run() { echo "+ $*"; local t0=$(date +%s%N); timeout "${TMO:-180}" "$@"; local rc=$?; echo "  rc=$rc wall=$(( ($(date +%s%N) - t0) / 1000000 )) ms"; return $rc; }
+
+case "${1:-main}" in
+stage)
+  mkdir -p /tmp/mlxcuda_parts && cp -v "$2"/part.* /tmp/mlxcuda_parts/ && ls -la /tmp/mlxcuda_parts ;;
+env)
+  setenv; env | grep -E '^(LD_LIBRARY_PATH|CUDA_HOME|MLX_ENABLE_TF32)=' ;;
+torch)
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+  PYTHONUNBUFFERED=1 run python3 scripts/gpu/torch_peer.py --n "${NS:-256,384}" --work "$WORK" --repeat "$REPEAT" ;;
+main)
+  unpack || { echo "unpack failed"; exit 1; }
+  setenv
+  echo "== env"; env | grep -E '^(LD_LIBRARY_PATH|CUDA_HOME|MLX_ENABLE_TF32)='
+  echo "== ldd"; ldd "$OF3C" | grep -E 'mlx|not found'; ldd "$MLXDIR/mlx/lib/libmlx.so" | grep -E 'not found|cublas|cudnn|nvrtc|nccl|cufft|cusolver|libcuda'
+  echo "== step 1: version"; run "$OF3C" version
+  for STEP in ${STEPS:-2 3}; do
+  if [ $STEP = 2 ]; then
+  echo "== step 2: fixtures (fp32 TF32 off, then bf16)"
+  for M in ${FIXTURES:-pairformer_block_tiny_torchscript pairformer_block_of3_torchscript tri_att_start_of3_dynamo msa_module_block_tiny_dynamo}; do
+    D=models/of3/testdata/$M
+    run "$OF3C" compile $D/model.onnx -o $WORK/$M.of3 --device gpu && \
+      run "$OF3C" run $WORK/$M.of3 --device gpu --inputs $D/test_data_set_0 --check $D/test_data_set_0 --repeat 10
+    run "$OF3C" compile $D/model.onnx -o $WORK/$M.bf16.of3 --device gpu --precision bf16 && \
+      run "$OF3C" run $WORK/$M.bf16.of3 --device gpu --inputs $D/test_data_set_0 --check $D/test_data_set_0 --repeat 10
+  done
+  else
+  echo "== step 3: PairformerBlock of3 at real sizes (inputs from the torch step)"
+  O=models/of3/testdata/pairformer_block_of3_torchscript/model.onnx
+  for P in fp32 bf16; do
+    run "$OF3C" compile $O -o $WORK/pf_of3.$P.of3 --device gpu --precision $P
+    for N in $(echo "${NS:-256,384}" | tr , " "); do
+      [ -f $WORK/inputs_$N.npz ] || { echo "no $WORK/inputs_$N.npz (run the torch step first)"; continue; }
+      run "$OF3C" run $WORK/pf_of3.$P.of3 --device gpu --inputs $WORK/inputs_$N.npz -o $WORK/of3c_${P}_$N.npz --repeat $REPEAT && \
+        python3 scripts/gpu/torch_peer.py --compare $WORK/torch_fp32_$N.npz $WORK/of3c_${P}_$N.npz
+    done
+  done
+  fi
+  done ;;
+esac

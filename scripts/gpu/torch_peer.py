@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""GPU peer for of3c: the same PairformerBlock (preset of3, seed crc32("pairformer_block:of3"), the
+weights of models/of3/testdata/pairformer_block_of3_*) in PyTorch eager / torch.compile on CUDA and the
+fixture's ONNX file in onnxruntime (CUDA EP if present).
+
+Writes, per N: WORK/inputs_N.npz (s, z, mask, pair_mask; what `of3c run --inputs` reads) and
+WORK/torch_fp32_N.npz (eager fp32 outputs, TF32 off: the reference for of3c's GPU outputs), and prints
+one timing line per (runner, precision, N): median ms of --repeat timed calls after warm-up (CUDA events).
+
+    python3 scripts/gpu/torch_peer.py --n 256,384 --work /tmp/gpu [--repeat 20] [--no-compile]
+    python3 scripts/gpu/torch_peer.py --compare WORK/torch_fp32_256.npz OUT.npz   # max abs diff
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+import zlib
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "models", "of3"))
+
+
+def compare(ref_path, got_path):
+    ref, got = np.load(ref_path), np.load(got_path)
+    for k in ref.files:
+        if k not in got.files:
+            print(f"compare {os.path.basename(got_path)} {k}: missing (have {got.files})")
+            continue
+        r, g = ref[k].astype(np.float64), got[k].astype(np.float64)
+        d = np.abs(r - g)
+        print(f"compare {os.path.basename(got_path)} {k}: shape {g.shape} max_abs {d.max():.3e} "
+              f"mean_abs {d.mean():.3e} max|ref| {np.abs(r).max():.3f} nan {int(np.isnan(g).sum())}")
+
+
+def time_cuda(fn, repeat, warmup=3):
+    import torch
+    t0 = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    first = (time.perf_counter() - t0) * 1e3
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(repeat):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        ts.append(a.elapsed_time(b))
+    return first, statistics.median(ts)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", default="256,384")
+    ap.add_argument("--work", default="/tmp/gpu")
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--onnx", default=os.path.join(REPO, "models/of3/testdata/pairformer_block_of3_torchscript/model.onnx"))
+    ap.add_argument("--compare", nargs=2)
+    a = ap.parse_args()
+    if a.compare:
+        compare(*a.compare)
+        return
+
+    import torch
+    import modules as M
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    os.makedirs(a.work, exist_ok=True)
+    print(f"torch {torch.__version__} device {torch.cuda.get_device_name()} tf32 off", flush=True)
+    spec, cfg = M.SPECS["pairformer_block"], M.PRESETS["of3"]
+    seed = zlib.crc32(b"pairformer_block:of3") & 0x7FFFFFFF
+    spec_in, spec_out = M.resolve_io(spec, cfg)
+    model32 = M.init_weights(spec.build(cfg), seed).cuda()
+    model16 = M.init_weights(spec.build(cfg), seed).to(torch.bfloat16).cuda()
+    out_names = [o[0] for o in spec_out]
+    in_names = [i[0] for i in spec_in]
+    rows = []
+
+    ort = None
+    try:
+        import onnxruntime as ort
+        print("onnxruntime", ort.__version__, ort.get_available_providers(), flush=True)
+    except Exception as e:  # noqa
+        print("onnxruntime unavailable:", e)
+
+    for n in [int(x) for x in a.n.split(",")]:
+        ins = M.make_inputs(spec_in, {"N": n}, seed + 1000 + n)
+        np.savez(os.path.join(a.work, f"inputs_{n}.npz"), **{k: t.numpy() for k, t in zip(in_names, ins)})
+        x32 = [t.cuda() for t in ins]
+        x16 = [t.to(torch.bfloat16).cuda() for t in ins]
+        with torch.inference_mode():
+            outs = model32(*x32)
+            np.savez(os.path.join(a.work, f"torch_fp32_{n}.npz"),
+                     **{k: o.float().cpu().numpy() for k, o in zip(out_names, outs)})
+            outs16 = model16(*x16)
+            np.savez(os.path.join(a.work, f"torch_bf16_{n}.npz"),
+                     **{k: o.float().cpu().numpy() for k, o in zip(out_names, outs16)})
+            for name, m, x in (("eager", model32, x32), ("eager", model16, x16)):
+                prec = "fp32" if x is x32 else "bf16"
+                torch.cuda.reset_peak_memory_stats()
+                first, med = time_cuda(lambda: m(*x), a.repeat)
+                peak = torch.cuda.max_memory_allocated() / 2**20
+                rows.append((f"torch {name}", prec, n, first, med, peak))
+                print(f"RESULT torch-{name} {prec} N={n} first {first:.1f} ms median {med:.2f} ms peak {peak:.0f} MiB", flush=True)
+            if not a.no_compile:
+                for prec, m, x in (("fp32", model32, x32), ("bf16", model16, x16)):
+                    try:
+                        cm = torch.compile(m)
+                        torch.cuda.reset_peak_memory_stats()
+                        first, med = time_cuda(lambda: cm(*x), a.repeat)
+                        peak = torch.cuda.max_memory_allocated() / 2**20
+                        rows.append(("torch.compile", prec, n, first, med, peak))
+                        print(f"RESULT torch.compile {prec} N={n} first(incl. compile) {first:.0f} ms median {med:.2f} ms peak {peak:.0f} MiB", flush=True)
+                        if prec == "fp32":
+                            co = cm(*x)
+                            d = max(float((c - o).abs().max()) for c, o in zip(co, outs))
+                            print(f"  torch.compile fp32 vs eager fp32 max_abs {d:.3e}")
+                    except Exception as e:  # noqa
+                        print(f"RESULT torch.compile {prec} N={n} FAILED: {type(e).__name__}: {str(e)[:400]}", flush=True)
+        if ort is not None and "CUDAExecutionProvider" in ort.get_available_providers():
+            try:
+                so = ort.SessionOptions()
+                sess = ort.InferenceSession(a.onnx, so, providers=["CUDAExecutionProvider"])
+                feed = {k: t.numpy() for k, t in zip(in_names, ins)}
+                t0 = time.perf_counter()
+                sess.run(None, feed)
+                first = (time.perf_counter() - t0) * 1e3
+                for _ in range(3):
+                    sess.run(None, feed)
+                ts = []
+                for _ in range(a.repeat):
+                    t0 = time.perf_counter()
+                    o = sess.run(None, feed)
+                    ts.append((time.perf_counter() - t0) * 1e3)
+                med = statistics.median(ts)
+                d = max(float(np.abs(oo - r.float().cpu().numpy()).max()) for oo, r in zip(o, outs))
+                print(f"RESULT ort-cuda fp32 N={n} first {first:.0f} ms median {med:.2f} ms (host->device->host incl.) max_abs_vs_torch {d:.3e}", flush=True)
+            except Exception as e:  # noqa
+                print(f"RESULT ort-cuda fp32 N={n} FAILED: {type(e).__name__}: {str(e)[:400]}", flush=True)
+        elif ort is not None:
+            print(f"RESULT ort-cuda N={n} SKIPPED: CUDAExecutionProvider not available ({ort.get_available_providers()})")
+        del x32, x16
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
