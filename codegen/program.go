@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"of3c/graph"
 	"of3c/runtime/mlx"
@@ -267,6 +268,12 @@ type RunInfo struct {
 	// FirstCall is true when this input signature had not been seen, so the
 	// call included tracing and MLX compilation.
 	FirstCall bool
+	// Upload is the time to hand the inputs to MLX and evaluate them on the
+	// device, Compute the compiled call and its evaluation (the device's
+	// work, inputs already resident), Download the read-back of the
+	// outputs into host tensors. The first call's Compute includes tracing
+	// and compilation.
+	Upload, Compute, Download time.Duration
 }
 
 // specializeLimit is the element count up to which an integer or bool
@@ -342,14 +349,18 @@ func (p *Program) Run(inputs map[string]*graph.Tensor) (map[string]*graph.Tensor
 			}
 			p.cache[sig] = entry
 		}
+		t0 := time.Now()
 		ins := make([]*mlx.Array, 0, len(args)+len(p.warrs))
 		for _, t := range args {
 			ins = append(ins, uploadInput(s, t, p))
 		}
+		s.Eval(ins...)
 		ins = append(ins, p.warrs...)
 		if err := s.Err(); err != nil {
 			return err
 		}
+		t1 := time.Now()
+		info.Upload = t1.Sub(t0)
 		res := s.Call(entry.fn, ins...)
 		if err := s.Err(); err != nil && retrace(err) {
 			// MLX asked an old closure to trace again (it does so for
@@ -372,6 +383,9 @@ func (p *Program) Run(inputs map[string]*graph.Tensor) (map[string]*graph.Tensor
 			return fmt.Errorf("traced function returned %d outputs, want %d", len(res), len(p.g.Outputs))
 		}
 		s.Eval(res...)
+		t2 := time.Now()
+		info.Compute = t2.Sub(t1)
+		defer func() { info.Download = time.Since(t2) }()
 		for i, o := range p.g.Outputs {
 			t, err := download(s, res[i], o.Type.DType)
 			if err != nil {

@@ -97,7 +97,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	var outs map[string]*graph.Tensor
 	var first time.Duration
-	var steady []time.Duration
+	var steady, compute, transfer []time.Duration
 	var firstCompiled bool
 	var firstStats session.RunStats
 	runs := 1
@@ -121,6 +121,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			first, firstCompiled, outs, firstStats = el, st.FirstCall, o, st
 		} else {
 			steady = append(steady, el)
+			compute = append(compute, st.Compute)
+			transfer = append(transfer, st.Upload+st.Download)
 		}
 	}
 	prog.done()
@@ -132,6 +134,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stderr, "first call %.1f ms%s\n", ms(first), note)
 		fmt.Fprintf(stderr, "median %.3f ms over %d runs (min %.3f ms, max %.3f ms)\n", ms(median(steady)), len(steady), ms(minDur(steady)), ms(maxDur(steady)))
+		if *device != "ref" {
+			fmt.Fprintf(stderr, "  of which: compute median %.3f ms (min %.3f ms; inputs already on the device), inputs in + outputs out median %.3f ms\n",
+				ms(median(compute)), ms(minDur(compute)), ms(median(transfer)))
+		}
 		if *device != "ref" && mlx.Available() {
 			if m, err := mlx.Memory(); err == nil {
 				fmt.Fprintf(stderr, "peak memory: MLX %s, process RSS %s\n", humanBytes(int64(m.Peak)), humanBytes(session.PeakRSS()))

@@ -221,6 +221,9 @@ type RunStats struct {
 	// includes tracing and MLX compilation).
 	FirstCall bool
 	Elapsed   time.Duration
+	// Upload, Compute and Download split Elapsed for MLX programs (see
+	// codegen.RunInfo); zero on the reference executor.
+	Upload, Compute, Download time.Duration
 	// Dims are the symbol sizes of the inputs; Padded are the sizes the
 	// model ran at (equal without buckets).
 	Dims, Padded map[string]int64
@@ -250,6 +253,7 @@ func (s *Session) Run(in map[string]*graph.Tensor) (map[string]*graph.Tensor, Ru
 		var info codegen.RunInfo
 		out, info, err = s.prog.Run(runIn)
 		st.FirstCall = info.FirstCall
+		st.Upload, st.Compute, st.Download = info.Upload, info.Compute, info.Download
 	} else {
 		out, err = ref.Run(s.Graph, runIn)
 	}

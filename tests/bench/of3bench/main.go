@@ -67,9 +67,11 @@ func main() {
 	md := flag.String("md", "", "also write the table (markdown) to this file")
 	profile := flag.String("profile", "", "instead of the table: per-op times of this ONNX model at -n (eager, each node evaluated)")
 	pn := flag.Int64("n", 128, "token count for -profile")
+	pdev := flag.String("device", "cpu", "device for -profile: cpu or gpu")
+	pprec := flag.String("precision", "fp32", "precision for -profile: fp32, bf16 or fp16")
 	flag.Parse()
 	if *profile != "" {
-		if err := runProfile(*profile, *pn, *budget); err != nil {
+		if err := runProfile(*profile, *pn, *budget, *pdev, *pprec); err != nil {
 			fmt.Fprintln(os.Stderr, "of3bench:", err)
 			os.Exit(1)
 		}
@@ -418,7 +420,7 @@ func runChild(model, inputs, out string, budget int64, repeat int) result {
 }
 
 // runProfile prints where one run's time goes, per op and per node.
-func runProfile(model string, n, budget int64) error {
+func runProfile(model string, n, budget int64, device, precision string) error {
 	tmp, err := os.MkdirTemp("", "of3bench-")
 	if err != nil {
 		return err
@@ -432,7 +434,7 @@ func runProfile(model string, n, budget int64) error {
 	if err != nil {
 		return err
 	}
-	opts := codegen.CompileOptions{}
+	opts := codegen.CompileOptions{Device: device, Precision: precision}
 	var buckets []int64
 	if budget > 0 {
 		opts.MemoryBudget, buckets = budget, []int64{n}
@@ -441,7 +443,7 @@ func runProfile(model string, n, budget int64) error {
 	if err != nil {
 		return err
 	}
-	p, err := codegen.NewProgram(g, codegen.Options{})
+	p, err := codegen.NewProgram(g, codegen.Options{Device: device, Precision: precision})
 	if err != nil {
 		return err
 	}
@@ -457,7 +459,7 @@ func runProfile(model string, n, budget int64) error {
 	for _, o := range ops {
 		total += o.Time
 	}
-	fmt.Printf("eager total %.1f ms at N=%d\n", float64(total)/1e6, n)
+	fmt.Printf("eager total %.1f ms at N=%d (%s, %s)\n", float64(total)/1e6, n, device, precision)
 	for _, o := range ops {
 		fmt.Printf("  %-22s %4d× %9.2f ms  %5.1f%%\n", o.Op, o.Count, float64(o.Time)/1e6, 100*float64(o.Time)/float64(total))
 	}
