@@ -87,4 +87,37 @@ main)
   done
   fi
   done ;;
+profile)
+  # Where the GPU time goes: per-op eager profile (bin/of3bench -profile, each node evaluated before the next)
+  # and an nsys kernel summary of the compiled run. Needs $WORK/inputs_$PN.npz from the torch step.
+  unpack || { echo "unpack failed"; exit 1; }
+  setenv
+  O=${MODEL:-models/of3/testdata/pairformer_block_of3_torchscript/model.onnx}
+  PN=${PN:-384}
+  for P in ${PRECS:-fp32 bf16}; do
+    run bin/of3bench -profile $O -n $PN -device gpu -precision $P
+  done
+  if command -v nsys >/dev/null; then
+    for P in ${PRECS:-fp32 bf16}; do
+      run "$OF3C" compile $O -o $WORK/prof.$P.of3 --device gpu --precision $P
+      run nsys profile -t cuda,nvtx --sample=none --cpuctxsw=none -f true -o $WORK/nsys_$P \
+        "$OF3C" run $WORK/prof.$P.of3 --device gpu --inputs $WORK/inputs_$PN.npz --repeat 5 >/dev/null
+      nsys stats -q -r cuda_gpu_kern_sum,cuda_gpu_mem_time_sum,cuda_api_sum -f csv $WORK/nsys_$P.nsys-rep \
+        > $WORK/nsys_$P.csv 2>&1
+      python3 - $WORK/nsys_$P.csv <<'PY'
+import sys, csv, io
+text = open(sys.argv[1]).read()
+for block in text.split("\n\n"):
+    rows = list(csv.reader(io.StringIO(block.strip())))
+    if len(rows) < 2: continue
+    h = rows[0]
+    print(" | ".join(h[:9]))
+    for r in rows[1:26]:
+        print(" | ".join(c[:90] for c in r[:9]))
+    print()
+PY
+    done
+  else
+    echo "nsys not found"
+  fi ;;
 esac
