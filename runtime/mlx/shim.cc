@@ -17,6 +17,7 @@
 #include <sys/sysinfo.h>
 
 #include "mlx/mlx.h"
+#include "cuda_io.h"
 
 namespace mx = mlx::core;
 
@@ -375,7 +376,9 @@ int mlxs_array_from_data(mlxs_array* out, const void* data, size_t nbytes,
   auto buf = mx::allocator::malloc(std::max<size_t>(nbytes, 1));
   if (buf.buffer().raw_ptr() == nullptr) throw std::bad_alloc();
   if (nbytes > 0) std::memcpy(buf.buffer().raw_ptr(), data, nbytes);
-  put(out, mx::array(std::move(buf), std::move(sh), dt));
+  mx::array a(std::move(buf), std::move(sh), dt);
+  mlxs::cuda_prefetch(a);  // GPU: one bulk transfer instead of page faults (cuda_io.cc)
+  put(out, std::move(a));
   CATCH
 }
 
@@ -421,6 +424,7 @@ int mlxs_array_read(mlxs_array h, void* dst, size_t nbytes) {
   guard_memory({a});
   a.eval();
   if (nbytes == 0) return 0;
+  if (mlxs::cuda_read(a, dst, nbytes)) return 0;  // GPU device memory (cuda_io.cc)
   strided_copy(a.data<char>(), static_cast<char*>(dst), a.shape(), a.strides(),
                a.itemsize());
   CATCH

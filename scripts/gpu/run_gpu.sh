@@ -120,4 +120,34 @@ PY
   else
     echo "nsys not found"
   fi ;;
+kernels)
+  # Per-kernel GPU time of one compiled call (after a warm-up call in the same process is not possible with
+  # ncu's replay, so this is the first call: its JIT kernels come from MLX's on-disk cache if an earlier step
+  # built them). ncu measures only gpu__time_duration; the summary groups kernels by name.
+  unpack || { echo "unpack failed"; exit 1; }
+  setenv
+  O=${MODEL:-models/of3/testdata/pairformer_block_of3_torchscript/model.onnx}
+  PN=${PN:-384}
+  NCU=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+  for P in ${PRECS:-fp32 bf16}; do
+    run "$OF3C" compile $O -o $WORK/k.$P.of3 --device gpu --precision $P
+    run "$NCU" --metrics gpu__time_duration.sum --csv --print-units base --log-file $WORK/ncu_$P.log \
+      "$OF3C" run $WORK/k.$P.of3 --device gpu --inputs $WORK/inputs_$PN.npz >/dev/null
+    grep -c '"gpu__time_duration.sum"' $WORK/ncu_$P.log
+    python3 - $WORK/ncu_$P.log <<'PY'
+import sys, csv, collections
+rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))]
+h = rows[0]; ki = h.index("Kernel Name"); vi = h.index("Metric Value")
+agg = collections.defaultdict(lambda: [0, 0.0])
+for r in rows[1:]:
+    if len(r) <= vi: continue
+    try: v = float(r[vi].replace(",", ""))
+    except ValueError: continue
+    k = r[ki][:110]; agg[k][0] += 1; agg[k][1] += v
+tot = sum(v for _, v in agg.values())
+print(f"total kernel time {tot/1e6:.3f} ms over {sum(c for c, _ in agg.values())} kernels")
+for k, (c, v) in sorted(agg.items(), key=lambda x: -x[1][1])[:40]:
+    print(f"{v/1e6:9.3f} ms {100*v/tot:5.1f}% {c:4d}x  {k}")
+PY
+  done ;;
 esac
