@@ -1,3 +1,5 @@
+//go:build cgo && !nomlx
+
 // Host <-> GPU transfers for MLX's CUDA backend without managed-memory page
 // faults.
 //
