@@ -164,6 +164,13 @@ func lowerAttention(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 		return t.one(out, dt)
 	}
 
+	if out := t.fastAttention(q, k, v, biases, scale); out != nil {
+		if md := t.ddt(dt); out.Dtype() != md {
+			out = s.AsType(out, md)
+		}
+		return t.one(out, dt)
+	}
+
 	at := &attention{t: t, scale: scale, v: t.toF32(t.arr(v))}
 	if q != nil {
 		at.q, at.k = t.toF32(t.arr(q)), t.toF32(t.arr(k))
@@ -206,6 +213,42 @@ func lowerAttention(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 		out = s.AsType(out, md)
 	}
 	return t.one(out, dt)
+}
+
+// fastAttention lowers a CPU f32 attention in mode qk to runtime/mlx's
+// FastAttention kernel: softmax(scale·q·kᵀ + Σ biases)·v per batch item and
+// block of query rows, with the logits block in a per-thread buffer, q, k,
+// v read in place through their strides (the heads split out of the
+// projection and transposed cost no copy), the biases added in order in
+// f32 with the −1e9 clamp of readBias. It never materialises the
+// [.., Q, K] logits, so the graph's batch/query/kv chunking and cpuBlock
+// (which exist to bound that array, and are exact, docs/OPS.md) are not
+// applied: less memory than any chunking. Numerically it differs from the
+// unfused path only in rounding: the scale multiplies the f32 logit q·k
+// rather than q, and the dot products accumulate in key/channel order
+// instead of OpenBLAS's. nil when the
+// kernel does not serve the attention (not CPU/f32, bias_only mode,
+// Options.NoFastKernels); the caller then takes the unfused path.
+func (t *tracer) fastAttention(q, k, v *val, biases []*val, scale float64) *mlx.Array {
+	if q == nil || k == nil || v == nil {
+		return nil
+	}
+	qa, ka, va := t.arr(q), t.arr(k), t.arr(v)
+	if !t.fast(qa) || !t.fast(ka) || !t.fast(va) {
+		return nil
+	}
+	var bs []*mlx.Array
+	for _, b := range biases {
+		if b == nil {
+			continue
+		}
+		ba := t.arr(b)
+		if !t.fast(ba) {
+			return nil
+		}
+		bs = append(bs, ba)
+	}
+	return t.s.FastAttention(qa, ka, va, float32(scale), bs...)
 }
 
 // readBias converts a bias to f32 and applies the −inf → −1e9 rule. In fp16

@@ -20,6 +20,7 @@
 
 #include "fastcpu.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -58,6 +59,11 @@ struct Kernels {
                          size_t n, float eps);
   void (*softmax_bias_row)(const float*, float*, size_t n, float scale, const float* const*,
                            const unsigned char*, int nb);
+  // c[m, np] = a[m, kd] (strided) * b[kd, np] (packed, row stride ldb);
+  // np a multiple of lanes.
+  void (*gemm)(size_t m, size_t np, size_t kd, const float* a, ptrdiff_t ars, ptrdiff_t acs,
+               const float* b, size_t ldb, float* c, size_t ldc);
+  int lanes;
 };
 
 }  // namespace
@@ -518,6 +524,201 @@ class FastSoftmaxBias : public mx::Primitive {
   float scale_;
 };
 
+
+// ---- fused attention: softmax(scale * q k^T + biases) v ----
+//
+// inputs: q [.., M, D], k [.., K, D], v [.., K, Dv] as they are (f32, any
+// strides: transposed or sliced views of a projection are read in place, no
+// copy), then the biases, f32 row-contiguous of the output's rank r, each
+// axis the logits' ([batch.., M, K]) or 1. Batch axes broadcast (numpy,
+// right-aligned). The output [batch.., M, Dv] is row-contiguous.
+//
+// Work is split over (batch item, block of query rows) and spread over the
+// pool. Per item, k^T and v are packed once into per-thread buffers
+// (zero-padded to whole vectors); per block of rows, the logits block
+// q_blk k^T (k_gemm) stays in a per-thread buffer of <= 64 KiB, gets the
+// biases and the softmax in place (k_softmax_bias_row, as FastSoftmaxBias),
+// and is multiplied by v (k_gemm). Nothing of size [.., M, K] is ever
+// allocated, so there is no chunking to do, no page faults on fresh logits
+// buffers, and no BLAS call (whose per-call cost and idle threads dominate at
+// these sizes: 256x32x256 GEMMs).
+class FastAttention : public mx::Primitive {
+ public:
+  FastAttention(mx::Stream s, float scale) : mx::Primitive(s), scale_(scale) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
+    auto& out = outputs[0];
+    for (size_t i = 0; i < inputs.size(); i++) {
+      const auto& in = inputs[i];
+      if (in.dtype() != mx::float32)
+        throw std::runtime_error(std::string(name()) + ": inputs must be float32");
+      if (i >= 3 && (!in.flags().row_contiguous || in.data_size() != in.size()))
+        throw std::runtime_error(std::string(name()) + ": biases must be row-contiguous");
+    }
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    if (out.size() == 0) return;
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    std::vector<mx::array> ins;
+    ins.reserve(inputs.size());
+    for (const auto& in : inputs) {
+      enc.set_input_array(in);
+      ins.push_back(mx::array::unsafe_weak_copy(in));
+    }
+    enc.set_output_array(out);
+    enc.dispatch([ins = std::move(ins), out = mx::array::unsafe_weak_copy(out),
+                  scale = scale_]() mutable { run(ins, out, scale); });
+  }
+
+  void eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) override {
+    throw std::runtime_error("fast CPU kernel on GPU");
+  }
+
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    return {out_shape(inputs)};
+  }
+
+  bool is_equivalent(const mx::Primitive& other) const override {
+    if (typeid(other) != typeid(*this)) return false;
+    return static_cast<const FastAttention&>(other).scale_ == scale_;
+  }
+
+  const char* name() const override { return "FastCPUAttention"; }
+
+  // [batch.., M, Dv]: the broadcast of every input's batch axes (all but
+  // the last two), then q's M and v's Dv. Throws if they do not broadcast.
+  static mx::Shape out_shape(const std::vector<mx::array>& in) {
+    int r = 2;
+    for (const auto& a : in) r = std::max(r, static_cast<int>(a.ndim()));
+    mx::Shape sh(r - 2, 1);
+    for (const auto& a : in) {
+      int nb = static_cast<int>(a.ndim()) - 2;
+      for (int dx = 0; dx < nb; dx++) {
+        int d = dx + (r - 2 - nb);
+        int n = a.shape(dx);
+        if (n == 1) continue;
+        if (sh[d] != 1 && sh[d] != n)
+          throw std::invalid_argument("attention: batch axes do not broadcast");
+        sh[d] = n;
+      }
+    }
+    sh.push_back(in[0].shape(-2));
+    sh.push_back(in[2].shape(-1));
+    return sh;
+  }
+
+ private:
+  static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+  static void run(std::vector<mx::array>& ins, mx::array& out, float scale) {
+    const Kernels& kk = K();
+    const auto& os = out.shape();
+    const int r = static_cast<int>(os.size());
+    const int nbd = r - 2;
+    const auto &q = ins[0], &k = ins[1], &v = ins[2];
+    const size_t M = q.shape(-2), D = q.shape(-1), Kn = k.shape(-2), Dv = v.shape(-1);
+    const size_t batch = out.size() / (M * Dv);
+    float* y = out.data<float>();
+    if (Kn == 0) {  // empty softmax: the weights-times-values sum is 0
+      std::memset(y, 0, out.nbytes());
+      return;
+    }
+    // Batch strides of q, k, v aligned to the output's batch axes (0 where
+    // the operand lacks the axis or has size 1), and their matrix strides.
+    auto bstrides = [&](const mx::array& a) {
+      std::vector<int64_t> st(nbd, 0);
+      int off = r - static_cast<int>(a.ndim());
+      for (int d = 0; d < nbd; d++) {
+        int dx = d - off;
+        if (dx >= 0 && a.shape(dx) != 1) st[d] = a.strides()[dx];
+      }
+      return st;
+    };
+    const auto qb = bstrides(q), kb = bstrides(k), vb = bstrides(v);
+    const int64_t qrs = q.strides()[q.ndim() - 2], qcs = q.strides()[q.ndim() - 1];
+    const int64_t krs = k.strides()[k.ndim() - 2], kcs = k.strides()[k.ndim() - 1];
+    const int64_t vrs = v.strides()[v.ndim() - 2], vcs = v.strides()[v.ndim() - 1];
+    const float *qd = q.data<float>(), *kd = k.data<float>(), *vd = v.data<float>();
+    // Biases, as in FastSoftmaxBias: element strides over all r axes (0 on
+    // size-1 axes), a last axis of 1 read as one scalar per row.
+    const int nb = static_cast<int>(ins.size()) - 3;
+    std::vector<const float*> base(nb);
+    std::vector<int64_t> bst(static_cast<size_t>(nb) * r);
+    std::vector<unsigned char> sc(nb);
+    for (int j = 0; j < nb; j++) {
+      const auto& b = ins[j + 3];
+      base[j] = b.data<float>();
+      int64_t acc = 1;
+      for (int d = r - 1; d >= 0; d--) {
+        bst[j * r + d] = b.shape(d) == 1 ? 0 : acc;
+        acc *= b.shape(d);
+      }
+      sc[j] = b.shape(r - 1) == 1 && Kn != 1;
+    }
+    const size_t W = kk.lanes;
+    const size_t Kp = round_up(Kn, W), Dvp = round_up(Dv, W);
+    // Query rows per block: a logits block of <= 16 Ki floats (64 KiB).
+    const size_t Mt = std::max<size_t>(1, std::min<size_t>(M, std::max<size_t>(8, 16384 / Kp)));
+    const size_t nblk = (M + Mt - 1) / Mt;
+    // Whole items per work unit when there are enough to share; otherwise
+    // each block of rows is a unit (k and v repacked per unit).
+    const size_t G = batch >= 4 * static_cast<size_t>(pool().threads()) ? 1 : nblk;
+    pool().run(batch * G, 1, [&](size_t ub, size_t ue) {
+      thread_local std::vector<float> buf;
+      buf.resize(D * Kp + Kn * Dvp + Mt * Kp + Mt * Dvp);
+      float* kp = buf.data();
+      float* vp = kp + D * Kp;
+      float* sb = vp + Kn * Dvp;
+      float* ob = sb + Mt * Kp;
+      std::vector<const float*> bp(nb);
+      std::vector<int64_t> boff(nb);
+      size_t packed = SIZE_MAX;
+      for (size_t u = ub; u < ue; u++) {
+        const size_t item = u / G;
+        int64_t qo = 0, ko = 0, vo = 0;
+        std::fill(boff.begin(), boff.end(), 0);
+        size_t rem = item;
+        for (int d = nbd - 1; d >= 0; d--) {
+          int64_t i = static_cast<int64_t>(rem % os[d]);
+          rem /= os[d];
+          qo += i * qb[d];
+          ko += i * kb[d];
+          vo += i * vb[d];
+          for (int j = 0; j < nb; j++) boff[j] += i * bst[j * r + d];
+        }
+        if (packed != item) {
+          const float* kr = kd + ko;
+          for (size_t j = 0; j < Kn; j++)
+            for (size_t d = 0; d < D; d++) kp[d * Kp + j] = kr[j * krs + d * kcs];
+          for (size_t d = 0; d < D; d++)
+            for (size_t j = Kn; j < Kp; j++) kp[d * Kp + j] = 0;
+          const float* vr = vd + vo;
+          for (size_t j = 0; j < Kn; j++) {
+            for (size_t c = 0; c < Dv; c++) vp[j * Dvp + c] = vr[j * vrs + c * vcs];
+            for (size_t c = Dv; c < Dvp; c++) vp[j * Dvp + c] = 0;
+          }
+          packed = item;
+        }
+        size_t b0 = G == 1 ? 0 : u % G, b1 = G == 1 ? nblk : b0 + 1;
+        for (size_t blk = b0; blk < b1; blk++) {
+          const size_t i0 = blk * Mt, mt = std::min(Mt, M - i0);
+          kk.gemm(mt, Kp, D, qd + qo + static_cast<int64_t>(i0) * qrs, qrs, qcs, kp, Kp, sb, Kp);
+          for (size_t i = 0; i < mt; i++) {
+            for (int j = 0; j < nb; j++)
+              bp[j] = base[j] + boff[j] + static_cast<int64_t>(i0 + i) * bst[j * r + r - 2];
+            float* row = sb + i * Kp;
+            kk.softmax_bias_row(row, row, Kn, scale, bp.data(), sc.data(), nb);
+          }
+          kk.gemm(mt, Dvp, Kn, sb, Kp, 1, vp, Dvp, ob, Dvp);
+          float* yo = y + (item * M + i0) * Dv;
+          for (size_t i = 0; i < mt; i++) std::memcpy(yo + i * Dv, ob + i * Dvp, Dv * 4);
+        }
+      }
+    });
+  }
+
+  float scale_;
+};
+
 // ---- builders ----
 
 mx::Stream cpu_stream() {
@@ -628,6 +829,42 @@ mx::array build_softmax_bias(const mx::array& x, float scale, const std::vector<
   return finish(y, dt, s);
 }
 
+mx::array build_attention(const mx::array& q, const mx::array& k, const mx::array& v, float scale,
+                          const std::vector<mx::array>& bs) {
+  auto s = cpu_stream();
+  check_float(q, "attention");
+  check_float(k, "attention");
+  check_float(v, "attention");
+  if (q.ndim() < 2 || k.ndim() < 2 || v.ndim() < 2)
+    throw std::invalid_argument("attention: q, k and v need rank >= 2");
+  if (q.shape(-1) != k.shape(-1))
+    throw std::invalid_argument("attention: q and k head sizes differ");
+  if (k.shape(-2) != v.shape(-2))
+    throw std::invalid_argument("attention: k and v key counts differ");
+  const int M = q.shape(-2), Kn = k.shape(-2);
+  int r = std::max({2, static_cast<int>(q.ndim()), static_cast<int>(k.ndim()),
+                    static_cast<int>(v.ndim())});
+  for (const auto& b : bs) r = std::max(r, static_cast<int>(b.ndim()));
+  auto dt = mx::promote_types(mx::promote_types(q.dtype(), k.dtype()), v.dtype());
+  auto f32 = [&](const mx::array& a) {
+    return a.dtype() == mx::float32 ? a : mx::astype(a, mx::float32, s);
+  };
+  std::vector<mx::array> ins{f32(q), f32(k), f32(v)};
+  for (const auto& b : bs) {
+    check_float(b, "attention");
+    dt = mx::promote_types(dt, b.dtype());
+    mx::Shape bsh(r - b.ndim(), 1);
+    for (int d : b.shape()) bsh.push_back(d);
+    if ((bsh[r - 2] != 1 && bsh[r - 2] != M) || (bsh[r - 1] != 1 && bsh[r - 1] != Kn))
+      throw std::invalid_argument("attention: a bias does not broadcast to the logits [.., " +
+                                  std::to_string(M) + ", " + std::to_string(Kn) + "]");
+    ins.push_back(prep(mx::reshape(b, bsh, s), s));
+  }
+  mx::Shape shape = FastAttention::out_shape(ins);  // checks the batch axes
+  mx::array y(shape, mx::float32, std::make_shared<FastAttention>(s, scale), std::move(ins));
+  return finish(y, dt, s);
+}
+
 mx::array& A(mlxs_array h) {
   if (h.ctx == nullptr) throw std::invalid_argument("null array handle");
   return *static_cast<mx::array*>(h.ctx);
@@ -690,6 +927,15 @@ int mlxs_fast_softmax_bias(mlxs_array* out, mlxs_array x, float scale, const mlx
   std::vector<mx::array> bs;
   for (int i = 0; i < nb; i++) bs.push_back(A(biases[i]));
   put(out, build_softmax_bias(A(x), scale, bs));
+  FCATCH
+}
+
+int mlxs_fast_attention(mlxs_array* out, mlxs_array q, mlxs_array k, mlxs_array v, float scale,
+                        const mlxs_array* biases, int nb) {
+  FTRY if (nb < 0) throw std::invalid_argument("attention: negative bias count");
+  std::vector<mx::array> bs;
+  for (int i = 0; i < nb; i++) bs.push_back(A(biases[i]));
+  put(out, build_attention(A(q), A(k), A(v), scale, bs));
   FCATCH
 }
 

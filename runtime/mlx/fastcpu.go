@@ -86,6 +86,28 @@ func (s *Scope) FastSoftmaxBias(logits *Array, scale float32, biases ...*Array) 
 	return s.result("fast_softmax_bias", h, err)
 }
 
+// FastAttention is softmax(scale·q·kᵀ + b_0 + b_1 + …)·v over the last two
+// axes, in one kernel: q [.., M, D], k [.., K, D], v [.., K, Dv], batch axes
+// broadcast (numpy, right-aligned). q, k and v are read in place through
+// their strides (transposed or sliced views cost no copy); each bias
+// broadcasts to the logits [batch.., M, K] with FastSoftmaxBias's rules
+// (added in order in f32 after the scale, values below −1e9 read as −1e9).
+// Per batch item and block of query rows the logits live in a per-thread
+// buffer of at most 64 KiB, so no [.., M, K] array is ever allocated; the
+// two products accumulate in f32 in key/channel order with FMA. The result
+// [batch.., M, Dv] is row-contiguous, of the promoted dtype.
+func (s *Scope) FastAttention(q, k, v *Array, scale float32, biases ...*Array) *Array {
+	if !s.ok("fast_attention", q, k, v) || !s.ok("fast_attention", biases...) {
+		return nil
+	}
+	hs := make([]hnd, len(biases))
+	for i, b := range biases {
+		hs[i] = b.h
+	}
+	h, err := libFastAttention(q.h, k.h, v.h, scale, hs)
+	return s.result("fast_attention", h, err)
+}
+
 // FastSwiGLU takes x of shape [..., 2h] and returns silu(x[..., :h]) *
 // x[..., h:] of shape [..., h] without materializing the halves (the merged
 // projection of of3c.SwiGLU).

@@ -48,6 +48,16 @@ int mlxs_fast_layer_norm(mlxs_array* out, mlxs_array x, const mlxs_array* weight
 int mlxs_fast_softmax_bias(mlxs_array* out, mlxs_array x, float scale, const mlxs_array* biases,
                            int nb);
 
+// softmax(scale * q k^T + biases[0] + ... + biases[nb-1]) v over the last
+// two axes: q [.., M, D], k [.., K, D], v [.., K, Dv] in any layout (read in
+// place through their strides), batch axes broadcast; each bias broadcasts
+// to the logits [batch.., M, K] (its M and K axes that size or 1) and is
+// added after the scale in order in f32, values below -1e9 read as -1e9
+// (FastSoftmaxBias's rules). No [.., M, K] array is materialised. The
+// result [batch.., M, Dv] has the promoted dtype.
+int mlxs_fast_attention(mlxs_array* out, mlxs_array q, mlxs_array k, mlxs_array v, float scale,
+                        const mlxs_array* biases, int nb);
+
 // Fails unless device type (0 cpu, 1 gpu) can run fast CPU kernels; the
 // check every builder applies to the default device.
 int mlxs_fast_check_device(int type);

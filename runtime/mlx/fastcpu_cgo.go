@@ -77,3 +77,17 @@ func libFastThreads() int {
 	}
 	return int(n)
 }
+
+func libFastAttention(q, k, v hnd, scale float32, bs []hnd) (hnd, error) {
+	var out C.mlxs_array
+	var p *C.mlxs_array
+	if len(bs) > 0 {
+		arr := make([]C.mlxs_array, len(bs))
+		for i, h := range bs {
+			arr[i].ctx = h
+		}
+		p = &arr[0]
+	}
+	err := fck(C.mlxs_fast_attention(&out, ca(q), ca(k), ca(v), C.float(scale), p, C.int(len(bs))))
+	return out.ctx, err
+}

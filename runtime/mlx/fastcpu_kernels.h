@@ -259,7 +259,70 @@ static void k_layernorm_rows(const float* x, const float* w, const float* b, flo
   else ln_rows<false, false>(x, w, b, y, rows, n, eps);
 }
 
+
+// ---- small GEMM for the fused attention (FastAttention) ----
+//
+// c[i, :] = sum_p a[i, p] * b[p, :] for i < m over np columns, where np is
+// a multiple of FC_W: b is packed row-major with row stride ldb >= np (the
+// caller zero-pads columns past the real width), c has row stride ldc >= np
+// and every column < np of the m rows is written (no read of c, so no beta
+// pass). a is read in place through strides (ars, acs): one broadcast per
+// element, so it may be any strided view. The accumulation over p is in
+// order, one FMA per term, in f32.
+//
+// Register blocking: FC_MR rows x 2 vectors of accumulators (16 zmm with
+// AVX-512; 12 ymm/xmm for the 16-register variants); rows past m in the last
+// block recompute row m-1 and are not stored.
+#if FC_W == 16
+#define FC_MR 8
+#else
+#define FC_MR 6
+#endif
+
+template <int NV>
+static inline void gemm_block(size_t kd, const float* const* ar, ptrdiff_t acs, const float* b,
+                              size_t ldb, float* c, size_t ldc, size_t rows) {
+  V acc[FC_MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < FC_MR; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[r][v] = splat(0.0f);
+  for (size_t p = 0; p < kd; p++) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) bv[v] = ld(b + p * ldb + v * FC_W);
+#pragma GCC unroll 16
+    for (int r = 0; r < FC_MR; r++) {
+      V av = splat(ar[r][(ptrdiff_t)p * acs]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) acc[r][v] = vfma(av, bv[v], acc[r][v]);
+    }
+  }
+  // Unrolled with a guard so acc stays in registers (a loop to a run-time
+  // bound would index it dynamically).
+#pragma GCC unroll 16
+  for (int r = 0; r < FC_MR; r++)
+    if ((size_t)r < rows)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) st(c + r * ldc + v * FC_W, acc[r][v]);
+}
+
+static void k_gemm(size_t m, size_t np, size_t kd, const float* a, ptrdiff_t ars, ptrdiff_t acs,
+                   const float* b, size_t ldb, float* c, size_t ldc) {
+  for (size_t i0 = 0; i0 < m; i0 += FC_MR) {
+    size_t rows = m - i0 < (size_t)FC_MR ? m - i0 : (size_t)FC_MR;
+    const float* ar[FC_MR];
+    for (int r = 0; r < FC_MR; r++)
+      ar[r] = a + (ptrdiff_t)(i0 + ((size_t)r < rows ? (size_t)r : rows - 1)) * ars;
+    float* cr = c + i0 * ldc;
+    size_t j = 0;
+    for (; j + 2 * FC_W <= np; j += 2 * FC_W) gemm_block<2>(kd, ar, acs, b + j, ldb, cr + j, ldc, rows);
+    if (j < np) gemm_block<1>(kd, ar, acs, b + j, ldb, cr + j, ldc, rows);
+  }
+}
+#undef FC_MR
+
 static const Kernels kTable = {
     k_exp, k_sigmoid, k_sigmoid_mul, k_silu_mul, k_swiglu_rows, k_softmax_rows, k_layernorm_rows,
-    k_softmax_bias_row,
+    k_softmax_bias_row, k_gemm, FC_W,
 };
