@@ -469,6 +469,12 @@ func (at *attention) kvChunked(kc int64) *mlx.Array {
 		if at.t.fast(L) {
 			return s.MatMul(s.FastSoftmax(L), at.v)
 		}
+		if at.t.p.opts.Device == "gpu" {
+			// MLX's CUDA softmax is one kernel (one read, one write of the
+			// logits); the deferred-division form below costs a max, an
+			// exp and a sum pass over them, separate kernels there.
+			return s.MatMul(s.Softmax(L, -1), at.v)
+		}
 		m := s.Max(L, true, -1)
 		e := at.t.expNonPos(s.Sub(L, m))
 		return s.Div(s.MatMul(e, at.v), s.Sum(e, true, -1))

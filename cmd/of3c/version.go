@@ -24,8 +24,13 @@ func cmdVersion(args []string, stdout, stderr io.Writer) error {
 	if len(devs) == 0 {
 		fmt.Fprintln(stdout, "devices: none reported")
 	}
+	gpu := false
 	for _, d := range devs {
 		fmt.Fprintf(stdout, "device %s\n", d)
+		gpu = gpu || d.Type == mlx.GPU
+	}
+	if gpu {
+		fmt.Fprintf(stdout, "gpu transfers %s\n", mlx.GPUTransfers())
 	}
 	return nil
 }

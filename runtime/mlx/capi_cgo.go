@@ -86,6 +86,14 @@ func libVersion() string {
 	return C.GoString(p)
 }
 
+func libGPUIO() string {
+	var p *C.char
+	if C.mlxs_gpu_io_status(&p) != 0 {
+		return "unknown"
+	}
+	return C.GoString(p)
+}
+
 func libDeviceCount(t DeviceType) (int, error) {
 	var n C.int
 	err := ck(C.mlxs_device_count(C.int(t), &n))

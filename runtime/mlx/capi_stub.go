@@ -18,6 +18,7 @@ func libDefaultDevice() (Device, error)                          { return Device
 func libSetDefaultDevice(Device) error                           { return ErrUnavailable }
 func libDeviceName(Device) string                                { return "" }
 func libBLAS() string                                            { return "" }
+func libGPUIO() string                                           { return "" }
 func libSynchronize() error                                      { return ErrUnavailable }
 func libMemory() (MemoryStats, error)                            { return MemoryStats{}, ErrUnavailable }
 func libResetPeakMemory() error                                  { return ErrUnavailable }

@@ -13,8 +13,9 @@
 //
 // Here, with the CUDA driver API that libmlx already loaded (libcuda.so.1,
 // found with dlopen(RTLD_NOLOAD), never loaded by us):
-//   - cuda_prefetch: after an input's bytes are copied into its managed
-//     buffer, prefetch the buffer to the GPU in one bulk transfer;
+//   - cuda_upload: let MLX allocate the array in device memory (an evaluated
+//     mx::zeros on the GPU stream) and overwrite it with one cuMemcpyHtoD
+//     from the caller's buffer, so no managed memory is involved at all;
 //   - cuda_read: read an evaluated, contiguous device-memory array with one
 //     cuMemcpyDtoH straight into the caller's buffer.
 // Both report false when they do not apply (CPU build, CPU stream, another
@@ -63,9 +64,9 @@ struct Driver {
   CUresult (*deviceGet)(CUdevice*, int) = nullptr;
   CUresult (*primaryCtxRetain)(CUcontext*, CUdevice) = nullptr;
   CUresult (*memcpyDtoH)(void*, CUdeviceptr, size_t) = nullptr;
-  CUresult (*prefetchV2)(CUdeviceptr, size_t, CUmemLocation, unsigned, CUstream) = nullptr;
-  CUresult (*prefetchV1)(CUdeviceptr, size_t, CUdevice, CUstream) = nullptr;
-  CUresult (*streamSynchronize)(CUstream) = nullptr;
+  CUresult (*memcpyHtoD)(CUdeviceptr, const void*, size_t) = nullptr;
+  CUresult (*ctxSynchronize)() = nullptr;
+  std::string status = "off";
 };
 
 const Driver& driver() {
@@ -73,22 +74,32 @@ const Driver& driver() {
   static std::once_flag once;
   std::call_once(once, [] {
     const char* env = std::getenv("OF3C_GPU_DIRECT_IO");
-    if (env && std::string(env) == "0") return;
-    if (mx::version() != kMirroredVersion) return;
+    if (env && std::string(env) == "0") {
+      d.status = "off (OF3C_GPU_DIRECT_IO=0): MLX managed memory";
+      return;
+    }
+    if (std::string(mx::version()) != kMirroredVersion) {
+      d.status = std::string("off: MLX ") + mx::version() + " is not " + kMirroredVersion + ", whose buffer layout this build knows";
+      return;
+    }
     // Only a libcuda that MLX itself loaded: the CPU build never has one.
     void* h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
-    if (!h) return;
+    if (!h) {
+      d.status = "off: no CUDA driver loaded (CPU build of MLX)";
+      return;
+    }
     auto sym = [h](const char* name) { return dlsym(h, name); };
     d.ctxGetCurrent = reinterpret_cast<decltype(d.ctxGetCurrent)>(sym("cuCtxGetCurrent"));
     d.ctxSetCurrent = reinterpret_cast<decltype(d.ctxSetCurrent)>(sym("cuCtxSetCurrent"));
     d.deviceGet = reinterpret_cast<decltype(d.deviceGet)>(sym("cuDeviceGet"));
     d.primaryCtxRetain = reinterpret_cast<decltype(d.primaryCtxRetain)>(sym("cuDevicePrimaryCtxRetain"));
     d.memcpyDtoH = reinterpret_cast<decltype(d.memcpyDtoH)>(sym("cuMemcpyDtoH_v2"));
-    d.prefetchV2 = reinterpret_cast<decltype(d.prefetchV2)>(sym("cuMemPrefetchAsync_v2"));
-    d.prefetchV1 = reinterpret_cast<decltype(d.prefetchV1)>(sym("cuMemPrefetchAsync"));
-    d.streamSynchronize = reinterpret_cast<decltype(d.streamSynchronize)>(sym("cuStreamSynchronize"));
+    d.memcpyHtoD = reinterpret_cast<decltype(d.memcpyHtoD)>(sym("cuMemcpyHtoD_v2"));
+    d.ctxSynchronize = reinterpret_cast<decltype(d.ctxSynchronize)>(sym("cuCtxSynchronize"));
     d.ok = d.ctxGetCurrent && d.ctxSetCurrent && d.deviceGet && d.primaryCtxRetain && d.memcpyDtoH &&
-           (d.prefetchV2 || d.prefetchV1) && d.streamSynchronize;
+           d.memcpyHtoD && d.ctxSynchronize;
+    d.status = d.ok ? "direct (CUDA driver cuMemcpyHtoD/DtoH into MLX device buffers)"
+                    : "off: the loaded CUDA driver lacks cuMemcpy*_v2/cuCtx* entry points";
   });
   return d;
 }
@@ -109,19 +120,27 @@ bool onGPU() { return mx::default_device() == mx::Device::gpu; }
 
 namespace mlxs {
 
-bool cuda_prefetch(mx::array& a) {
+bool cuda_upload(const void* data, size_t nbytes, const mx::Shape& shape, mx::Dtype dt, mx::array* out) {
   const Driver& d = driver();
-  if (!d.ok || !onGPU() || a.nbytes() < (1 << 20)) return false;
+  if (!d.ok || !onGPU() || nbytes < (1 << 20)) return false;
+  // A fresh, evaluated GPU array owns a device-memory buffer of exactly
+  // this size that nothing else references: overwrite it.
+  mx::array a = mx::zeros(shape, dt);
+  a.eval();
+  if (a.nbytes() != nbytes || !a.flags().row_contiguous || a.data_size() != a.size() || a.offset() != 0) return false;
   auto* cb = static_cast<CudaBufferMirror*>(a.buffer().ptr());
-  if (cb == nullptr || cb->device != -1 || cb->data == nullptr || cb->size < a.nbytes()) return false;
+  if (cb == nullptr || cb->device < 0 || cb->data == nullptr || cb->size < nbytes) return false;
   CUdevice dev;
   if (!ensureContext(d, &dev)) return false;
-  auto ptr = reinterpret_cast<CUdeviceptr>(cb->data);
-  CUresult r = d.prefetchV2 ? d.prefetchV2(ptr, cb->size, CUmemLocation{1, dev}, 0, nullptr)
-                            : d.prefetchV1(ptr, cb->size, dev, nullptr);
-  if (r != 0) return false;
-  return d.streamSynchronize(nullptr) == 0;
+  if (d.memcpyHtoD(reinterpret_cast<CUdeviceptr>(cb->data), data, nbytes) != 0) return false;
+  // A pageable host-to-device copy may return before its DMA finishes, and
+  // MLX's streams do not wait for the legacy stream: wait here.
+  if (d.ctxSynchronize() != 0) return false;
+  *out = std::move(a);
+  return true;
 }
+
+const char* cuda_io_status() { return driver().status.c_str(); }
 
 bool cuda_read(mx::array& a, void* dst, size_t nbytes) {
   const Driver& d = driver();

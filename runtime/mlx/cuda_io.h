@@ -9,9 +9,14 @@
 
 namespace mlxs {
 
-// cuda_prefetch moves a host-made (managed-memory) array to the GPU in one
-// bulk transfer, when the default device is the GPU.
-bool cuda_prefetch(mlx::core::array& a);
+// cuda_upload builds *out (shape, dt) in GPU device memory from nbytes of
+// host data with one host-to-device copy, when the default device is the
+// GPU and the array is at least 1 MiB.
+bool cuda_upload(const void* data, size_t nbytes, const mlx::core::Shape& shape, mlx::core::Dtype dt,
+                 mlx::core::array* out);
+
+// cuda_io_status says whether the direct path is on and, if not, why.
+const char* cuda_io_status();
 
 // cuda_read copies an evaluated, row-contiguous array that lives in GPU
 // device memory into dst (nbytes = a.nbytes()) with one device-to-host copy.

@@ -87,6 +87,11 @@ func (s *Scope) Devices() []Device {
 // docs/PERFORMANCE.md), or "" when unknown.
 func BLAS() string { return libBLAS() }
 
+// GPUTransfers says how inputs reach and outputs leave the GPU with MLX's
+// CUDA backend: "direct (...)" (runtime/mlx/cuda_io.cc) or "off: reason"
+// (MLX's managed-memory path); "" without MLX.
+func GPUTransfers() string { return libGPUIO() }
+
 // Info is a one-line description for `of3c version`.
 func Info() string {
 	if !available {

@@ -262,6 +262,11 @@ extern "C" {
 
 const char* mlxs_last_error(void) { return g_err.c_str(); }
 
+int mlxs_gpu_io_status(const char** out) {
+  TRY *out = mlxs::cuda_io_status();
+  CATCH
+}
+
 int mlxs_version(const char** out) {
   TRY *out = mx::version();
   CATCH
@@ -373,12 +378,15 @@ int mlxs_array_from_data(mlxs_array* out, const void* data, size_t nbytes,
     throw std::invalid_argument("data has " + std::to_string(nbytes) +
                                 " bytes, shape and dtype need " +
                                 std::to_string(n * dt.size()));
+  mx::array direct = mx::array(0.0f);
+  if (mlxs::cuda_upload(data, nbytes, sh, dt, &direct)) {  // GPU device memory (cuda_io.cc)
+    put(out, std::move(direct));
+    return 0;
+  }
   auto buf = mx::allocator::malloc(std::max<size_t>(nbytes, 1));
   if (buf.buffer().raw_ptr() == nullptr) throw std::bad_alloc();
   if (nbytes > 0) std::memcpy(buf.buffer().raw_ptr(), data, nbytes);
-  mx::array a(std::move(buf), std::move(sh), dt);
-  mlxs::cuda_prefetch(a);  // GPU: one bulk transfer instead of page faults (cuda_io.cc)
-  put(out, std::move(a));
+  put(out, mx::array(std::move(buf), std::move(sh), dt));
   CATCH
 }
 

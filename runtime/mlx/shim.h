@@ -26,6 +26,9 @@ const char* mlxs_last_error(void);
 
 // ---- library / devices / memory ----
 int mlxs_version(const char** out);
+// How host<->GPU copies are made (runtime/mlx/cuda_io.cc): "direct (...)" or
+// "off: reason".
+int mlxs_gpu_io_status(const char** out);
 // type: 0 cpu, 1 gpu
 int mlxs_device_count(int type, int* out);
 int mlxs_device_available(int type, int index, bool* out);

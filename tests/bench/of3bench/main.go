@@ -69,7 +69,15 @@ func main() {
 	pn := flag.Int64("n", 128, "token count for -profile")
 	pdev := flag.String("device", "cpu", "device for -profile: cpu or gpu")
 	pprec := flag.String("precision", "fp32", "precision for -profile: fp32, bf16 or fp16")
+	iob := flag.Int("iobench", 0, "instead of the table: time moving an f32 array of this many MiB to -device and back")
 	flag.Parse()
+	if *iob > 0 {
+		if err := runIOBench(*pdev, *iob, 10); err != nil {
+			fmt.Fprintln(os.Stderr, "of3bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *profile != "" {
 		if err := runProfile(*profile, *pn, *budget, *pdev, *pprec); err != nil {
 			fmt.Fprintln(os.Stderr, "of3bench:", err)
