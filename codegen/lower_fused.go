@@ -465,6 +465,9 @@ func (at *attention) kvChunked(kc int64) *mlx.Array {
 		if w := at.fastWeights(); w != nil {
 			return s.MatMul(w, at.v)
 		}
+		if w := at.gpuWeights(); w != nil {
+			return s.MatMul(w, at.v)
+		}
 		L := at.logits(at.k, at.biases)
 		if at.t.fast(L) {
 			return s.MatMul(s.FastSoftmax(L), at.v)

@@ -86,6 +86,14 @@ func libVersion() string {
 	return C.GoString(p)
 }
 
+func libGPUSoftmaxBias(l hnd, bs []hnd) (hnd, error) {
+	var out C.mlxs_array
+	p, keep := handles(bs)
+	err := ck(C.mlxs_gpu_softmax_bias(&out, ca(l), p, C.int(len(bs))))
+	_ = keep
+	return out.ctx, err
+}
+
 func libGPUIO() string {
 	var p *C.char
 	if C.mlxs_gpu_io_status(&p) != 0 {

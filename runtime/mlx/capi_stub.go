@@ -19,6 +19,7 @@ func libSetDefaultDevice(Device) error                           { return ErrUna
 func libDeviceName(Device) string                                { return "" }
 func libBLAS() string                                            { return "" }
 func libGPUIO() string                                           { return "" }
+func libGPUSoftmaxBias(hnd, []hnd) (hnd, error)                  { return nil, ErrUnavailable }
 func libSynchronize() error                                      { return ErrUnavailable }
 func libMemory() (MemoryStats, error)                            { return MemoryStats{}, ErrUnavailable }
 func libResetPeakMemory() error                                  { return ErrUnavailable }

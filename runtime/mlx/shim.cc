@@ -18,6 +18,7 @@
 
 #include "mlx/mlx.h"
 #include "cuda_io.h"
+#include "gpu_kernels.h"
 
 namespace mx = mlx::core;
 
@@ -261,6 +262,11 @@ void guard_memory(const std::vector<mx::array>& roots) {
 extern "C" {
 
 const char* mlxs_last_error(void) { return g_err.c_str(); }
+
+int mlxs_gpu_softmax_bias(mlxs_array* out, mlxs_array logits, const mlxs_array* biases, int n) {
+  TRY put(out, mlxs::gpu_softmax_bias(A(logits), arrs(biases, n)));
+  CATCH
+}
 
 int mlxs_gpu_io_status(const char** out) {
   TRY *out = mlxs::cuda_io_status();

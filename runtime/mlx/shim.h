@@ -29,6 +29,10 @@ int mlxs_version(const char** out);
 // How host<->GPU copies are made (runtime/mlx/cuda_io.cc): "direct (...)" or
 // "off: reason".
 int mlxs_gpu_io_status(const char** out);
+// softmax(logits + biases...) over the last axis in one custom CUDA kernel
+// (runtime/mlx/gpu_kernels.cc): f32 logits, 1-4 f32 biases broadcastable to
+// them. GPU streams of MLX's CUDA backend only.
+int mlxs_gpu_softmax_bias(mlxs_array* out, mlxs_array logits, const mlxs_array* biases, int n);
 // type: 0 cpu, 1 gpu
 int mlxs_device_count(int type, int* out);
 int mlxs_device_available(int type, int index, bool* out);

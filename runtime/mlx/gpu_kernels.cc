@@ -1,0 +1,125 @@
+//go:build cgo && !nomlx
+
+// Custom GPU kernels (MLX fast::cuda_kernel, compiled by NVRTC at first use
+// and cached by MLX). See gpu_kernels.h.
+
+#include "gpu_kernels.h"
+
+#include <climits>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+namespace mlxs {
+
+namespace {
+
+namespace mx = mlx::core;
+
+// One warp per row of the logits. Pass 1 keeps an online (max, sum of
+// exp) pair per lane over the lane's columns and merges the 32 pairs with
+// shuffles; pass 2 recomputes each logit (the row is in L1/L2 by then) and
+// writes exp(x - max) / sum. Each logit is L + b_0 + b_1 + ... in f32, added
+// left to right as the unfused lowering does. Operands are read through
+// their strides, so broadcast biases (stride 0) cost no copy. A row whose
+// every logit is -inf (impossible after the -1e9 clamp the lowering applies)
+// would give NaN, as softmax does.
+std::string softmax_bias_source(int nb) {
+  std::string off_decl, off_acc, last_stride, sum_terms;
+  for (int i = 0; i < nb; ++i) {
+    auto b = "b" + std::to_string(i);
+    off_decl += "  int64_t o" + std::to_string(i) + " = 0;\n";
+    off_acc += "      o" + std::to_string(i) + " += ix * " + b + "_strides[d];\n";
+    last_stride += "  const int64_t s" + std::to_string(i) + " = " + b + "_strides[nd - 1];\n";
+    sum_terms += "    x += " + b + "[o" + std::to_string(i) + " + k * s" + std::to_string(i) + "];\n";
+  }
+  return R"(
+  const int nd = L_ndim;
+  const int K = L_shape[nd - 1];
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  int64_t rows = 1;
+  for (int d = 0; d < nd - 1; ++d) rows *= L_shape[d];
+  if (warp >= rows) return;
+  int64_t ol = 0;
+)" + off_decl + R"(
+  {
+    int64_t r = warp;
+    for (int d = nd - 2; d >= 0; --d) {
+      const int64_t ix = r % L_shape[d];
+      r /= L_shape[d];
+      ol += ix * L_strides[d];
+)" + off_acc + R"(
+    }
+  }
+  const int64_t sl = L_strides[nd - 1];
+)" + last_stride + R"(
+  float m = -INFINITY, sum = 0.0f;
+  for (int k = lane; k < K; k += 32) {
+    float x = L[ol + k * sl];
+)" + sum_terms + R"(
+    if (x > m) {
+      sum = (m == -INFINITY ? 0.0f : sum * expf(m - x)) + 1.0f;
+      m = x;
+    } else {
+      sum += expf(x - m);
+    }
+  }
+  for (int w = 16; w > 0; w >>= 1) {
+    const float m2 = __shfl_xor_sync(0xffffffffu, m, w);
+    const float s2 = __shfl_xor_sync(0xffffffffu, sum, w);
+    const float mn = fmaxf(m, m2);
+    const float a = (m == -INFINITY) ? 0.0f : sum * expf(m - mn);
+    const float b = (m2 == -INFINITY) ? 0.0f : s2 * expf(m2 - mn);
+    sum = a + b;
+    m = mn;
+  }
+  const float inv = 1.0f / sum;
+  float* o = out + warp * static_cast<int64_t>(K);
+  for (int k = lane; k < K; k += 32) {
+    float x = L[ol + k * sl];
+)" + sum_terms + R"(
+    o[k] = expf(x - m) * inv;
+  }
+)";
+}
+
+const mx::fast::CustomKernelFunction& softmax_bias_kernel(int nb) {
+  static std::mutex mu;
+  static std::map<int, mx::fast::CustomKernelFunction> kernels;
+  std::lock_guard<std::mutex> l(mu);
+  auto it = kernels.find(nb);
+  if (it != kernels.end()) return it->second;
+  std::vector<std::string> names{"L"};
+  for (int i = 0; i < nb; ++i) names.push_back("b" + std::to_string(i));
+  auto fn = mx::fast::cuda_kernel("of3c_softmax_bias_" + std::to_string(nb), names, {"out"},
+                                  softmax_bias_source(nb), "", /*ensure_row_contiguous=*/false);
+  return kernels.emplace(nb, std::move(fn)).first->second;
+}
+
+}  // namespace
+
+mx::array gpu_softmax_bias(const mx::array& L, const std::vector<mx::array>& biases) {
+  if (L.dtype() != mx::float32) throw std::invalid_argument("gpu_softmax_bias: logits must be float32");
+  if (L.ndim() < 1 || L.ndim() > 8) throw std::invalid_argument("gpu_softmax_bias: logits need rank 1..8");
+  if (biases.empty() || biases.size() > 4) throw std::invalid_argument("gpu_softmax_bias: 1 to 4 biases");
+  std::vector<mx::array> ins{L};
+  for (const auto& b : biases) {
+    if (b.dtype() != mx::float32) throw std::invalid_argument("gpu_softmax_bias: biases must be float32");
+    if (b.ndim() > L.ndim()) throw std::invalid_argument("gpu_softmax_bias: a bias has more axes than the logits");
+    // A stride-0 view with the logits' shape (throws unless broadcastable).
+    ins.push_back(mx::broadcast_to(b, L.shape()));
+  }
+  int64_t rows = 1;
+  for (int d = 0; d + 1 < static_cast<int>(L.ndim()); ++d) rows *= L.shape(d);
+  if (rows * 32 > INT32_MAX) throw std::invalid_argument("gpu_softmax_bias: too many rows for one launch");
+  const int threads = 256;
+  auto outs = softmax_bias_kernel(static_cast<int>(biases.size()))(
+      ins, {L.shape()}, {mx::float32}, {static_cast<int>(rows * 32), 1, 1}, {threads, 1, 1}, {}, std::nullopt,
+      false, {});
+  return outs[0];
+}
+
+}  // namespace mlxs

@@ -1,0 +1,17 @@
+// Internal to runtime/mlx: custom GPU kernels through MLX's
+// fast::cuda_kernel (CUDA backend only; on other backends MLX refuses them
+// when they are evaluated, and the Go side never asks for them there).
+#pragma once
+
+#include <vector>
+
+#include "mlx/mlx.h"
+
+namespace mlxs {
+
+// gpu_softmax_bias is softmax(L + b_0 + ... + b_{n-1}) over the last axis in
+// one kernel: f32 logits of any strides, 1-4 f32 biases broadcastable to
+// them (read in place, no [.., K] sum materialised). Row-contiguous result.
+mlx::core::array gpu_softmax_bias(const mlx::core::array& L, const std::vector<mlx::core::array>& biases);
+
+}  // namespace mlxs

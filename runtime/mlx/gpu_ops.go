@@ -1,0 +1,20 @@
+package mlx
+
+// GPUSoftmaxBias is softmax(logits + b_0 + b_1 + …) over the last axis in one
+// custom CUDA kernel (runtime/mlx/gpu_kernels.cc): float32 logits of any
+// layout and 1–4 float32 biases that broadcast to them (numpy rules), read in
+// place through their strides, added left to right in f32, then a
+// max-subtracted softmax. It saves the full-size sum and a second pass over
+// it, which MLX's own ops need. Only for GPU streams of MLX's CUDA backend:
+// elsewhere the error surfaces when the result is evaluated.
+func (s *Scope) GPUSoftmaxBias(logits *Array, biases ...*Array) *Array {
+	if !s.ok("gpu_softmax_bias", logits) || !s.ok("gpu_softmax_bias", biases...) {
+		return nil
+	}
+	hs := make([]hnd, len(biases))
+	for i, b := range biases {
+		hs[i] = b.h
+	}
+	h, err := libGPUSoftmaxBias(logits.h, hs)
+	return s.result("gpu_softmax_bias", h, err)
+}

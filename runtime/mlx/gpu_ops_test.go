@@ -1,0 +1,64 @@
+//go:build cgo && !nomlx
+
+package mlx
+
+import (
+	"strings"
+	"testing"
+)
+
+// GPUSoftmaxBias is checked numerically on the GPU by the fixtures' --check
+// runs (docs/GPU.md); here: its argument errors, and that asking for it where
+// MLX has no CUDA backend is an error, not a crash.
+func TestGPUSoftmaxBiasErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func(s *Scope) *Array
+		want string
+	}{
+		{"no-bias", func(s *Scope) *Array { return s.GPUSoftmaxBias(s.Zeros(Float32, 2, 3)) }, "1 to 4 biases"},
+		{"five-biases", func(s *Scope) *Array {
+			b := s.Zeros(Float32, 3)
+			return s.GPUSoftmaxBias(s.Zeros(Float32, 2, 3), b, b, b, b, b)
+		}, "1 to 4 biases"},
+		{"f16-logits", func(s *Scope) *Array {
+			return s.GPUSoftmaxBias(s.Zeros(Float16, 2, 3), s.Zeros(Float32, 3))
+		}, "logits must be float32"},
+		{"f16-bias", func(s *Scope) *Array {
+			return s.GPUSoftmaxBias(s.Zeros(Float32, 2, 3), s.Zeros(Float16, 3))
+		}, "biases must be float32"},
+		{"bias-rank", func(s *Scope) *Array {
+			return s.GPUSoftmaxBias(s.Zeros(Float32, 2, 3), s.Zeros(Float32, 1, 2, 3))
+		}, "more axes"},
+		{"bias-shape", func(s *Scope) *Array {
+			return s.GPUSoftmaxBias(s.Zeros(Float32, 2, 3), s.Zeros(Float32, 4))
+		}, "gpu_softmax_bias"},
+	}
+	do(t, func(s *Scope) {
+		for _, c := range cases {
+			got := c.run(s)
+			err := s.ResetErr()
+			if err == nil || got != nil {
+				t.Errorf("%s: got %v, error %v", c.name, got, err)
+				continue
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s: error %q does not contain %q", c.name, err, c.want)
+			}
+		}
+		if available, _ := libDeviceAvailable(GPU, 0); !available {
+			// A well-formed call on the CPU: MLX refuses the CUDA kernel
+			// when it is built or evaluated; either way an error.
+			y := s.GPUSoftmaxBias(s.Ones(Float32, 2, 3), s.Zeros(Float32, 1, 3))
+			if y != nil {
+				s.Eval(y)
+			}
+			if err := s.ResetErr(); err == nil {
+				t.Errorf("GPUSoftmaxBias on the CPU: no error")
+			}
+		}
+		if v := s.Float32s(s.Add(s.Ones(Float32, 2), s.Ones(Float32, 2))); s.Err() != nil || v[0] != 2 {
+			t.Fatalf("scope broken afterwards: %v %v", v, s.Err())
+		}
+	})
+}
