@@ -164,7 +164,7 @@ func lowerAttention(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 		return t.one(out, dt)
 	}
 
-	if out := t.fastAttention(q, k, v, biases, scale); out != nil {
+	if out := t.fastAttention(q, k, v, biases, scale, headsInnerUse(t.p.g, n)); out != nil {
 		if md := t.ddt(dt); out.Dtype() != md {
 			out = s.AsType(out, md)
 		}
@@ -229,7 +229,7 @@ func lowerAttention(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 // instead of OpenBLAS's. nil when the
 // kernel does not serve the attention (not CPU/f32, bias_only mode,
 // Options.NoFastKernels); the caller then takes the unfused path.
-func (t *tracer) fastAttention(q, k, v *val, biases []*val, scale float64) *mlx.Array {
+func (t *tracer) fastAttention(q, k, v *val, biases []*val, scale float64, headsInner bool) *mlx.Array {
 	if q == nil || k == nil || v == nil {
 		return nil
 	}
@@ -248,7 +248,45 @@ func (t *tracer) fastAttention(q, k, v *val, biases []*val, scale float64) *mlx.
 		}
 		bs = append(bs, ba)
 	}
+	if headsInner {
+		return t.s.FastAttentionHeadsInner(qa, ka, va, float32(scale), bs...)
+	}
 	return t.s.FastAttention(qa, ka, va, float32(scale), bs...)
+}
+
+// headsInnerUse reports whether every use of n's output is a Transpose that
+// swaps axes −3 and −2 (the heads back behind the queries, before they are
+// merged): then FastAttentionHeadsInner's layout makes that transpose, and
+// the reshape merging the heads, views instead of copies. Either layout
+// gives the same values.
+func headsInnerUse(g *graph.Graph, n *graph.Node) bool {
+	if g == nil || len(n.Outputs) == 0 || n.Outputs[0] == nil || g.IsOutput(n.Outputs[0]) {
+		return false
+	}
+	uses := g.Uses()[n.Outputs[0]]
+	if len(uses) == 0 {
+		return false
+	}
+	for _, u := range uses {
+		perm, ok := u.AttrInts("perm")
+		r := len(perm)
+		if u.Op != "Transpose" || !ok || r < 3 {
+			return false
+		}
+		for i, p := range perm {
+			want := int64(i)
+			switch i {
+			case r - 3:
+				want = int64(r - 2)
+			case r - 2:
+				want = int64(r - 3)
+			}
+			if p != want {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // readBias converts a bias to f32 and applies the −inf → −1e9 rule. In fp16

@@ -87,6 +87,12 @@ func lowerTriangleMultiplication(t *tracer, n *graph.Node, in []*val) ([]*val, e
 		lhs = s.Transpose(a, permTail(r, 2, 1, 0)...)
 		rhs = s.Transpose(b, cl...)
 	}
+	if t.fast(lhs) && t.fast(rhs) {
+		// MLX would make both transposed operands contiguous itself, with
+		// its one-thread scalar copy; runtime/mlx's copy is tiled and
+		// multi-threaded.
+		lhs, rhs = s.FastContiguous(lhs), s.FastContiguous(rhs)
+	}
 	p := s.MatMul(lhs, rhs)
 	p = s.Transpose(p, permTail(r, 1, 2, 0)...) // back to [*, N, N, h]
 	return t.one(s.AsType(p, t.ddt(x.dt)), x.dt)

@@ -24,6 +24,7 @@
 #include <mutex>
 #include <string>
 
+#include "fastcpu.h"
 #include "shim.h"
 
 namespace {
@@ -85,6 +86,11 @@ void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha,
                  float* c, int ldc) {
   std::call_once(g_once, choose);
   if (!g_sgemm) std::abort();  // no BLAS at all: libmlx could not have loaded
+  // With beta = 0, C is MLX's fresh output buffer (or a reused one): huge
+  // pages for its first touch (fastcpu.cc, advise_huge).
+  if (beta == 0 && m > 0 && n > 0)
+    mlxs_fast_advise_huge(c, (static_cast<size_t>(order == 101 ? m : n) - 1) * ldc * 4 +
+                                 static_cast<size_t>(order == 101 ? n : m) * 4);
   g_sgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <sys/mman.h>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -296,6 +297,38 @@ void par_rows(size_t rows, size_t row_len, const std::function<void(size_t, size
   pool().run(rows, g, f);
 }
 
+// ---- transparent huge pages for fresh output buffers ----
+//
+// MLX's CPU allocator caches at most 32 MiB of freed buffers (its default
+// cache limit here), so every larger intermediate of a run is a fresh mmap
+// whose first touch faults in and zeroes 4 KiB pages one by one (~70k faults
+// and ~20% of the CPU time of a TriangleAttention N=256 run, measured with
+// perf). THP is "madvise" on Debian by default: advising the whole 2 MiB
+// pages inside a buffer that is about to be written for the first time
+// makes those faults 512x fewer. Advice only (no effect on contents or on
+// memory outside the buffer); OF3C_HUGEPAGES=0 turns it off.
+bool huge_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("OF3C_HUGEPAGES");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return on;
+}
+
+void advise_huge(void* p, size_t nbytes) {
+  constexpr uintptr_t kHuge = 2u << 20;
+  if (nbytes < 2 * kHuge || !huge_enabled()) return;
+  uintptr_t b = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  uintptr_t e = (reinterpret_cast<uintptr_t>(p) + nbytes) & ~(kHuge - 1);
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
+}
+
+// A fresh output buffer for out (row-contiguous), advised as above.
+void alloc_out(mx::array& out) {
+  out.set_data(mx::allocator::malloc(out.nbytes()));
+  advise_huge(out.data<void>(), out.nbytes());
+}
+
 // ---- the primitive ----
 
 enum class Op { Exp, Sigmoid, SigmoidMul, SiluMul, SwiGLU, Softmax, LayerNorm };
@@ -331,7 +364,7 @@ class FastCPU : public mx::Primitive {
     if (elementwise && x.is_donatable() && x.nbytes() == out.nbytes()) {
       out.copy_shared_buffer(x);
     } else {
-      out.set_data(mx::allocator::malloc(out.nbytes()));
+      alloc_out(out);
     }
     if (out.size() == 0) return;
     auto& enc = mx::cpu::get_command_encoder(stream());
@@ -448,7 +481,7 @@ class FastSoftmaxBias : public mx::Primitive {
     if (x.is_donatable() && x.nbytes() == out.nbytes()) {
       out.copy_shared_buffer(x);
     } else {
-      out.set_data(mx::allocator::malloc(out.nbytes()));
+      alloc_out(out);
     }
     if (out.size() == 0) return;
     auto& enc = mx::cpu::get_command_encoder(stream());
@@ -524,7 +557,6 @@ class FastSoftmaxBias : public mx::Primitive {
   float scale_;
 };
 
-
 // ---- fused attention: softmax(scale * q k^T + biases) v ----
 //
 // inputs: q [.., M, D], k [.., K, D], v [.., K, Dv] as they are (f32, any
@@ -544,7 +576,11 @@ class FastSoftmaxBias : public mx::Primitive {
 // these sizes: 256x32x256 GEMMs).
 class FastAttention : public mx::Primitive {
  public:
-  FastAttention(mx::Stream s, float scale) : mx::Primitive(s), scale_(scale) {}
+  // heads_inner: store the output with axes -3 and -2 swapped in memory
+  // ([.., H, M, Dv] laid out as [.., M, H, Dv]), so that the usual
+  // transpose back to [.., M, H, Dv] and the merge of the heads are views.
+  FastAttention(mx::Stream s, float scale, bool heads_inner)
+      : mx::Primitive(s), scale_(scale), heads_inner_(heads_inner) {}
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
     auto& out = outputs[0];
@@ -555,7 +591,38 @@ class FastAttention : public mx::Primitive {
       if (i >= 3 && (!in.flags().row_contiguous || in.data_size() != in.size()))
         throw std::runtime_error(std::string(name()) + ": biases must be row-contiguous");
     }
-    out.set_data(mx::allocator::malloc(out.nbytes()));
+    if (heads_inner_ && out.ndim() >= 3) {
+      // Row-major strides of the shape with axes r-3, r-2 swapped, then
+      // swapped back; flags as MLX defines them (size-1 axes ignored).
+      const int r = out.ndim();
+      mx::Shape ms = out.shape();
+      std::swap(ms[r - 3], ms[r - 2]);
+      mx::Strides st(r);
+      int64_t acc = 1;
+      for (int d = r - 1; d >= 0; d--) {
+        st[d] = acc;
+        acc *= ms[d];
+      }
+      std::swap(st[r - 3], st[r - 2]);
+      mx::array::Flags fl{};
+      fl.contiguous = true;
+      bool row = true, col = true;
+      int64_t rs = 1, cs = 1;
+      for (int d = r - 1; d >= 0; d--) {
+        if (out.shape(d) != 1 && st[d] != rs) row = false;
+        rs *= out.shape(d);
+      }
+      for (int d = 0; d < r; d++) {
+        if (out.shape(d) != 1 && st[d] != cs) col = false;
+        cs *= out.shape(d);
+      }
+      fl.row_contiguous = row;
+      fl.col_contiguous = col;
+      out.set_data(mx::allocator::malloc(out.nbytes()), out.size(), st, fl);
+      advise_huge(out.data<void>(), out.nbytes());
+    } else {
+      alloc_out(out);
+    }
     if (out.size() == 0) return;
     auto& enc = mx::cpu::get_command_encoder(stream());
     std::vector<mx::array> ins;
@@ -579,7 +646,8 @@ class FastAttention : public mx::Primitive {
 
   bool is_equivalent(const mx::Primitive& other) const override {
     if (typeid(other) != typeid(*this)) return false;
-    return static_cast<const FastAttention&>(other).scale_ == scale_;
+    const auto& o = static_cast<const FastAttention&>(other);
+    return o.scale_ == scale_ && o.heads_inner_ == heads_inner_;
   }
 
   const char* name() const override { return "FastCPUAttention"; }
@@ -618,6 +686,10 @@ class FastAttention : public mx::Primitive {
     const size_t M = q.shape(-2), D = q.shape(-1), Kn = k.shape(-2), Dv = v.shape(-1);
     const size_t batch = out.size() / (M * Dv);
     float* y = out.data<float>();
+    // Output row (batch index, query i) starts at sum_d idx_d * ys[d] +
+    // i * yrs; each row's Dv values are contiguous.
+    std::vector<int64_t> ys(out.strides().begin(), out.strides().begin() + nbd);
+    const int64_t yrs = out.strides()[r - 2];
     if (Kn == 0) {  // empty softmax: the weights-times-values sum is 0
       std::memset(y, 0, out.nbytes());
       return;
@@ -674,7 +746,7 @@ class FastAttention : public mx::Primitive {
       size_t packed = SIZE_MAX;
       for (size_t u = ub; u < ue; u++) {
         const size_t item = u / G;
-        int64_t qo = 0, ko = 0, vo = 0;
+        int64_t qo = 0, ko = 0, vo = 0, yo = 0;
         std::fill(boff.begin(), boff.end(), 0);
         size_t rem = item;
         for (int d = nbd - 1; d >= 0; d--) {
@@ -683,6 +755,7 @@ class FastAttention : public mx::Primitive {
           qo += i * qb[d];
           ko += i * kb[d];
           vo += i * vb[d];
+          yo += i * ys[d];
           for (int j = 0; j < nb; j++) boff[j] += i * bst[j * r + d];
         }
         if (packed != item) {
@@ -709,14 +782,151 @@ class FastAttention : public mx::Primitive {
             kk.softmax_bias_row(row, row, Kn, scale, bp.data(), sc.data(), nb);
           }
           kk.gemm(mt, Dvp, Kn, sb, Kp, 1, vp, Dvp, ob, Dvp);
-          float* yo = y + (item * M + i0) * Dv;
-          for (size_t i = 0; i < mt; i++) std::memcpy(yo + i * Dv, ob + i * Dvp, Dv * 4);
+          float* yb = y + yo + static_cast<int64_t>(i0) * yrs;
+          for (size_t i = 0; i < mt; i++) std::memcpy(yb + i * yrs, ob + i * Dvp, Dv * 4);
         }
       }
     });
   }
 
   float scale_;
+  bool heads_inner_;
+};
+
+// ---- row-contiguous copy of a strided f32 array ----
+//
+// What mx::contiguous does (no copy when the input is already
+// row-contiguous), multi-threaded and cache-blocked: MLX's CPU copy of a
+// transposed or sliced array is one scalar N-d loop on one thread. Axes are
+// first merged where the input is contiguous across them; then rows whose
+// input is contiguous are memcpy'd, a transpose (an input axis of stride 1
+// that is not the last) is copied in 32x32 tiles, and anything else
+// (broadcasts, stepped slices) is gathered row by row.
+class FastContiguous : public mx::Primitive {
+ public:
+  explicit FastContiguous(mx::Stream s) : mx::Primitive(s) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
+    const auto& in = inputs[0];
+    auto& out = outputs[0];
+    if (in.dtype() != mx::float32)
+      throw std::runtime_error(std::string(name()) + ": input must be float32");
+    if (in.flags().row_contiguous) {
+      out.copy_shared_buffer(in);
+      return;
+    }
+    alloc_out(out);
+    if (out.size() == 0) return;
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    enc.set_input_array(in);
+    enc.set_output_array(out);
+    enc.dispatch([in = mx::array::unsafe_weak_copy(in),
+                  out = mx::array::unsafe_weak_copy(out)]() mutable { run(in, out); });
+  }
+
+  void eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) override {
+    throw std::runtime_error("fast CPU kernel on GPU");
+  }
+
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    return {inputs[0].shape()};
+  }
+
+  bool is_equivalent(const mx::Primitive& other) const override {
+    return typeid(other) == typeid(*this);
+  }
+
+  const char* name() const override { return "FastCPUContiguous"; }
+
+ private:
+  static void run(const mx::array& in, mx::array& out) {
+    // Merged axes (size > 1 only), outermost first.
+    std::vector<int64_t> sh, is;
+    for (int d = 0; d < static_cast<int>(in.ndim()); d++) {
+      int64_t n = in.shape(d), st = in.strides()[d];
+      if (n == 1) continue;
+      if (!sh.empty() && is.back() == st * n) {
+        sh.back() *= n;
+        is.back() = st;
+        continue;
+      }
+      sh.push_back(n);
+      is.push_back(st);
+    }
+    const float* x = in.data<float>();
+    float* y = out.data<float>();
+    const int n = static_cast<int>(sh.size());
+    if (n == 0) {
+      y[0] = x[0];
+      return;
+    }
+    std::vector<int64_t> os(n);
+    int64_t acc = 1;
+    for (int d = n - 1; d >= 0; d--) {
+      os[d] = acc;
+      acc *= sh[d];
+    }
+    const int64_t L = sh[n - 1], sl = is[n - 1];
+    int p = -1;
+    if (sl != 1)
+      for (int d = 0; d < n - 1; d++)
+        if (is[d] == 1) p = d;
+    if (p < 0) {
+      // Rows of the last axis: memcpy when the input is contiguous along
+      // it, else a strided gather.
+      const size_t rows = out.size() / L;
+      par_rows(rows, 2 * L, [&](size_t rb, size_t re) {
+        for (size_t r = rb; r < re; r++) {
+          int64_t off = 0;
+          size_t rem = r;
+          for (int d = n - 2; d >= 0; d--) {
+            off += static_cast<int64_t>(rem % sh[d]) * is[d];
+            rem /= sh[d];
+          }
+          const float* src = x + off;
+          float* dst = y + r * L;
+          if (sl == 1) {
+            std::memcpy(dst, src, L * 4);
+          } else {
+            for (int64_t a = 0; a < L; a++) dst[a] = src[a * sl];
+          }
+        }
+      });
+      return;
+    }
+    // Transpose between axis p (input stride 1) and the last axis (output
+    // stride 1), in T x T tiles; one unit = one index of the other axes and
+    // one band of T along p.
+    constexpr int64_t T = 32;
+    const int64_t Lp = sh[p], bands = (Lp + T - 1) / T;
+    std::vector<int> outer;
+    for (int d = 0; d < n - 1; d++)
+      if (d != p) outer.push_back(d);
+    const size_t units = out.size() / (L * Lp) * bands;
+    const int64_t op = os[p];
+    pool().run(units, std::max<size_t>(1, kGrain / (T * L)), [&](size_t ub, size_t ue) {
+      for (size_t u = ub; u < ue; u++) {
+        size_t rem = u / bands;
+        const int64_t b0 = static_cast<int64_t>(u % bands) * T, b1 = std::min(Lp, b0 + T);
+        int64_t io = 0, oo = 0;
+        for (int k = static_cast<int>(outer.size()) - 1; k >= 0; k--) {
+          int d = outer[k];
+          int64_t i = static_cast<int64_t>(rem % sh[d]);
+          rem /= sh[d];
+          io += i * is[d];
+          oo += i * os[d];
+        }
+        for (int64_t a0 = 0; a0 < L; a0 += T) {
+          const int64_t a1 = std::min(L, a0 + T);
+          for (int64_t b = b0; b < b1; b++) {
+            const float* src = x + io + b + a0 * sl;
+            float* dst = y + oo + b * op + a0;
+            for (int64_t a = 0; a < a1 - a0; a++) dst[a] = src[a * sl];
+          }
+        }
+      }
+    });
+  }
 };
 
 // ---- builders ----
@@ -735,10 +945,15 @@ void check_float(const mx::array& a, const char* what) {
     throw std::invalid_argument(std::string(what) + ": needs float32, float16 or bfloat16 input");
 }
 
+// Row-contiguous f32 through FastContiguous (no copy when already so).
+mx::array fast_contiguous(const mx::array& a, mx::Stream s) {
+  return mx::array(a.shape(), mx::float32, std::make_shared<FastContiguous>(s), {a});
+}
+
 // f32, row-contiguous (a no-op node for arrays already so).
 mx::array prep(const mx::array& a, mx::Stream s) {
-  mx::array f = a.dtype() == mx::float32 ? a : mx::astype(a, mx::float32, s);
-  return mx::contiguous(f, false, s);
+  if (a.dtype() != mx::float32) return mx::contiguous(mx::astype(a, mx::float32, s), false, s);
+  return fast_contiguous(a, s);
 }
 
 mx::array finish(mx::array y, mx::Dtype dt, mx::Stream s) {
@@ -830,7 +1045,7 @@ mx::array build_softmax_bias(const mx::array& x, float scale, const std::vector<
 }
 
 mx::array build_attention(const mx::array& q, const mx::array& k, const mx::array& v, float scale,
-                          const std::vector<mx::array>& bs) {
+                          const std::vector<mx::array>& bs, bool heads_inner) {
   auto s = cpu_stream();
   check_float(q, "attention");
   check_float(k, "attention");
@@ -861,7 +1076,8 @@ mx::array build_attention(const mx::array& q, const mx::array& k, const mx::arra
     ins.push_back(prep(mx::reshape(b, bsh, s), s));
   }
   mx::Shape shape = FastAttention::out_shape(ins);  // checks the batch axes
-  mx::array y(shape, mx::float32, std::make_shared<FastAttention>(s, scale), std::move(ins));
+  mx::array y(shape, mx::float32, std::make_shared<FastAttention>(s, scale, heads_inner),
+              std::move(ins));
   return finish(y, dt, s);
 }
 
@@ -931,13 +1147,26 @@ int mlxs_fast_softmax_bias(mlxs_array* out, mlxs_array x, float scale, const mlx
 }
 
 int mlxs_fast_attention(mlxs_array* out, mlxs_array q, mlxs_array k, mlxs_array v, float scale,
-                        const mlxs_array* biases, int nb) {
+                        const mlxs_array* biases, int nb, int heads_inner) {
   FTRY if (nb < 0) throw std::invalid_argument("attention: negative bias count");
   std::vector<mx::array> bs;
   for (int i = 0; i < nb; i++) bs.push_back(A(biases[i]));
-  put(out, build_attention(A(q), A(k), A(v), scale, bs));
+  put(out, build_attention(A(q), A(k), A(v), scale, bs, heads_inner != 0));
   FCATCH
 }
+
+int mlxs_fast_contiguous(mlxs_array* out, mlxs_array x) {
+  FTRY auto s = cpu_stream();
+  auto& a = A(x);
+  if (a.dtype() == mx::float32) {
+    put(out, fast_contiguous(a, s));
+  } else {
+    put(out, mx::contiguous(a, false, s));
+  }
+  FCATCH
+}
+
+void mlxs_fast_advise_huge(void* p, size_t nbytes) { advise_huge(p, nbytes); }
 
 int mlxs_fast_check_device(int type) {
   FTRY if (type != 0)

@@ -97,6 +97,19 @@ func (s *Scope) FastSoftmaxBias(logits *Array, scale float32, biases ...*Array) 
 // two products accumulate in f32 in key/channel order with FMA. The result
 // [batch.., M, Dv] is row-contiguous, of the promoted dtype.
 func (s *Scope) FastAttention(q, k, v *Array, scale float32, biases ...*Array) *Array {
+	return s.fastAttention(q, k, v, scale, biases, false)
+}
+
+// FastAttentionHeadsInner is FastAttention with the result's axes −3 and −2
+// swapped in memory (for rank ≥ 3): the values of [.., H, M, Dv] are stored
+// as [.., M, H, Dv], so transposing it back to [.., M, H, Dv] and merging
+// the heads (what attention's consumers do) cost no copy. The values are
+// FastAttention's.
+func (s *Scope) FastAttentionHeadsInner(q, k, v *Array, scale float32, biases ...*Array) *Array {
+	return s.fastAttention(q, k, v, scale, biases, true)
+}
+
+func (s *Scope) fastAttention(q, k, v *Array, scale float32, biases []*Array, headsInner bool) *Array {
 	if !s.ok("fast_attention", q, k, v) || !s.ok("fast_attention", biases...) {
 		return nil
 	}
@@ -104,8 +117,22 @@ func (s *Scope) FastAttention(q, k, v *Array, scale float32, biases ...*Array) *
 	for i, b := range biases {
 		hs[i] = b.h
 	}
-	h, err := libFastAttention(q.h, k.h, v.h, scale, hs)
+	h, err := libFastAttention(q.h, k.h, v.h, scale, hs, headsInner)
 	return s.result("fast_attention", h, err)
+}
+
+// FastContiguous is x made row-contiguous, like MLX's contiguous (no copy
+// when x already is), but for float32 multi-threaded and cache-blocked:
+// rows contiguous in x are memcpy'd, transposes are copied in 32×32 tiles
+// (MLX's CPU copy of a strided array is a scalar loop on one thread).
+// Other dtypes go through MLX's copy. The fast kernels' inputs are made
+// contiguous this way.
+func (s *Scope) FastContiguous(x *Array) *Array {
+	if !s.ok("fast_contiguous", x) {
+		return nil
+	}
+	h, err := libFastContiguous(x.h)
+	return s.result("fast_contiguous", h, err)
 }
 
 // FastSwiGLU takes x of shape [..., 2h] and returns silu(x[..., :h]) *

@@ -54,9 +54,21 @@ int mlxs_fast_softmax_bias(mlxs_array* out, mlxs_array x, float scale, const mlx
 // to the logits [batch.., M, K] (its M and K axes that size or 1) and is
 // added after the scale in order in f32, values below -1e9 read as -1e9
 // (FastSoftmaxBias's rules). No [.., M, K] array is materialised. The
-// result [batch.., M, Dv] has the promoted dtype.
+// result [batch.., M, Dv] has the promoted dtype; with heads_inner (and
+// rank >= 3) its axes -3 and -2 are swapped in memory (strides of a
+// transposed view), else it is row-contiguous.
 int mlxs_fast_attention(mlxs_array* out, mlxs_array q, mlxs_array k, mlxs_array v, float scale,
-                        const mlxs_array* biases, int nb);
+                        const mlxs_array* biases, int nb, int heads_inner);
+
+// x made row-contiguous (no copy when it already is): for float32 a
+// multi-threaded, cache-blocked copy (transposes in tiles); other dtypes go
+// through mx::contiguous.
+int mlxs_fast_contiguous(mlxs_array* out, mlxs_array x);
+
+// Advises transparent huge pages for the whole 2 MiB pages inside
+// [p, p + nbytes), a buffer about to be written for the first time (no-op
+// below 4 MiB or with OF3C_HUGEPAGES=0). Never fails.
+void mlxs_fast_advise_huge(void* p, size_t nbytes);
 
 // Fails unless device type (0 cpu, 1 gpu) can run fast CPU kernels; the
 // check every builder applies to the default device.

@@ -129,8 +129,23 @@ func TestFastAttention(t *testing.T) {
 				scale := float32(1 / math.Sqrt(float64(c.q[len(c.q)-1])))
 				qa, ka, va := s.fromND(q), s.fromND(k), s.fromND(v)
 				got := s.FastAttention(qa, ka, va, scale, ba...)
-				s.checkND(t, c.name, got, attentionND(q, k, v, float64(scale), bs...), 1e-5)
+				want := attentionND(q, k, v, float64(scale), bs...)
+				s.checkND(t, c.name, got, want, 1e-5)
 				s.checkND(t, c.name+" vs mlx", got, toND(s, s.attentionMLX(qa, ka, va, scale, ba...)), 1e-5)
+				// heads-inner layout: same values; transposed back, merged
+				// and used by an MLX op, the values of the transpose.
+				hi := s.FastAttentionHeadsInner(qa, ka, va, scale, ba...)
+				s.checkND(t, c.name+" heads inner", hi, want, 1e-5)
+				if r := len(want.shape); r >= 3 {
+					perm := swapLast2(r)
+					perm[r-3], perm[r-2], perm[r-1] = r-2, r-3, r-1
+					wt := transposeND(want, perm)
+					sh := append(append([]int{}, wt.shape[:r-2]...), wt.shape[r-2]*wt.shape[r-1])
+					merged := s.Add(s.Reshape(s.Transpose(hi, perm...), sh...), s.Scalar(1, Float32))
+					wm := mapND(wt, func(x float64) float64 { return x + 1 })
+					wm.shape = sh
+					s.checkND(t, c.name+" heads inner merged", merged, wm, 1e-5)
+				}
 			}
 		})
 	})
@@ -280,4 +295,86 @@ func TestFastAttentionErrors(t *testing.T) {
 			t.Fatalf("%s: err %v, want %q", c.name, err, c.want)
 		}
 	}
+}
+
+// TestFastContiguous compares FastContiguous of strided views (transposes,
+// slices, stepped slices, broadcasts, size-1 axes) with the plain-Go
+// reference of the same view.
+func TestFastContiguous(t *testing.T) {
+	r := rand.New(rand.NewSource(34))
+	do(t, func(s *Scope) {
+		x := randND(r, -1, 1, 7, 33, 5, 40)
+		xa := s.fromND(x)
+		for _, perm := range [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {0, 2, 1, 3}, {1, 0, 2, 3}, {0, 1, 3, 2}, {2, 0, 3, 1}, {3, 0, 1, 2}} {
+			got := s.FastContiguous(s.Transpose(xa, perm...))
+			s.checkND(t, "transpose", got, transposeND(x, perm), 0)
+		}
+		// large enough to be split over the pool, odd tile edges
+		big := randND(r, -1, 1, 3, 301, 257)
+		ba := s.fromND(big)
+		s.checkND(t, "big transpose", s.FastContiguous(s.Transpose(ba, 0, 2, 1)), transposeND(big, []int{0, 2, 1}), 0)
+		s.checkND(t, "big transpose 2", s.FastContiguous(s.Transpose(ba, 2, 1, 0)), transposeND(big, []int{2, 1, 0}), 0)
+		// a slice of the last axis (row-strided), then transposed
+		sl := s.Slice(ba, []int{0, 0, 3}, []int{3, 301, 131}, nil)
+		want := nd{shape: []int{3, 301, 128}, data: make([]float64, 3*301*128)}
+		for i := 0; i < 3*301; i++ {
+			copy(want.data[i*128:(i+1)*128], big.data[i*257+3:i*257+131])
+		}
+		s.checkND(t, "slice", s.FastContiguous(sl), want, 0)
+		s.checkND(t, "slice transposed", s.FastContiguous(s.Transpose(sl, 2, 0, 1)), transposeND(want, []int{2, 0, 1}), 0)
+		// stepped slice (no axis of stride 1)
+		st := s.Slice(xa, []int{0, 0, 0, 1}, []int{7, 33, 5, 40}, []int{2, 1, 3, 2})
+		wst := nd{shape: []int{4, 33, 2, 20}}
+		for i := 0; i < 4; i++ {
+			for j := 0; j < 33; j++ {
+				for k := 0; k < 2; k++ {
+					for l := 0; l < 20; l++ {
+						wst.data = append(wst.data, x.at([]int{2 * i, j, 3 * k, 1 + 2*l}))
+					}
+				}
+			}
+		}
+		s.checkND(t, "stepped", s.FastContiguous(st), wst, 0)
+		// broadcast (stride 0) and size-1 axes
+		b := randND(r, -1, 1, 1, 6, 1)
+		bb := s.BroadcastTo(s.fromND(b), 4, 6, 9)
+		wb := nd{shape: []int{4, 6, 9}}
+		for i := 0; i < 4*6*9; i++ {
+			wb.data = append(wb.data, b.data[i/9%6])
+		}
+		s.checkND(t, "broadcast", s.FastContiguous(bb), wb, 0)
+		// already contiguous, a scalar, and a non-f32 dtype
+		s.checkND(t, "contiguous", s.FastContiguous(xa), x, 0)
+		s.checkND(t, "scalar", s.FastContiguous(s.Scalar(2.5, Float32)), nd{shape: []int{}, data: []float64{2.5}}, 0)
+		h := s.FastContiguous(s.Transpose(s.AsType(xa, Float16), 3, 1, 2, 0))
+		if h.Dtype() != Float16 {
+			t.Fatalf("half: dtype %v", h.Dtype())
+		}
+		s.checkND(t, "half", s.AsType(h, Float32), transposeND(x, []int{3, 1, 2, 0}), 1e-3)
+	})
+}
+
+// TestHugePageOutputs: outputs above 4 MiB (fast kernels' and the BLAS
+// forwarder's, whose fresh pages are advised as transparent huge pages)
+// hold the right values.
+func TestHugePageOutputs(t *testing.T) {
+	r := rand.New(rand.NewSource(35))
+	x := randND(r, -1, 1, 1030, 1100) // 4.3 MiB
+	a := randND(r, -1, 1, 1030, 40)
+	b := randND(r, -1, 1, 40, 1100)
+	do(t, func(s *Scope) {
+		s.checkND(t, "transpose", s.FastContiguous(s.Transpose(s.fromND(x), 1, 0)), transposeND(x, []int{1, 0}), 0)
+		s.checkND(t, "sigmoid", s.FastSigmoid(s.fromND(x)), mapND(x, sigmoid64), 1e-6)
+		want := nd{shape: []int{1030, 1100}, data: make([]float64, 1030*1100)}
+		for i := 0; i < 1030; i++ {
+			for j := 0; j < 1100; j++ {
+				acc := 0.0
+				for k := 0; k < 40; k++ {
+					acc += a.data[i*40+k] * b.data[k*1100+j]
+				}
+				want.data[i*1100+j] = acc
+			}
+		}
+		s.checkND(t, "sgemm", s.MatMul(s.fromND(a), s.fromND(b)), want, 1e-5)
+	})
 }

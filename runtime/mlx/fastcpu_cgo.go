@@ -78,7 +78,7 @@ func libFastThreads() int {
 	return int(n)
 }
 
-func libFastAttention(q, k, v hnd, scale float32, bs []hnd) (hnd, error) {
+func libFastAttention(q, k, v hnd, scale float32, bs []hnd, headsInner bool) (hnd, error) {
 	var out C.mlxs_array
 	var p *C.mlxs_array
 	if len(bs) > 0 {
@@ -88,6 +88,16 @@ func libFastAttention(q, k, v hnd, scale float32, bs []hnd) (hnd, error) {
 		}
 		p = &arr[0]
 	}
-	err := fck(C.mlxs_fast_attention(&out, ca(q), ca(k), ca(v), C.float(scale), p, C.int(len(bs))))
+	hi := C.int(0)
+	if headsInner {
+		hi = 1
+	}
+	err := fck(C.mlxs_fast_attention(&out, ca(q), ca(k), ca(v), C.float(scale), p, C.int(len(bs)), hi))
+	return out.ctx, err
+}
+
+func libFastContiguous(x hnd) (hnd, error) {
+	var out C.mlxs_array
+	err := fck(C.mlxs_fast_contiguous(&out, ca(x)))
 	return out.ctx, err
 }
