@@ -86,17 +86,96 @@ std::string softmax_bias_source(int nb) {
 )";
 }
 
-const mx::fast::CustomKernelFunction& softmax_bias_kernel(int nb) {
+// The same for rows of at most 32·VPT logits (VPT a template constant):
+// each lane keeps its VPT logits in registers, so the logits and biases are
+// read once, exp is taken once per element, and max and sum are two warp
+// reductions.
+std::string softmax_bias_regs_source(int nb) {
+  std::string off_decl, off_acc, last_stride, sum_terms;
+  for (int i = 0; i < nb; ++i) {
+    auto b = "b" + std::to_string(i);
+    auto n = std::to_string(i);
+    off_decl += "  int64_t o" + n + " = 0;\n";
+    off_acc += "      o" + n + " += ix * " + b + "_strides[d];\n";
+    last_stride += "  const int64_t s" + n + " = " + b + "_strides[nd - 1];\n";
+    sum_terms += "      x += " + b + "[o" + n + " + k * s" + n + "];\n";
+  }
+  return R"(
+  const int nd = L_ndim;
+  const int K = L_shape[nd - 1];
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  int64_t rows = 1;
+  for (int d = 0; d < nd - 1; ++d) rows *= L_shape[d];
+  if (warp >= rows) return;
+  int64_t ol = 0;
+)" + off_decl + R"(
+  {
+    int64_t r = warp;
+    for (int d = nd - 2; d >= 0; --d) {
+      const int64_t ix = r % L_shape[d];
+      r /= L_shape[d];
+      ol += ix * L_strides[d];
+)" + off_acc + R"(
+    }
+  }
+  const int64_t sl = L_strides[nd - 1];
+)" + last_stride + R"(
+  float v[VPT];
+  float m = -INFINITY;
+#pragma unroll
+  for (int j = 0; j < VPT; ++j) {
+    const int k = lane + 32 * j;
+    float x = -INFINITY;
+    if (k < K) {
+      x = L[ol + k * sl];
+)" + sum_terms + R"(
+    }
+    v[j] = x;
+    m = fmaxf(m, x);
+  }
+  for (int w = 16; w > 0; w >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, w));
+  float sum = 0.0f;
+#pragma unroll
+  for (int j = 0; j < VPT; ++j) {
+    const float e = (lane + 32 * j < K) ? expf(v[j] - m) : 0.0f;
+    v[j] = e;
+    sum += e;
+  }
+  for (int w = 16; w > 0; w >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, w);
+  const float inv = 1.0f / sum;
+  float* o = out + warp * static_cast<int64_t>(K);
+#pragma unroll
+  for (int j = 0; j < VPT; ++j) {
+    const int k = lane + 32 * j;
+    if (k < K) o[k] = v[j] * inv;
+  }
+)";
+}
+
+// vpt 0: the two-pass kernel for any row length.
+const mx::fast::CustomKernelFunction& softmax_bias_kernel(int nb, int vpt) {
   static std::mutex mu;
-  static std::map<int, mx::fast::CustomKernelFunction> kernels;
+  static std::map<std::pair<int, int>, mx::fast::CustomKernelFunction> kernels;
   std::lock_guard<std::mutex> l(mu);
-  auto it = kernels.find(nb);
+  auto key = std::make_pair(nb, vpt);
+  auto it = kernels.find(key);
   if (it != kernels.end()) return it->second;
   std::vector<std::string> names{"L"};
   for (int i = 0; i < nb; ++i) names.push_back("b" + std::to_string(i));
-  auto fn = mx::fast::cuda_kernel("of3c_softmax_bias_" + std::to_string(nb), names, {"out"},
-                                  softmax_bias_source(nb), "", /*ensure_row_contiguous=*/false);
-  return kernels.emplace(nb, std::move(fn)).first->second;
+  auto name = std::string(vpt ? "of3c_softmax_bias_regs_" : "of3c_softmax_bias_") + std::to_string(nb);
+  auto fn = mx::fast::cuda_kernel(name, names, {"out"}, vpt ? softmax_bias_regs_source(nb) : softmax_bias_source(nb),
+                                  "", /*ensure_row_contiguous=*/false);
+  return kernels.emplace(key, std::move(fn)).first->second;
+}
+
+// vptFor rounds ceil(K/32) up to a few sizes (each is its own NVRTC
+// compile); 0 beyond 32 per lane, where the two-pass kernel takes over.
+int vptFor(int64_t K) {
+  const int64_t need = (K + 31) / 32;
+  for (int v : {1, 2, 4, 8, 12, 16, 24, 32})
+    if (need <= v) return v;
+  return 0;
 }
 
 }  // namespace
@@ -116,8 +195,11 @@ mx::array gpu_softmax_bias(const mx::array& L, const std::vector<mx::array>& bia
   for (int d = 0; d + 1 < static_cast<int>(L.ndim()); ++d) rows *= L.shape(d);
   if (rows * 32 > INT32_MAX) throw std::invalid_argument("gpu_softmax_bias: too many rows for one launch");
   const int threads = 256;
-  auto outs = softmax_bias_kernel(static_cast<int>(biases.size()))(
-      ins, {L.shape()}, {mx::float32}, {static_cast<int>(rows * 32), 1, 1}, {threads, 1, 1}, {}, std::nullopt,
+  const int vpt = L.ndim() > 0 ? vptFor(L.shape(-1)) : 1;
+  std::vector<std::pair<std::string, mx::fast::TemplateArg>> targs;
+  if (vpt) targs.emplace_back("VPT", vpt);
+  auto outs = softmax_bias_kernel(static_cast<int>(biases.size()), vpt)(
+      ins, {L.shape()}, {mx::float32}, {static_cast<int>(rows * 32), 1, 1}, {threads, 1, 1}, targs, std::nullopt,
       false, {});
   return outs[0];
 }
