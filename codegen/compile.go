@@ -52,6 +52,7 @@ func Compile(req CompileRequest) (*graph.Graph, *Manifest, error) {
 	popts := passes.Options{
 		Passes: o.Passes, DumpDir: req.DumpDir, Verify: true,
 		MemoryBudget: o.MemoryBudget, ChunkThreshold: o.ChunkThreshold, ChunkSize: o.ChunkSize, LMAKVChunk: o.LMAKVChunk,
+		Device: o.Device,
 	}
 	if o.MemoryBudget > 0 {
 		// The plan is made for the largest size the artifact will run at.

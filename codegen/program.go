@@ -91,6 +91,7 @@ type Program struct {
 
 	mu     sync.Mutex
 	cache  map[string]*compiled // by input signature
+	limits map[string]int64     // MLX memory limit by input signature (memory_limit.go)
 	device mlx.Device
 	closed bool
 }
@@ -382,7 +383,10 @@ func (p *Program) Run(inputs map[string]*graph.Tensor) (map[string]*graph.Tensor
 		if len(res) != len(p.g.Outputs) {
 			return fmt.Errorf("traced function returned %d outputs, want %d", len(res), len(p.g.Outputs))
 		}
-		s.Eval(res...)
+		// Drop our handles on the inputs so that MLX frees each one after
+		// its last reader, as the memory planner assumes.
+		s.Free(ins[:len(args)]...)
+		evalLimited(s, p.runLimit(sig, args), res)
 		t2 := time.Now()
 		info.Compute = t2.Sub(t1)
 		defer func() { info.Download = time.Since(t2) }()

@@ -49,8 +49,17 @@ type MemoryPlan struct {
 	PeakBefore int64            `json:"peak_before"` // with the chunking the graph had
 	PeakAfter  int64            `json:"peak_after"`
 	PeakNode   string           `json:"peak_node"` // where PeakAfter happens
-	Chunks     []ChunkChoice    `json:"chunks,omitempty"`
-	Largest    []LiveTensor     `json:"largest,omitempty"` // at the final peak
+	// InOrder is the largest live total over the evaluation order (the
+	// peaks are max(InOrder, 2·LargestBuffer)); LargestBuffer the largest
+	// single array one MLX op allocates under the final chunking (a value,
+	// or a fused op's block temporary); RunLimit the MLX memory limit the
+	// runtime sets while it runs the program, which holds MLX's peak to
+	// PeakAfter (memory_limit.go says why).
+	InOrder       int64         `json:"in_order,omitempty"`
+	LargestBuffer int64         `json:"largest_buffer,omitempty"`
+	RunLimit      int64         `json:"run_limit,omitempty"`
+	Chunks        []ChunkChoice `json:"chunks,omitempty"`
+	Largest       []LiveTensor  `json:"largest,omitempty"` // at the final peak
 }
 
 // Format renders the plan for `of3c inspect --memory`.
@@ -64,6 +73,10 @@ func (p *MemoryPlan) Format() string {
 	fmt.Fprintf(&b, "  weights      %s\n", fmtBytes(p.Weights))
 	fmt.Fprintf(&b, "  peak before  %s\n", fmtBytes(p.PeakBefore))
 	fmt.Fprintf(&b, "  peak after   %s  (at %s)\n", fmtBytes(p.PeakAfter), p.PeakNode)
+	if p.RunLimit > 0 {
+		fmt.Fprintf(&b, "  in order     %s, largest single buffer %s: MLX memory limit while running %s\n",
+			fmtBytes(p.InOrder), fmtBytes(p.LargestBuffer), fmtBytes(p.RunLimit))
+	}
 	if len(p.Chunks) == 0 {
 		b.WriteString("  no chunking needed\n")
 	} else {
@@ -144,7 +157,8 @@ type planner struct {
 	shapes map[*graph.Value][]int64
 	bytes  map[*graph.Value]int64
 	steps  []*planNode
-	last   map[*graph.Value]int // per buffer (root): the last step any view of it is read
+	orders []*evalOrder // the evaluation orders considered (memory_order.go)
+	at     *evalOrder   // the order of the last peak found
 	root   map[*graph.Value]*graph.Value
 }
 
@@ -179,7 +193,7 @@ func PlanMemory(g *graph.Graph, dims map[string]int64, budget int64, opts Option
 		return nil, fmt.Errorf("memory budget %d: want > 0", budget)
 	}
 	p := &planner{g: g, dims: dims, opts: opts, shapes: map[*graph.Value][]int64{}, bytes: map[*graph.Value]int64{},
-		last: map[*graph.Value]int{}, root: map[*graph.Value]*graph.Value{}}
+		root: map[*graph.Value]*graph.Value{}}
 	if err := p.bind(); err != nil {
 		return nil, err
 	}
@@ -193,11 +207,16 @@ func PlanMemory(g *graph.Graph, dims map[string]int64, budget int64, opts Option
 			before[s] = cloneChunks(s.chunk)
 		}
 	}
-	peak, at := p.peak()
+	peak, at := p.bound()
 	plan.PeakBefore = peak
 	for peak > budget {
 		s := p.steps[at]
 		if !s.fused || !p.shrink(s) {
+			if inOrder, _ := p.peak(); inOrder < peak {
+				m, _ := p.largestBuffer()
+				return nil, fmt.Errorf("does not fit: peak %s > budget %s: the largest array (%s) plus the largest single buffer (%s, at %s) — the run's MLX memory limit cannot go below one array, and one op may allocate a buffer above it; in order the run needs %s; %s",
+					fmtBytes(peak), fmtBytes(budget), fmtBytes(p.largestArray()), fmtBytes(m), s.n, fmtBytes(inOrder), p.whyNot(s))
+			}
 			live, ws := p.liveAt(at)
 			var big []string
 			for _, t := range p.largestAt(at, 5) {
@@ -206,9 +225,12 @@ func PlanMemory(g *graph.Graph, dims map[string]int64, budget int64, opts Option
 			return nil, fmt.Errorf("does not fit: peak %s > budget %s at %s (%s of live tensors, %s inside the op, %s of weights); %s; largest live there: %s",
 				fmtBytes(peak), fmtBytes(budget), s.n, fmtBytes(live), fmtBytes(ws), fmtBytes(plan.Weights), p.whyNot(s), strings.Join(big, ", "))
 		}
-		peak, at = p.peak()
+		peak, at = p.bound()
 	}
 	plan.PeakAfter = peak
+	plan.InOrder, _ = p.peak()
+	plan.LargestBuffer, _ = p.largestBuffer()
+	plan.RunLimit = RunLimit(plan.InOrder, plan.LargestBuffer, p.largestArray())
 	plan.PeakNode = p.steps[at].n.String()
 	for _, s := range p.steps {
 		if !s.fused {
@@ -291,15 +313,12 @@ func (p *planner) bind() error {
 	for _, v := range p.g.Consts {
 		_ = conc(v)
 	}
-	for i, n := range p.g.Nodes {
+	for _, n := range p.g.Nodes {
 		s := &planNode{n: n}
 		for _, in := range n.Inputs {
 			if in != nil {
 				if err := conc(in); err != nil {
 					return p.bindErr(err, missing)
-				}
-				if r := p.rootOf(in); p.last[r] < i {
-					p.last[r] = i
 				}
 			}
 		}
@@ -327,12 +346,11 @@ func (p *planner) bind() error {
 				}
 			}
 			s.outDims = p.shapes[n.Outputs[0]]
+			p.cpuDefaults(s)
 		}
 		p.steps = append(p.steps, s)
 	}
-	for _, o := range p.g.Outputs {
-		p.last[p.rootOf(o)] = len(p.g.Nodes)
-	}
+	p.orders = p.evalOrders()
 	return nil
 }
 
@@ -343,8 +361,33 @@ func (p *planner) bindErr(err error, missing []string) error {
 	return err
 }
 
-// peak returns the largest live total and the step where it happens.
+// peak returns the largest live total over every evaluation order the
+// planner considers (memory_order.go) and the step where it happens; the
+// order it happens in becomes p.at, which liveTensors reports from.
 func (p *planner) peak() (int64, int) {
+	best, at := int64(-1), 0
+	for _, o := range p.orders {
+		if pk, i := p.peakIn(o); pk > best {
+			best, at, p.at = pk, i, o
+		}
+	}
+	return best, at
+}
+
+// peakIn is the largest live total when the steps run in order o.
+func (p *planner) peakIn(o *evalOrder) (int64, int) {
+	best, at := int64(-1), 0
+	p.simulate(o, func(i int, total int64) {
+		if total > best {
+			best, at = total, i
+		}
+	})
+	return best, at
+}
+
+// simulate runs order o and calls visit with each step and the bytes live
+// while it runs (its outputs and workspace included).
+func (p *planner) simulate(o *evalOrder, visit func(step int, total int64)) {
 	var live int64
 	for _, v := range p.g.Inputs {
 		live += p.bytes[v]
@@ -352,22 +395,20 @@ func (p *planner) peak() (int64, int) {
 	for _, v := range p.g.Consts {
 		live += p.bytes[v]
 	}
-	best, at := int64(-1), 0
-	for i, s := range p.steps {
-		live += sum(s.outs)
-		if t := live + p.workspace(s); t > best {
-			best, at = t, i
-		}
-		live -= p.freedAfter(i)
+	for k, i := range o.seq {
+		s := p.steps[i]
+		d := p.donated(o, k)
+		live += sum(s.outs) - d
+		visit(i, live+p.workspace(s))
+		live -= p.freedAfter(o, k) - d
 	}
-	return best, at
 }
 
-// freedAfter is the bytes released once step i has run: inputs read for
-// the last time and outputs nobody reads.
-func (p *planner) freedAfter(i int) int64 {
+// freedAfter is the bytes released once the step at position k of order o
+// has run: inputs read for the last time and outputs nobody reads.
+func (p *planner) freedAfter(o *evalOrder, k int) int64 {
 	var f int64
-	n := p.steps[i].n
+	n := p.steps[o.seq[k]].n
 	seen := map[*graph.Value]bool{}
 	for _, in := range n.Inputs {
 		if in == nil || in.Const != nil {
@@ -378,16 +419,16 @@ func (p *planner) freedAfter(i int) int64 {
 			continue
 		}
 		seen[r] = true
-		if p.last[r] == i {
+		if o.last[r] == k {
 			f += p.bytes[r]
 		}
 	}
-	for _, o := range n.Outputs {
-		if o == nil || p.rootOf(o) != o || seen[o] {
+	for _, out := range n.Outputs {
+		if out == nil || p.rootOf(out) != out || seen[out] {
 			continue
 		}
-		if _, used := p.last[o]; !used {
-			f += p.bytes[o]
+		if _, used := o.last[out]; !used {
+			f += p.bytes[out]
 		}
 	}
 	return f
@@ -410,23 +451,30 @@ func (p *planner) liveAt(i int) (live, ws int64) {
 	return live, p.workspace(p.steps[i])
 }
 
+// liveTensors lists the values live at step i in the order of the last
+// peak (p.at).
 func (p *planner) liveTensors(i int) []LiveTensor {
+	o := p.at
+	if o == nil {
+		o = p.orders[0]
+	}
+	k := o.pos[i]
 	var out []LiveTensor
 	add := func(v *graph.Value) {
 		out = append(out, LiveTensor{Name: v.Name, Shape: p.shapes[v], Bytes: p.bytes[v]})
 	}
 	for _, v := range p.g.Inputs {
-		if l, ok := p.last[v]; ok && l >= i {
+		if l, ok := o.last[v]; ok && l >= k {
 			add(v)
 		}
 	}
-	for j := 0; j <= i; j++ {
-		for _, o := range p.steps[j].n.Outputs {
-			if o == nil || p.rootOf(o) != o {
+	for j := 0; j <= k; j++ {
+		for _, v := range p.steps[o.seq[j]].n.Outputs {
+			if v == nil || p.rootOf(v) != v {
 				continue
 			}
-			if l, ok := p.last[o]; (ok && l >= i) || j == i {
-				add(o)
+			if l, ok := o.last[v]; (ok && l >= k) || j == k {
+				add(v)
 			}
 		}
 	}
@@ -514,30 +562,22 @@ func (p *planner) workspace(s *planNode) int64 {
 	a := accBytes(n.Outputs[0].Type.DType)
 	switch n.Op {
 	case "Attention":
-		batch, q, k, cv := p.attentionDims(s)
-		if bc := s.chunk["batch_chunk"]; bc > 0 && len(s.outDims) > 2 && s.outDims[0] > 0 {
-			// The logits batch shrinks with the output's axis 0 when they
-			// share it; a logits batch already 1 there is unaffected.
-			frac := float64(chunked(s.outDims[0], bc)) / float64(s.outDims[0])
-			if lb := batch; lb >= s.outDims[0] {
-				batch = max(1, int64(float64(lb)*frac))
-			}
-		}
-		q = chunked(q, s.chunk["query_chunk"])
-		kc := chunked(k, s.chunk["kv_chunk"])
-		ws := 2 * batch * q * kc * a
-		if kc < k {
-			ws += batch*q*cv*a + 2*batch*q*a // acc, running max and normaliser
-		}
-		return ws
+		return p.attentionWorkspace(s, a)
 	case "SwiGLU":
 		xs := p.shapes[n.Inputs[0]]
 		rows := prod(xs[:len(xs)-1])
 		h := p.shapes[n.Inputs[1]][1] / 2
+		cout := h
+		if n.Input(2) != nil {
+			cout = p.shapes[n.Inputs[2]][1]
+		}
 		r := chunked(rows, s.chunk["row_chunk"])
+		// One block's [r, 2h] product and [r, h] activation (and its
+		// projection); blocks' results are concatenated, so all of them
+		// plus the output exist at the end.
 		ws := 3 * r * h * a
-		if n.Input(2) != nil && r < rows {
-			ws += r * p.shapes[n.Inputs[2]][1] * a
+		if r < rows {
+			ws += r*cout*a + rows*cout*a
 		}
 		return ws
 	case "OuterProductMean", "TriangleMultiplication":
@@ -568,6 +608,9 @@ func (p *planner) shrink(s *planNode) bool {
 	}
 	switch s.n.Op {
 	case "Attention":
+		if p.cpuFusedAttention(s) {
+			return false // its memory does not depend on the chunking
+		}
 		if len(s.outDims) > 2 && step("batch_chunk", s.outDims[0]) {
 			return true
 		}
@@ -606,6 +649,9 @@ func (p *planner) whyNot(s *planNode) string {
 	if !s.fused {
 		return fmt.Sprintf("%s is not a chunkable op (only of3c.Attention, SwiGLU, OuterProductMean and TriangleMultiplication are)", s.n.QualifiedOp())
 	}
+	if p.cpuFusedAttention(s) {
+		return fmt.Sprintf("%s runs as the CPU's fused attention kernel, whose memory (output and biases) no chunking lowers", s.n)
+	}
 	var at []string
 	for _, k := range sortedKeys(s.chunk) {
 		at = append(at, fmt.Sprintf("%s=%d", k, s.chunk[k]))
@@ -633,4 +679,75 @@ func planMemoryPass(c *Context) error {
 	}
 	c.Notef("peak %s → %s (budget %s)", fmtBytes(plan.PeakBefore), fmtBytes(plan.PeakAfter), fmtBytes(plan.Budget))
 	return nil
+}
+
+// attentionWorkspace models the MLX lowering of of3c.Attention (codegen
+// lowerAttention) under the step's chunking: per block of batch rows and
+// queries, the logits and their softmax weights; the block's operands as
+// MLX copies them (q scaled, q made to wait for the previous block, k and v
+// made contiguous for the GEMMs); with LMA the running accumulator; and
+// when there is more than one block, the blocks' results, which all live
+// until they are concatenated into the output.
+func (p *planner) attentionWorkspace(s *planNode, a int64) int64 {
+	n := s.n
+	if p.cpuFusedAttention(s) {
+		// runtime/mlx's FastAttention: logits in per-thread 64 KiB
+		// buffers, q, k, v read in place; biases made row-contiguous.
+		var ws int64
+		for _, b := range n.Inputs[3:] {
+			if b != nil && b.Const == nil {
+				ws += p.bytes[b]
+			}
+		}
+		return ws
+	}
+	batch, q, k, cv := p.attentionDims(s)
+	fb := 1.0
+	out0 := int64(0)
+	if bc := s.chunk["batch_chunk"]; bc > 0 && len(s.outDims) > 2 && s.outDims[0] > 0 {
+		// The logits batch shrinks with the output's axis 0 when they
+		// share it; a logits batch already 1 there is unaffected.
+		out0 = s.outDims[0]
+		fb = float64(chunked(out0, bc)) / float64(out0)
+		if batch >= out0 {
+			batch = max(1, int64(float64(batch)*fb))
+		}
+	}
+	qb := chunked(q, s.chunk["query_chunk"])
+	fq := float64(qb) / float64(max(q, 1))
+	kc := chunked(k, s.chunk["kv_chunk"])
+	ws := 2 * batch * qb * kc * a
+	if kc < k {
+		ws += batch*qb*cv*a + 2*batch*qb*a // acc, running max and normaliser
+	}
+	// block is the elements of input x in one block: its batch axis (the
+	// one right-aligned with the output's axis 0) sliced when > 1.
+	block := func(x *graph.Value, f float64) int64 {
+		if x == nil {
+			return 0
+		}
+		xs := p.shapes[x]
+		e := float64(prod(xs))
+		if j := len(xs) - len(s.outDims); out0 > 0 && j >= 0 && xs[j] > 1 {
+			e *= fb
+		}
+		return int64(e*f) * a
+	}
+	if n.AttrString("mode", graph.AttentionModeQK) == graph.AttentionModeQK {
+		ws += 2*block(n.Inputs[0], fq) + block(n.Inputs[1], 1)
+	}
+	ws += block(n.Inputs[2], 1)
+	if fb < 1 || fq < 1 {
+		ws += prod(s.outDims) * a
+	}
+	return ws
+}
+
+// attentionOutBatch is the output's batch size (all but its last two axes)
+// in one block of batch fraction fb.
+func (p *planner) attentionOutBatch(s *planNode, fb float64) int64 {
+	if len(s.outDims) < 2 {
+		return 1
+	}
+	return max(1, int64(float64(prod(s.outDims[:len(s.outDims)-2]))*fb))
 }

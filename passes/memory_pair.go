@@ -33,12 +33,24 @@ func (p *planner) pairWorkspace(s *planNode) int64 {
 		as, bs, ws := p.shapes[n.Inputs[0]], p.shapes[n.Inputs[1]], p.shapes[n.Inputs[2]]
 		batch := prod(as[:len(as)-3])
 		c, e, j, cout := as[len(as)-1], bs[len(bs)-1], bs[len(bs)-2], ws[1]
-		return batch * r * j * (2*c*e + cout) * a
+		w := batch * r * j * (2*c*e + cout) * a
+		if r < rows {
+			w += batch * rows * j * cout * a // the blocks, until concatenated
+		}
+		return w
 	case "TriangleMultiplication":
 		xs, ws := p.shapes[n.Inputs[0]], p.shapes[n.Inputs[2]]
 		batch := prod(xs[:len(xs)-3])
 		nn, h := xs[len(xs)-2], ws[1]/4
-		return batch * (rows*nn*h + 8*r*nn*h) * a
+		if r >= rows {
+			// One shot: x·W [N, N, 4h], a, and b's projection and gate
+			// made contiguous for the fused gate kernel.
+			return batch * 7 * rows * nn * h * a
+		}
+		// b whole (its blocks), the finished output row blocks (all
+		// live until concatenated), and one block's projections, a,
+		// copies and products.
+		return batch * (2*rows*nn*h + 8*r*nn*h) * a
 	}
 	return 0
 }

@@ -156,26 +156,18 @@ func TestPairOpsChunkedMatchUnfused(t *testing.T) {
 }
 
 // stepTotals is the planner's estimate of the bytes live at every step
-// (the same accounting as planner.peak), for g at dims.
+// (the same accounting as planner.peak: the worst over its evaluation
+// orders), for g at dims on the CPU.
 func stepTotals(t *testing.T, g *graph.Graph, dims map[string]int64) ([]int64, *planner) {
 	t.Helper()
-	p := &planner{g: g, dims: dims, shapes: map[*graph.Value][]int64{}, bytes: map[*graph.Value]int64{},
-		last: map[*graph.Value]int{}, root: map[*graph.Value]*graph.Value{}}
+	p := &planner{g: g, dims: dims, opts: Options{Device: "cpu"}, shapes: map[*graph.Value][]int64{}, bytes: map[*graph.Value]int64{},
+		root: map[*graph.Value]*graph.Value{}}
 	if err := p.bind(); err != nil {
 		t.Fatal(err)
 	}
-	var live int64
-	for _, v := range g.Inputs {
-		live += p.bytes[v]
-	}
-	for _, v := range g.Consts {
-		live += p.bytes[v]
-	}
 	tot := make([]int64, len(p.steps))
-	for i, s := range p.steps {
-		live += sum(s.outs)
-		tot[i] = live + p.workspace(s)
-		live -= p.freedAfter(i)
+	for _, o := range p.orders {
+		p.simulate(o, func(i int, total int64) { tot[i] = max(tot[i], total) })
 	}
 	return tot, p
 }
@@ -201,10 +193,14 @@ func inTriMul(n *graph.Node) bool {
 	return strings.Contains(n.Name, "tri_mul") || (len(n.Outputs) > 0 && n.Outputs[0] != nil && strings.Contains(n.Outputs[0].Name, "tri_mul"))
 }
 
-// At N = 1024 the of3-width PairformerBlock's triangle multiplications no
-// longer set a floor: before this change their steps held ~3 GiB (z, LN_in,
-// a, and b's gate, projection and product at once); fused and chunked
-// (row_chunk 64) they hold z, LN_in, the output, b and one block (≈ 2.3 GiB).
+// At N = 1024 the of3-width PairformerBlock's triangle multiplications: in
+// the unfused export their steps hold ~3.5 GiB (z, the residual stream,
+// LN_in, a, and b's gate, projection and product at once); fused, the
+// planner row-chunks them into the budget. They cannot go much lower than
+// the block's floor, triangle attention's 3.56 GiB (below): b whole, the
+// finished row blocks (until they are concatenated) and the output are
+// three [N, N, h] tensors besides z, the residual stream, LN_in and the
+// gate, whatever the chunk.
 func TestPlanPairformerOf3At1024(t *testing.T) {
 	var fx *fixture
 	for _, f := range loadFixtures(t) {
@@ -231,25 +227,15 @@ func TestPlanPairformerOf3At1024(t *testing.T) {
 	if _, err := Run(fused, Options{Verify: true}); err != nil {
 		t.Fatal(err)
 	}
-	const budget = 3_400 << 20 // above the block's floor (triangle attention, see below)
+	const budget = 3_700 << 20 // above the block's floor (triangle attention, see below)
 	var triBefore, triAfter int64
 	for i, g := range []*graph.Graph{unfused, fused} {
-		plan, err := PlanMemory(g, dims, budget, Options{})
+		plan, err := PlanMemory(g, dims, budget, Options{Device: "cpu"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := plan.Apply(g); err != nil {
 			t.Fatal(err)
-		}
-		if i == 1 {
-			// The planner stops shrinking once the block's peak (triangle
-			// attention) is reached; what the triangle multiplications need
-			// at the chunk size it would pick next is their own floor.
-			for _, n := range g.Nodes {
-				if n.QualifiedOp() == "of3c.TriangleMultiplication" {
-					n.SetAttr("row_chunk", graph.Attr{Kind: graph.AttrInt, Int: 64})
-				}
-			}
 		}
 		tot, p := stepTotals(t, g, dims)
 		tri := maxWhere(tot, p, inTriMul)
@@ -264,13 +250,17 @@ func TestPlanPairformerOf3At1024(t *testing.T) {
 			}
 		}
 	}
-	if triBefore < 3<<30 || triAfter > 2400<<20 {
-		t.Errorf("triangle-multiplication peak %s → %s, want ≥ 3 GiB → ≤ 2.35 GiB", fmtBytes(triBefore), fmtBytes(triAfter))
+	if triBefore < 3<<30 || triAfter > budget {
+		t.Errorf("triangle-multiplication peak %s → %s, want ≥ 3 GiB → ≤ the budget", fmtBytes(triBefore), fmtBytes(triAfter))
 	}
 	// The block as a whole: its floor is triangle attention (the [N, N, 388]
-	// merged q/k/v/bias projection, z, LN(z) and the attention output live at
-	// once: 3.04 GiB), which no chunk attribute can lower; the planner says so.
-	_, err := PlanMemory(fused, dims, 3<<30, Options{})
+	// merged q/k/v/bias projection, the residual stream, LN of it, the
+	// attention output and the input z, which MLX keeps for the whole first
+	// call, live at once: 3.56 GiB on the CPU, whose fused attention kernel
+	// needs nothing more; elsewhere the unfused attention's blocks add their
+	// results, 0.5 GiB), which no chunk attribute can lower; the planner says
+	// so.
+	_, err := PlanMemory(fused, dims, 3<<30, Options{Device: "cpu"})
 	if err == nil || !strings.Contains(err.Error(), "of3c.Attention") {
 		t.Errorf("at 3 GiB: %v, want a refusal at the triangle attention", err)
 	} else {
@@ -281,8 +271,9 @@ func TestPlanPairformerOf3At1024(t *testing.T) {
 // An OuterProductMean at OpenFold3's MSA-module widths (c_m 64, hidden 32,
 // c_z 128) at N = 1024, S = 1024: unfused, the [N, N, 32·32] outer products
 // and the [N·32, N·32] GEMM result are 4 GiB each; fused and row-chunked the
-// op fits a 1.5 GiB budget (its input, output and the normalised output:
-// ≈ 1.1 GiB).
+// op fits a 1.75 GiB budget (its input, output and the normalised output:
+// ≈ 1.1 GiB, plus the row blocks, which live until they are concatenated:
+// 0.5 GiB).
 func TestPlanOuterProductMeanOf3Widths(t *testing.T) {
 	g := mustParse(t, opmOf3Graph)
 	unfused := graph.Clone(g)
@@ -306,7 +297,7 @@ func TestPlanOuterProductMeanOf3Widths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const budget = 1536 << 20
+	const budget = 1792 << 20
 	plan, err := PlanMemory(g, dims, budget, Options{})
 	if err != nil {
 		t.Fatal(err)

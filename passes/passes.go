@@ -143,6 +143,10 @@ type Options struct {
 	LMAKVChunk int64
 	// Dims binds symbolic dims (N, S, …) to sizes for the planner.
 	Dims map[string]int64
+	// Device is the MLX device the plan is for ("cpu", "gpu"; empty:
+	// unknown). On "cpu" the planner models the blocks the CPU lowering
+	// uses for fused ops the graph leaves unchunked (memory_cpu.go).
+	Device string
 }
 
 // Log is what happened in one Run, serializable as JSON for the artifact.

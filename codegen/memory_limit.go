@@ -1,0 +1,71 @@
+package codegen
+
+import (
+	"math"
+	"os"
+	"strconv"
+	"strings"
+
+	"of3c/graph"
+	"of3c/passes"
+	"of3c/runtime/mlx"
+)
+
+// runLimit is the MLX memory limit a CPU run with inputs args is given
+// (0: none): passes.RunLimit of the memory planner's estimate at the
+// inputs' dims. MLX allocates each op's buffers when it encodes the op,
+// ahead of the worker thread that runs it, and only its memory limit holds
+// that run-ahead back; with the limit the run's peak stays within the
+// planner's estimate (passes/memory_limit.go; docs/PERFORMANCE.md, "Memory
+// planner"). OF3C_MLX_MEMORY_LIMIT=off runs without it, =BYTES with that
+// limit instead. Plans are cached per input signature; callers hold p.mu.
+func (p *Program) runLimit(sig string, args []*graph.Tensor) int64 {
+	if p.opts.Device != "cpu" {
+		return 0
+	}
+	if e := os.Getenv("OF3C_MLX_MEMORY_LIMIT"); e != "" {
+		// "off": no limit; a byte count: that limit (measurements).
+		v, _ := strconv.ParseInt(e, 10, 64)
+		return max(v, 0)
+	}
+	if lim, ok := p.limits[sig]; ok {
+		return lim
+	}
+	dims := map[string]int64{}
+	for i, v := range p.g.Inputs {
+		for j, d := range v.Type.Shape {
+			if d.Sym != "" && j < len(args[i].Shape) {
+				if syms := graph.DimSymbols(d); len(syms) == 1 && syms[0] == d.Sym {
+					dims[d.Sym] = args[i].Shape[j]
+				}
+			}
+		}
+	}
+	var lim int64
+	if plan, err := passes.PlanMemory(p.g, dims, math.MaxInt64/4, passes.Options{Device: p.opts.Device}); err == nil {
+		lim = plan.RunLimit
+	}
+	if p.limits == nil {
+		p.limits = map[string]int64{}
+	}
+	p.limits[sig] = lim
+	return lim
+}
+
+// evalLimited evaluates res with MLX's memory limit set to lim (0: as it
+// is), then restores the limit. Should runtime/mlx's guard refuse a buffer
+// larger than lim — the planner's model missed an allocation — it evaluates
+// again without the limit rather than fail the run.
+func evalLimited(s *mlx.Scope, lim int64, res []*mlx.Array) {
+	if lim <= 0 {
+		s.Eval(res...)
+		return
+	}
+	prev := s.SetMemoryLimit(uint64(lim))
+	s.Eval(res...)
+	s.SetMemoryLimit(prev)
+	if err := s.Err(); err != nil && strings.Contains(err.Error(), "bytes are available (memory limit") {
+		s.ResetErr()
+		s.Eval(res...)
+	}
+}

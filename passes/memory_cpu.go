@@ -1,0 +1,87 @@
+package passes
+
+import "of3c/graph"
+
+// The blocks the MLX lowering uses on the CPU for fused ops the graph leaves
+// unchunked (codegen: cpuBlockElems, tracer.cpuBlock, lowerSwiGLU). The
+// planner mirrors them when Options.Device is "cpu", so that its estimate of
+// a default (unbudgeted) CPU compile is the memory that compile really
+// uses, and so that a budget never makes the planner choose blocks coarser
+// than the ones the CPU would have used anyway. codegen's tests check that
+// the two copies of these rules agree (TestCPUBlocksMatchPlanner).
+
+// CPUBlockElems is the element count of the largest attention-logits block
+// or SwiGLU [rows, 2h] block the CPU lowering materialises by default.
+const CPUBlockElems = 1 << 20
+
+// CPUAttentionBlock is the batch_chunk the CPU lowering uses for an
+// unchunked attention with output shape out and keys keys (0: whole).
+func CPUAttentionBlock(out []int64, keys int64) int64 {
+	if len(out) <= 2 || out[0] <= 1 {
+		return 0
+	}
+	perRow := keys
+	for _, d := range out[1 : len(out)-1] {
+		perRow *= d
+	}
+	if perRow*out[0] <= CPUBlockElems {
+		return 0
+	}
+	return max(1, CPUBlockElems/perRow)
+}
+
+// CPUSwiGLUBlock is the row_chunk the CPU lowering uses for an unchunked
+// SwiGLU over rows rows with a [c, h2] merged weight (0: whole).
+func CPUSwiGLUBlock(rows, h2 int64) int64 {
+	if rows*h2 <= CPUBlockElems {
+		return 0
+	}
+	return max(1, CPUBlockElems/h2)
+}
+
+// cpuDefaults sets, on an unchunked fused step, the chunking the CPU
+// lowering applies by itself.
+func (p *planner) cpuDefaults(s *planNode) {
+	if p.opts.Device != "cpu" || !s.fused {
+		return
+	}
+	for _, v := range s.chunk {
+		if v > 0 {
+			return
+		}
+	}
+	switch s.n.Op {
+	case "Attention":
+		if p.cpuFusedAttention(s) {
+			return
+		}
+		vs := p.shapes[s.n.Inputs[2]]
+		if bc := CPUAttentionBlock(s.outDims, vs[len(vs)-2]); bc > 0 {
+			s.chunk["batch_chunk"] = bc
+		}
+	case "SwiGLU":
+		xs := p.shapes[s.n.Inputs[0]]
+		if rc := CPUSwiGLUBlock(prod(xs[:len(xs)-1]), p.shapes[s.n.Inputs[1]][1]); rc > 0 {
+			s.chunk["row_chunk"] = rc
+		}
+	}
+}
+
+// cpuFusedAttention reports whether the CPU lowering runs attention step s
+// as runtime/mlx's FastAttention kernel (codegen: tracer.fastAttention):
+// f32, mode qk. The kernel never materialises the logits and ignores the
+// chunk attributes. (The planner assumes fp32 precision with the fast
+// kernels on; a bf16/fp16 CPU program's values are half the f32 sizes the
+// planner counts, which covers the unfused attention it runs instead.)
+func (p *planner) cpuFusedAttention(s *planNode) bool {
+	n := s.n
+	if p.opts.Device != "cpu" || n.Op != "Attention" || n.AttrString("mode", graph.AttentionModeQK) != graph.AttentionModeQK {
+		return false
+	}
+	for _, v := range n.Inputs[:3] {
+		if v == nil || v.Type.DType != graph.Float32 {
+			return false
+		}
+	}
+	return true
+}
