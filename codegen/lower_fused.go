@@ -588,27 +588,12 @@ func (t *tracer) fusedSDPA(q, k, v *val, biases []*val, scale float64, bc, qc, k
 		full := append(append([]int64{}, batch...), rows, cols)
 		return s.Reshape(s.BroadcastTo(a, intsOf(full)...), int(B), int(H), int(rows), int(cols))
 	}
-	var mask *mlx.Array
-	for _, b := range biases {
-		if b == nil {
-			continue
-		}
-		rb := t.readBias(t.arr(b))
-		if mask == nil {
-			mask = rb
-		} else {
-			mask = s.Add(mask, rb)
-		}
+	mask, ok := t.sdpaMask(biases, batch, Q, K, qa.Dtype())
+	if !ok {
+		return nil, false
 	}
 	if mask != nil {
-		if qa.Dtype() == mlx.Float16 {
-			mask = s.Maximum(mask, s.Scalar(-f16Max, mlx.Float32))
-		}
-		ms := shapeOf(mask)
-		if len(ms) > len(batch)+2 {
-			return nil, false
-		}
-		mask = to4(s.AsType(mask, qa.Dtype()), Q, K)
+		mask = to4(mask, Q, K)
 	}
 	out := s.ScaledDotProductAttention(to4(qa, Q, c), to4(ka, K, c), to4(va, K, c), float32(scale), mask)
 	out = s.Reshape(out, intsOf(append(append([]int64{}, batch...), Q, c))...)

@@ -51,3 +51,73 @@ func (at *attention) gpuWeights() *mlx.Array {
 	}
 	return s.GPUSoftmaxBias(s.MatMul(q, s.Transpose(at.k, swapLast(at.k.Ndim())...)), at.biases...)
 }
+
+// sdpaMask is the additive mask of a fused SDPA call: Σ biases (each read
+// with readBias, added in order in f32; clamped at −65504 first for fp16),
+// in the attention's dtype, with at most len(batch)+2 axes (ok false
+// otherwise: the caller falls back to the unfused lowering). nil without
+// biases. When two or more biases broadcast to the full [batch.., Q, K]
+// logits — the sum must be materialised anyway, e.g. a [B,1,1,K] key mask
+// plus a [1,H,Q,K] pair bias — it is written in one pass by runtime/mlx's
+// GPUBiasSum kernel; MLX's fused broadcast add over 4-D indices took
+// 2 ms per triangle attention at N = 384 (docs/GPU.md).
+func (t *tracer) sdpaMask(biases []*val, batch []int64, Q, K int64, dt mlx.Dtype) (*mlx.Array, bool) {
+	s := t.s
+	var rbs []*mlx.Array
+	for _, b := range biases {
+		if b != nil {
+			rbs = append(rbs, t.readBias(t.arr(b)))
+		}
+	}
+	if len(rbs) == 0 {
+		return nil, true
+	}
+	full := append(append([]int64{}, batch...), Q, K)
+	var sum []int64
+	for _, rb := range rbs {
+		if rb == nil {
+			return nil, false
+		}
+		bs := shapeOf(rb)
+		if len(bs) > len(full) {
+			return nil, false
+		}
+		if sum == nil {
+			sum = bs
+		} else if b, err := broadcastShapes(sum, bs); err == nil {
+			sum = b
+		} else {
+			return nil, false
+		}
+	}
+	fp16 := dt == mlx.Float16
+	if len(rbs) >= 2 && len(rbs) <= 4 && !t.p.opts.NoFastKernels && len(full) <= 8 && equalShape(sum, full) {
+		allF32 := true
+		for _, rb := range rbs {
+			allF32 = allF32 && rb.Dtype() == mlx.Float32
+		}
+		if allF32 {
+			return s.GPUBiasSum(intsOf(full), dt, fp16, rbs...), true
+		}
+	}
+	mask := rbs[0]
+	for _, rb := range rbs[1:] {
+		mask = s.Add(mask, rb)
+	}
+	if fp16 {
+		mask = s.Maximum(mask, s.Scalar(-f16Max, mlx.Float32))
+	}
+	return s.AsType(mask, dt), true
+}
+
+func equalShape(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -94,6 +94,15 @@ func libGPUSoftmaxBias(l hnd, bs []hnd) (hnd, error) {
 	return out.ctx, err
 }
 
+func libGPUBiasSum(shape []int, dt Dtype, clampF16 bool, bs []hnd) (hnd, error) {
+	var out C.mlxs_array
+	sp, keepS := i64s(shape)
+	p, keep := handles(bs)
+	err := ck(C.mlxs_gpu_bias_sum(&out, sp, C.int(len(shape)), C.int(dt), C.bool(clampF16), p, C.int(len(bs))))
+	_, _ = keep, keepS
+	return out.ctx, err
+}
+
 func libGPUIO() string {
 	var p *C.char
 	if C.mlxs_gpu_io_status(&p) != 0 {

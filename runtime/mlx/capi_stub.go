@@ -20,6 +20,7 @@ func libDeviceName(Device) string                                { return "" }
 func libBLAS() string                                            { return "" }
 func libGPUIO() string                                           { return "" }
 func libGPUSoftmaxBias(hnd, []hnd) (hnd, error)                  { return nil, ErrUnavailable }
+func libGPUBiasSum([]int, Dtype, bool, []hnd) (hnd, error)       { return nil, ErrUnavailable }
 func libSynchronize() error                                      { return ErrUnavailable }
 func libMemory() (MemoryStats, error)                            { return MemoryStats{}, ErrUnavailable }
 func libResetPeakMemory() error                                  { return ErrUnavailable }

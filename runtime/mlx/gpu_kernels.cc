@@ -178,7 +178,83 @@ int vptFor(int64_t K) {
   return 0;
 }
 
+// out[row, k] = cast(b_0 + b_1 + ...) over the full logits shape, the sum
+// first clamped at -65504 when CLAMP16 (an fp16 result must stay finite):
+// the additive mask a fused attention kernel takes, written once. One warp
+// per row: the row's operand offsets are computed once, the columns are
+// strided over the lanes (MLX's own broadcast kernel recomputes a 4-D index
+// per element, several times slower on these shapes).
+std::string bias_sum_source(int nb) {
+  std::string off_decl, off_acc, last_stride, sum_terms;
+  for (int i = 0; i < nb; ++i) {
+    auto b = "b" + std::to_string(i);
+    auto n = std::to_string(i);
+    off_decl += "  int64_t o" + n + " = 0;\n";
+    off_acc += "      o" + n + " += ix * " + b + "_strides[d];\n";
+    last_stride += "  const int64_t s" + n + " = " + b + "_strides[nd - 1];\n";
+    sum_terms += "    x += " + b + "[o" + n + " + k * s" + n + "];\n";
+  }
+  return R"(
+  const int nd = b0_ndim;
+  const int K = b0_shape[nd - 1];
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  int64_t rows = 1;
+  for (int d = 0; d < nd - 1; ++d) rows *= b0_shape[d];
+  if (warp >= rows) return;
+)" + off_decl + R"(
+  {
+    int64_t r = warp;
+    for (int d = nd - 2; d >= 0; --d) {
+      const int64_t ix = r % b0_shape[d];
+      r /= b0_shape[d];
+)" + off_acc + R"(
+    }
+  }
+)" + last_stride + R"(
+  OutT* o = out + warp * static_cast<int64_t>(K);
+  for (int k = lane; k < K; k += 32) {
+    float x = 0.0f;
+)" + sum_terms + R"(
+    o[k] = static_cast<OutT>(CLAMP16 ? fmaxf(x, -65504.0f) : x);
+  }
+)";
+}
+
+const mx::fast::CustomKernelFunction& bias_sum_kernel(int nb) {
+  static std::mutex mu;
+  static std::map<int, mx::fast::CustomKernelFunction> kernels;
+  std::lock_guard<std::mutex> l(mu);
+  auto it = kernels.find(nb);
+  if (it != kernels.end()) return it->second;
+  std::vector<std::string> names;
+  for (int i = 0; i < nb; ++i) names.push_back("b" + std::to_string(i));
+  auto fn = mx::fast::cuda_kernel("of3c_bias_sum_" + std::to_string(nb), names, {"out"}, bias_sum_source(nb), "",
+                                  /*ensure_row_contiguous=*/false);
+  return kernels.emplace(nb, std::move(fn)).first->second;
+}
+
 }  // namespace
+
+mx::array gpu_bias_sum(const mx::Shape& shape, mx::Dtype dt, bool clamp_f16, const std::vector<mx::array>& biases) {
+  if (dt != mx::float32 && dt != mx::float16 && dt != mx::bfloat16)
+    throw std::invalid_argument("gpu_bias_sum: the result must be float32, float16 or bfloat16");
+  if (shape.empty() || shape.size() > 8) throw std::invalid_argument("gpu_bias_sum: the shape needs rank 1..8");
+  if (biases.empty() || biases.size() > 4) throw std::invalid_argument("gpu_bias_sum: 1 to 4 biases");
+  std::vector<mx::array> ins;
+  for (const auto& b : biases) {
+    if (b.dtype() != mx::float32) throw std::invalid_argument("gpu_bias_sum: biases must be float32");
+    if (b.ndim() > shape.size()) throw std::invalid_argument("gpu_bias_sum: a bias has more axes than the result");
+    ins.push_back(mx::broadcast_to(b, shape));
+  }
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
+  if (rows * 32 > INT32_MAX) throw std::invalid_argument("gpu_bias_sum: too many rows for one launch");
+  std::vector<std::pair<std::string, mx::fast::TemplateArg>> targs{{"OutT", dt}, {"CLAMP16", clamp_f16}};
+  auto outs = bias_sum_kernel(static_cast<int>(biases.size()))(
+      ins, {shape}, {dt}, {static_cast<int>(rows * 32), 1, 1}, {256, 1, 1}, targs, std::nullopt, false, {});
+  return outs[0];
+}
 
 mx::array gpu_softmax_bias(const mx::array& L, const std::vector<mx::array>& biases) {
   if (L.dtype() != mx::float32) throw std::invalid_argument("gpu_softmax_bias: logits must be float32");

@@ -14,4 +14,10 @@ namespace mlxs {
 // them (read in place, no [.., K] sum materialised). Row-contiguous result.
 mlx::core::array gpu_softmax_bias(const mlx::core::array& L, const std::vector<mlx::core::array>& biases);
 
+// gpu_bias_sum writes b_0 + ... + b_{n-1} (1-4 f32 biases broadcast to
+// shape, summed in order in f32; clamped at -65504 first when clamp_f16) as
+// a row-contiguous array of dtype dt (f32, f16 or bf16) in one kernel.
+mlx::core::array gpu_bias_sum(const mlx::core::Shape& shape, mlx::core::Dtype dt, bool clamp_f16,
+                              const std::vector<mlx::core::array>& biases);
+
 }  // namespace mlxs

@@ -18,3 +18,21 @@ func (s *Scope) GPUSoftmaxBias(logits *Array, biases ...*Array) *Array {
 	h, err := libGPUSoftmaxBias(logits.h, hs)
 	return s.result("gpu_softmax_bias", h, err)
 }
+
+// GPUBiasSum is b_0 + b_1 + … (1–4 float32 arrays broadcast to shape, added
+// in order in f32) written once as a row-contiguous array of dtype dt
+// (Float32, Float16 or BFloat16), in one custom CUDA kernel — the additive
+// mask of a fused attention. With clampF16 the sum is first clamped at
+// −65504 so an fp16 mask stays finite. CUDA GPU streams only, like
+// GPUSoftmaxBias.
+func (s *Scope) GPUBiasSum(shape []int, dt Dtype, clampF16 bool, biases ...*Array) *Array {
+	if !s.ok("gpu_bias_sum", biases...) {
+		return nil
+	}
+	hs := make([]hnd, len(biases))
+	for i, b := range biases {
+		hs[i] = b.h
+	}
+	h, err := libGPUBiasSum(shape, dt, clampF16, hs)
+	return s.result("gpu_bias_sum", h, err)
+}

@@ -10,7 +10,7 @@ import (
 // GPUSoftmaxBias is checked numerically on the GPU by the fixtures' --check
 // runs (docs/GPU.md); here: its argument errors, and that asking for it where
 // MLX has no CUDA backend is an error, not a crash.
-func TestGPUSoftmaxBiasErrors(t *testing.T) {
+func TestGPUKernelErrors(t *testing.T) {
 	cases := []struct {
 		name string
 		run  func(s *Scope) *Array
@@ -33,6 +33,19 @@ func TestGPUSoftmaxBiasErrors(t *testing.T) {
 		{"bias-shape", func(s *Scope) *Array {
 			return s.GPUSoftmaxBias(s.Zeros(Float32, 2, 3), s.Zeros(Float32, 4))
 		}, "gpu_softmax_bias"},
+		{"sum-no-bias", func(s *Scope) *Array { return s.GPUBiasSum([]int{2, 3}, Float32, false) }, "1 to 4 biases"},
+		{"sum-int-dtype", func(s *Scope) *Array {
+			return s.GPUBiasSum([]int{2, 3}, Int32, false, s.Zeros(Float32, 3))
+		}, "float32, float16 or bfloat16"},
+		{"sum-f16-bias", func(s *Scope) *Array {
+			return s.GPUBiasSum([]int{2, 3}, Float16, true, s.Zeros(Float16, 3))
+		}, "biases must be float32"},
+		{"sum-bias-rank", func(s *Scope) *Array {
+			return s.GPUBiasSum([]int{3}, Float32, false, s.Zeros(Float32, 2, 3))
+		}, "more axes"},
+		{"sum-bias-shape", func(s *Scope) *Array {
+			return s.GPUBiasSum([]int{2, 3}, Float32, false, s.Zeros(Float32, 4))
+		}, "gpu_bias_sum"},
 	}
 	do(t, func(s *Scope) {
 		for _, c := range cases {

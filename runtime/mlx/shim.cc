@@ -268,6 +268,12 @@ int mlxs_gpu_softmax_bias(mlxs_array* out, mlxs_array logits, const mlxs_array* 
   CATCH
 }
 
+int mlxs_gpu_bias_sum(mlxs_array* out, const int64_t* shape, int ndim, int dtype, bool clamp_f16,
+                      const mlxs_array* biases, int n) {
+  TRY put(out, mlxs::gpu_bias_sum(to_shape(shape, ndim), to_dtype(dtype), clamp_f16, arrs(biases, n)));
+  CATCH
+}
+
 int mlxs_gpu_io_status(const char** out) {
   TRY *out = mlxs::cuda_io_status();
   CATCH

@@ -33,6 +33,10 @@ int mlxs_gpu_io_status(const char** out);
 // (runtime/mlx/gpu_kernels.cc): f32 logits, 1-4 f32 biases broadcastable to
 // them. GPU streams of MLX's CUDA backend only.
 int mlxs_gpu_softmax_bias(mlxs_array* out, mlxs_array logits, const mlxs_array* biases, int n);
+// biases[0] + ... (1-4 f32 arrays broadcast to shape, summed in f32, clamped
+// at -65504 first when clamp_f16) as one row-contiguous array of dtype.
+int mlxs_gpu_bias_sum(mlxs_array* out, const int64_t* shape, int ndim, int dtype, bool clamp_f16,
+                      const mlxs_array* biases, int n);
 // type: 0 cpu, 1 gpu
 int mlxs_device_count(int type, int* out);
 int mlxs_device_available(int type, int index, bool* out);
