@@ -87,13 +87,17 @@ func lowerTriangleMultiplication(t *tracer, n *graph.Node, in []*val) ([]*val, e
 		lhs = s.Transpose(a, permTail(r, 2, 1, 0)...)
 		rhs = s.Transpose(b, cl...)
 	}
+	var p *mlx.Array
 	if t.fast(lhs) && t.fast(rhs) {
-		// MLX would make both transposed operands contiguous itself, with
-		// its one-thread scalar copy; runtime/mlx's copy is tiled and
-		// multi-threaded.
-		lhs, rhs = s.FastContiguous(lhs), s.FastContiguous(rhs)
+		// The channel-first views are gathered into contiguous [*, h, N, N]
+		// by runtime/mlx's tiled multi-threaded copy (MLX's is one scalar
+		// thread), then the h products of N×N·N×N run as single-thread
+		// GEMMs spread over the pool (MLX calls OpenBLAS once per channel,
+		// each call threaded, with a zeroing pass over its output).
+		p = s.FastMatMul(s.FastContiguous(lhs), s.FastContiguous(rhs))
+	} else {
+		p = s.MatMul(lhs, rhs)
 	}
-	p := s.MatMul(lhs, rhs)
 	p = s.Transpose(p, permTail(r, 1, 2, 0)...) // back to [*, N, N, h]
 	return t.one(s.AsType(p, t.ddt(x.dt)), x.dt)
 }

@@ -929,6 +929,174 @@ class FastContiguous : public mx::Primitive {
   }
 };
 
+// ---- batched matmul for many small GEMMs ----
+//
+// out[.., M, N] = a[.., M, K] @ b[.., K, N] (f32, batch axes broadcast,
+// operands read in place through their strides). MLX's CPU matmul makes
+// each operand contiguous (one-thread copy) and calls sgemm once per batch
+// item, each call threaded by OpenBLAS with a zeroing pass over C and a
+// thread hand-off; for the triangle multiplication (128 products of
+// 256x256x256 per op at N=256) that overhead dominates. Here each work unit
+// (a batch item, or a block of its rows when there are few items) packs its
+// b (and a, when a's rows are not contiguous) into per-thread buffers and
+// runs k_gemm; the pool spreads the units.
+class FastMatMul : public mx::Primitive {
+ public:
+  explicit FastMatMul(mx::Stream s) : mx::Primitive(s) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
+    auto& out = outputs[0];
+    for (const auto& in : inputs)
+      if (in.dtype() != mx::float32)
+        throw std::runtime_error(std::string(name()) + ": inputs must be float32");
+    alloc_out(out);
+    if (out.size() == 0) return;
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    std::vector<mx::array> ins;
+    for (const auto& in : inputs) {
+      enc.set_input_array(in);
+      ins.push_back(mx::array::unsafe_weak_copy(in));
+    }
+    enc.set_output_array(out);
+    enc.dispatch([ins = std::move(ins), out = mx::array::unsafe_weak_copy(out)]() mutable {
+      run(ins[0], ins[1], out);
+    });
+  }
+
+  void eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) override {
+    throw std::runtime_error("fast CPU kernel on GPU");
+  }
+
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    return {out_shape(inputs[0], inputs[1])};
+  }
+
+  bool is_equivalent(const mx::Primitive& other) const override {
+    return typeid(other) == typeid(*this);
+  }
+
+  const char* name() const override { return "FastCPUMatMul"; }
+
+  static mx::Shape out_shape(const mx::array& a, const mx::array& b) {
+    if (a.ndim() < 2 || b.ndim() < 2)
+      throw std::invalid_argument("matmul: operands need rank >= 2");
+    if (a.shape(-1) != b.shape(-2))
+      throw std::invalid_argument("matmul: inner sizes differ: " + std::to_string(a.shape(-1)) +
+                                  " vs " + std::to_string(b.shape(-2)));
+    const int r = std::max(a.ndim(), b.ndim());
+    mx::Shape sh(r - 2, 1);
+    for (const mx::array* x : {&a, &b}) {
+      const int nb = static_cast<int>(x->ndim()) - 2;
+      for (int dx = 0; dx < nb; dx++) {
+        int d = dx + (r - 2 - nb), n = x->shape(dx);
+        if (n == 1) continue;
+        if (sh[d] != 1 && sh[d] != n)
+          throw std::invalid_argument("matmul: batch axes do not broadcast");
+        sh[d] = n;
+      }
+    }
+    sh.push_back(a.shape(-2));
+    sh.push_back(b.shape(-1));
+    return sh;
+  }
+
+ private:
+  static void run(const mx::array& a, const mx::array& b, mx::array& out) {
+    const Kernels& kk = K();
+    const auto& os = out.shape();
+    const int r = static_cast<int>(os.size()), nbd = r - 2;
+    const size_t M = a.shape(-2), Kd = a.shape(-1), N = b.shape(-1);
+    float* y = out.data<float>();
+    if (Kd == 0) {
+      std::memset(y, 0, out.nbytes());
+      return;
+    }
+    const size_t batch = out.size() / (M * N);
+    auto bstrides = [&](const mx::array& x) {
+      std::vector<int64_t> st(nbd, 0);
+      int off = r - static_cast<int>(x.ndim());
+      for (int d = 0; d < nbd; d++) {
+        int dx = d - off;
+        if (dx >= 0 && x.shape(dx) != 1) st[d] = x.strides()[dx];
+      }
+      return st;
+    };
+    const auto ab = bstrides(a), bb = bstrides(b);
+    const int64_t ars = a.strides()[a.ndim() - 2], acs = a.strides()[a.ndim() - 1];
+    const int64_t brs = b.strides()[b.ndim() - 2], bcs = b.strides()[b.ndim() - 1];
+    const float *ad = a.data<float>(), *bd = b.data<float>();
+    const size_t W = kk.lanes, Np = (N + W - 1) / W * W;
+    const bool direct = Np == N;  // k_gemm may write out's rows in place
+    const bool pack_a = acs != 1;
+    // Row blocks per item when items are too few to share.
+    const size_t nthr = static_cast<size_t>(pool().threads());
+    size_t G = batch >= 2 * nthr ? 1 : std::min<size_t>(M, (2 * nthr + batch - 1) / batch);
+    G = std::max<size_t>(1, G);
+    const size_t Mb = (M + G - 1) / G;
+    pool().run(batch * G, 1, [&](size_t ub, size_t ue) {
+      thread_local std::vector<float> buf;
+      buf.resize(Kd * Np + (pack_a ? Mb * Kd : 0) + (direct ? 0 : Mb * Np));
+      float* bp = buf.data();
+      float* ap = bp + Kd * Np;
+      float* cp = ap + (pack_a ? Mb * Kd : 0);
+      size_t packed = SIZE_MAX;
+      for (size_t u = ub; u < ue; u++) {
+        const size_t item = u / G, i0 = (u % G) * Mb;
+        if (i0 >= M) continue;
+        const size_t mt = std::min(Mb, M - i0);
+        int64_t ao = 0, bo = 0;
+        size_t rem = item;
+        for (int d = nbd - 1; d >= 0; d--) {
+          int64_t i = static_cast<int64_t>(rem % os[d]);
+          rem /= os[d];
+          ao += i * ab[d];
+          bo += i * bb[d];
+        }
+        if (packed != item) {
+          const float* br = bd + bo;
+          for (size_t p = 0; p < Kd; p++) {
+            float* dst = bp + p * Np;
+            const float* src = br + static_cast<int64_t>(p) * brs;
+            if (bcs == 1) {
+              std::memcpy(dst, src, N * 4);
+            } else {
+              for (size_t j = 0; j < N; j++) dst[j] = src[static_cast<int64_t>(j) * bcs];
+            }
+            for (size_t j = N; j < Np; j++) dst[j] = 0;
+          }
+          packed = item;
+        }
+        const float* ar = ad + ao + static_cast<int64_t>(i0) * ars;
+        int64_t lrs = ars, lcs = acs;
+        if (pack_a) {
+          // Gather a's rows: a transposed operand is read along its
+          // contiguous axis (i inner) to stay within cache lines.
+          if (ars == 1) {
+            for (size_t p = 0; p < Kd; p++) {
+              const float* src = ar + static_cast<int64_t>(p) * acs;
+              for (size_t i = 0; i < mt; i++) ap[i * Kd + p] = src[i];
+            }
+          } else {
+            for (size_t i = 0; i < mt; i++)
+              for (size_t p = 0; p < Kd; p++)
+                ap[i * Kd + p] = ar[static_cast<int64_t>(i) * ars + static_cast<int64_t>(p) * acs];
+          }
+          ar = ap;
+          lrs = Kd;
+          lcs = 1;
+        }
+        float* yo = y + (item * M + i0) * N;
+        if (direct) {
+          kk.gemm(mt, Np, Kd, ar, lrs, lcs, bp, Np, yo, N);
+        } else {
+          kk.gemm(mt, Np, Kd, ar, lrs, lcs, bp, Np, cp, Np);
+          for (size_t i = 0; i < mt; i++) std::memcpy(yo + i * N, cp + i * Np, N * 4);
+        }
+      }
+    });
+  }
+};
+
 // ---- builders ----
 
 mx::Stream cpu_stream() {
@@ -1167,6 +1335,23 @@ int mlxs_fast_contiguous(mlxs_array* out, mlxs_array x) {
 }
 
 void mlxs_fast_advise_huge(void* p, size_t nbytes) { advise_huge(p, nbytes); }
+
+int mlxs_fast_matmul(mlxs_array* out, mlxs_array a, mlxs_array b) {
+  FTRY auto s = cpu_stream();
+  auto& x = A(a);
+  auto& y = A(b);
+  check_float(x, "matmul");
+  check_float(y, "matmul");
+  auto dt = mx::promote_types(x.dtype(), y.dtype());
+  auto f32 = [&](const mx::array& v) {
+    return v.dtype() == mx::float32 ? v : mx::astype(v, mx::float32, s);
+  };
+  std::vector<mx::array> ins{f32(x), f32(y)};
+  mx::Shape shape = FastMatMul::out_shape(ins[0], ins[1]);
+  mx::array o(shape, mx::float32, std::make_shared<FastMatMul>(s), std::move(ins));
+  put(out, finish(o, dt, s));
+  FCATCH
+}
 
 int mlxs_fast_check_device(int type) {
   FTRY if (type != 0)

@@ -135,6 +135,22 @@ func (s *Scope) FastContiguous(x *Array) *Array {
 	return s.result("fast_contiguous", h, err)
 }
 
+// FastMatMul is a @ b over the last two axes (a [.., M, K], b [.., K, N],
+// batch axes broadcast; rank ≥ 2 each), for many small products such as
+// the triangle multiplication's per-channel N×N GEMMs: operands are read in
+// place through their strides (no contiguous copies), the batch items (or
+// blocks of rows when there are few) are spread over the thread pool, each
+// a single-thread AVX-512/AVX2/generic register-blocked GEMM accumulating in
+// f32 in K order with FMA. Large single GEMMs are better left to MatMul
+// (OpenBLAS). Float inputs; the result has the promoted dtype.
+func (s *Scope) FastMatMul(a, b *Array) *Array {
+	if !s.ok("fast_matmul", a, b) {
+		return nil
+	}
+	h, err := libFastMatMul(a.h, b.h)
+	return s.result("fast_matmul", h, err)
+}
+
 // FastSwiGLU takes x of shape [..., 2h] and returns silu(x[..., :h]) *
 // x[..., h:] of shape [..., h] without materializing the halves (the merged
 // projection of of3c.SwiGLU).

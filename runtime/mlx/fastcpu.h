@@ -70,6 +70,12 @@ int mlxs_fast_contiguous(mlxs_array* out, mlxs_array x);
 // below 4 MiB or with OF3C_HUGEPAGES=0). Never fails.
 void mlxs_fast_advise_huge(void* p, size_t nbytes);
 
+// a @ b over the last two axes (a [.., M, K], b [.., K, N], batch axes
+// broadcast, any layout read in place), for many small products: the batch
+// items (or blocks of rows) are spread over the pool, each a single-thread
+// register-blocked GEMM. Float inputs; computed in f32, promoted dtype.
+int mlxs_fast_matmul(mlxs_array* out, mlxs_array a, mlxs_array b);
+
 // Fails unless device type (0 cpu, 1 gpu) can run fast CPU kernels; the
 // check every builder applies to the default device.
 int mlxs_fast_check_device(int type);

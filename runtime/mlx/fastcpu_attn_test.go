@@ -378,3 +378,74 @@ func TestHugePageOutputs(t *testing.T) {
 		s.checkND(t, "sgemm", s.MatMul(s.fromND(a), s.fromND(b)), want, 1e-5)
 	})
 }
+
+// TestFastMatMul checks FastMatMul against matmulND (ops_test.go), the
+// plain-Go float64 reference with batch broadcasting.
+func TestFastMatMul(t *testing.T) {
+	r := rand.New(rand.NewSource(36))
+	cases := []struct {
+		name string
+		a, b []int
+	}{
+		{"odd sizes", []int{3, 7, 5}, []int{3, 5, 9}},
+		{"many items", []int{40, 19, 33}, []int{40, 33, 50}},
+		{"few items, row blocks", []int{1, 70, 20}, []int{1, 20, 48}},
+		{"2-D", []int{13, 64}, []int{64, 32}},
+		{"broadcast batch", []int{4, 1, 6, 8}, []int{3, 8, 17}},
+		{"one row, one column", []int{5, 1, 7}, []int{5, 7, 1}},
+	}
+	withISAs(t, func(t *testing.T, isa string) {
+		do(t, func(s *Scope) {
+			for _, c := range cases {
+				a, b := randND(r, -1, 1, c.a...), randND(r, -1, 1, c.b...)
+				got := s.FastMatMul(s.fromND(a), s.fromND(b))
+				s.checkND(t, c.name, got, matmulND(a, b), 1e-5)
+			}
+			// operands as transposed / sliced views (the triangle
+			// multiplication's channel-first views of [N, N, c] arrays)
+			x := randND(r, -1, 1, 12, 12, 10)
+			xa := s.fromND(x)
+			lhs := s.Transpose(xa, 2, 0, 1) // [c, i, k]: rows strided, k stride c
+			rhs := s.Transpose(xa, 2, 1, 0) // [c, k, j]: columns strided
+			want := matmulND(transposeND(x, []int{2, 0, 1}), transposeND(x, []int{2, 1, 0}))
+			s.checkND(t, "transposed views", s.FastMatMul(lhs, rhs), want, 1e-5)
+			// a with contiguous columns (stride-1 rows axis)
+			aT := randND(r, -1, 1, 2, 9, 14) // stored [.., K, M]
+			b := randND(r, -1, 1, 2, 9, 20)
+			s.checkND(t, "a transposed", s.FastMatMul(s.Transpose(s.fromND(aT), 0, 2, 1), s.fromND(b)),
+				matmulND(transposeND(aT, []int{0, 2, 1}), b), 1e-5)
+			sl := s.Slice(s.fromND(b), []int{0, 0, 3}, []int{2, 9, 20}, []int{1, 1, 2})
+			bs := nd{shape: []int{2, 9, 9}}
+			for i := 0; i < 2*9; i++ {
+				for j := 3; j < 20; j += 2 {
+					bs.data = append(bs.data, b.data[i*20+j])
+				}
+			}
+			a2 := randND(r, -1, 1, 2, 5, 9)
+			s.checkND(t, "stepped slice", s.FastMatMul(s.fromND(a2), sl), matmulND(a2, bs), 1e-5)
+			z := s.FastMatMul(s.Zeros(Float32, 2, 3, 0), s.Zeros(Float32, 2, 0, 4))
+			s.checkND(t, "K = 0", z, nd{shape: []int{2, 3, 4}, data: make([]float64, 24)}, 0)
+			h := s.FastMatMul(s.AsType(s.fromND(a2), Float16), s.AsType(s.fromND(bs), Float16))
+			if h.Dtype() != Float16 {
+				t.Fatalf("half: dtype %v", h.Dtype())
+			}
+		})
+	})
+	for _, c := range []struct {
+		name string
+		a, b []int
+		want string
+	}{
+		{"inner", []int{2, 3}, []int{4, 5}, "inner"},
+		{"rank", []int{3}, []int{3, 2}, "rank"},
+		{"batch", []int{2, 3, 4}, []int{3, 4, 5}, "broadcast"},
+	} {
+		err := Do(func(s *Scope) error {
+			s.Eval(s.FastMatMul(s.Zeros(Float32, c.a...), s.Zeros(Float32, c.b...)))
+			return s.Err()
+		})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("%s: err %v, want %q", c.name, err, c.want)
+		}
+	}
+}

@@ -101,3 +101,9 @@ func libFastContiguous(x hnd) (hnd, error) {
 	err := fck(C.mlxs_fast_contiguous(&out, ca(x)))
 	return out.ctx, err
 }
+
+func libFastMatMul(a, b hnd) (hnd, error) {
+	var out C.mlxs_array
+	err := fck(C.mlxs_fast_matmul(&out, ca(a), ca(b)))
+	return out.ctx, err
+}

@@ -9,6 +9,7 @@ func libFastCheckDevice(DeviceType) error                               { return
 func libFastSoftmaxBias(hnd, float32, []hnd) (hnd, error)               { return nil, ErrUnavailable }
 func libFastAttention(hnd, hnd, hnd, float32, []hnd, bool) (hnd, error) { return nil, ErrUnavailable }
 func libFastContiguous(hnd) (hnd, error)                                { return nil, ErrUnavailable }
+func libFastMatMul(hnd, hnd) (hnd, error)                               { return nil, ErrUnavailable }
 func libFastISA() string                                                { return "" }
 func libFastSetISA(int) error                                           { return ErrUnavailable }
 func libFastThreads() int                                               { return 0 }
