@@ -31,6 +31,9 @@ func cmdVersion(args []string, stdout, stderr io.Writer) error {
 	}
 	if gpu {
 		fmt.Fprintf(stdout, "gpu transfers %s\n", mlx.GPUTransfers())
+		if f := mlx.CUDAHomeFix(); f != "" {
+			fmt.Fprintf(stdout, "gpu jit %s\n", f)
+		}
 	}
 	return nil
 }

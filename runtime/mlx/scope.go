@@ -63,6 +63,7 @@ func startExecutor() {
 		if _, set := os.LookupEnv("MLX_MAX_OPS_PER_BUFFER"); !set {
 			os.Setenv("MLX_MAX_OPS_PER_BUFFER", gpuOpsPerBuffer)
 		}
+		fixCUDAHome()
 		ex.tasks = make(chan task, 64)
 		ex.poolDone.New = func() any { return make(chan result, 1) }
 		ready := make(chan struct{})
