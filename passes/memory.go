@@ -158,8 +158,11 @@ type planner struct {
 	bytes  map[*graph.Value]int64
 	steps  []*planNode
 	orders []*evalOrder // the evaluation orders considered (memory_order.go)
-	at     *evalOrder   // the order of the last peak found
-	root   map[*graph.Value]*graph.Value
+	// readers counts the nodes reading each buffer (root), views' readers
+	// included.
+	readers map[*graph.Value]int
+	at      *evalOrder // the order of the last peak found
+	root    map[*graph.Value]*graph.Value
 }
 
 // isView reports whether n's outputs share its first input's buffer.
@@ -212,10 +215,10 @@ func PlanMemory(g *graph.Graph, dims map[string]int64, budget int64, opts Option
 	for peak > budget {
 		s := p.steps[at]
 		if !s.fused || !p.shrink(s) {
-			if inOrder, _ := p.peak(); inOrder < peak {
+			if inOrder, _ := p.peak(); inOrder+inOrderSlack+inOrder/32 < peak {
 				m, _ := p.largestBuffer()
-				return nil, fmt.Errorf("does not fit: peak %s > budget %s: the largest array (%s) plus the largest single buffer (%s, at %s) — the run's MLX memory limit cannot go below one array, and one op may allocate a buffer above it; in order the run needs %s; %s",
-					fmtBytes(peak), fmtBytes(budget), fmtBytes(p.largestArray()), fmtBytes(m), s.n, fmtBytes(inOrder), p.whyNot(s))
+				return nil, fmt.Errorf("does not fit: peak %s > budget %s at %s, whose buffer (%s) MLX may allocate on top of the run's memory limit, and that limit cannot go below the largest array (%s); in order the run needs %s; %s",
+					fmtBytes(peak), fmtBytes(budget), s.n, fmtBytes(p.stepAlloc(at)), fmtBytes(max(m, p.largestArray())), fmtBytes(inOrder), p.whyNot(s))
 			}
 			live, ws := p.liveAt(at)
 			var big []string
@@ -313,9 +316,15 @@ func (p *planner) bind() error {
 	for _, v := range p.g.Consts {
 		_ = conc(v)
 	}
+	p.readers = map[*graph.Value]int{}
 	for _, n := range p.g.Nodes {
 		s := &planNode{n: n}
+		seen := map[*graph.Value]bool{}
 		for _, in := range n.Inputs {
+			if in != nil && !seen[in] {
+				seen[in] = true
+				p.readers[p.rootOf(in)]++
+			}
 			if in != nil {
 				if err := conc(in); err != nil {
 					return p.bindErr(err, missing)
@@ -577,6 +586,10 @@ func (p *planner) workspace(s *planNode) int64 {
 		// plus the output exist at the end.
 		ws := 3 * r * h * a
 		if r < rows {
+			// One block's, plus the finished blocks, which live until
+			// they are concatenated into the output. (At the end the input
+			// is often free already; not counted, since how far MLX runs
+			// ahead decides whether it is.)
 			ws += r*cout*a + rows*cout*a
 		}
 		return ws

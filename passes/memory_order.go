@@ -113,8 +113,8 @@ func (p *planner) newOrder(seq []int) *evalOrder {
 }
 
 // donatingOps are the ops whose MLX lowering writes its output into an
-// input's buffer when that input is read by nothing else (MLX "donates"
-// it): elementwise ops and the LayerNorm kernel.
+// input's buffer when nothing else holds that input (MLX "donates" it):
+// elementwise ops and the LayerNorm kernel.
 var donatingOps = map[string]bool{
 	"Add": true, "Sub": true, "Mul": true, "Div": true, "Pow": true, "Neg": true, "Abs": true,
 	"Exp": true, "Log": true, "Sqrt": true, "Reciprocal": true, "Sigmoid": true, "Tanh": true,
@@ -122,8 +122,11 @@ var donatingOps = map[string]bool{
 }
 
 // donated is the bytes of the input buffer the step at position k of order
-// o writes its output into (0: none): an input of the output's size, not a
-// view, read for the last time there and not a graph output.
+// o writes its output into (0: none). MLX donates a buffer only if nothing
+// else references it when the op is encoded, and an op's producer (or an
+// earlier reader) may still be running then and hold it, so only a graph
+// input read by this step alone is counted as donated: the runtime has
+// dropped its handle, nothing else ever held it.
 func (p *planner) donated(o *evalOrder, k int) int64 {
 	s := p.steps[o.seq[k]]
 	n := s.n
@@ -131,7 +134,7 @@ func (p *planner) donated(o *evalOrder, k int) int64 {
 		return 0
 	}
 	for _, in := range n.Inputs {
-		if in == nil || in.Const != nil || p.rootOf(in) != in || p.bytes[in] != s.outs[0] {
+		if in == nil || in.Const != nil || in.Producer != nil || p.readers[in] != 1 || p.bytes[in] != s.outs[0] {
 			continue
 		}
 		if l, ok := o.last[in]; ok && l == k {

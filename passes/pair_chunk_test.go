@@ -194,13 +194,14 @@ func inTriMul(n *graph.Node) bool {
 }
 
 // At N = 1024 the of3-width PairformerBlock's triangle multiplications: in
-// the unfused export their steps hold ~3.5 GiB (z, the residual stream,
-// LN_in, a, and b's gate, projection and product at once); fused, the
-// planner row-chunks them into the budget. They cannot go much lower than
-// the block's floor, triangle attention's 3.56 GiB (below): b whole, the
-// finished row blocks (until they are concatenated) and the output are
-// three [N, N, h] tensors besides z, the residual stream, LN_in and the
-// gate, whatever the chunk.
+// the unfused export their steps hold ~3 GiB (the residual stream, LN_in, a,
+// and b's gate, projection and product at once); fused, the planner
+// row-chunks them into the budget, but they cannot go below ≈ 3.5 GiB: the
+// blocked lowering keeps b whole, the finished row blocks (until they are
+// concatenated) and the output — three [N, N, h] tensors — besides the
+// residual stream, LN_in and the gate, whatever the chunk. (That is more
+// than the unfused export's 3.02 GiB; see docs/PERFORMANCE.md, "Memory
+// planner".)
 func TestPlanPairformerOf3At1024(t *testing.T) {
 	var fx *fixture
 	for _, f := range loadFixtures(t) {
@@ -227,7 +228,7 @@ func TestPlanPairformerOf3At1024(t *testing.T) {
 	if _, err := Run(fused, Options{Verify: true}); err != nil {
 		t.Fatal(err)
 	}
-	const budget = 3_700 << 20 // above the block's floor (triangle attention, see below)
+	const budget = 3_700 << 20 // above the fused block's floor (the triangle multiplications, above)
 	var triBefore, triAfter int64
 	for i, g := range []*graph.Graph{unfused, fused} {
 		plan, err := PlanMemory(g, dims, budget, Options{Device: "cpu"})
@@ -253,13 +254,11 @@ func TestPlanPairformerOf3At1024(t *testing.T) {
 	if triBefore < 3<<30 || triAfter > budget {
 		t.Errorf("triangle-multiplication peak %s → %s, want ≥ 3 GiB → ≤ the budget", fmtBytes(triBefore), fmtBytes(triAfter))
 	}
-	// The block as a whole: its floor is triangle attention (the [N, N, 388]
-	// merged q/k/v/bias projection, the residual stream, LN of it, the
-	// attention output and the input z, which MLX keeps for the whole first
-	// call, live at once: 3.56 GiB on the CPU, whose fused attention kernel
-	// needs nothing more; elsewhere the unfused attention's blocks add their
-	// results, 0.5 GiB), which no chunk attribute can lower; the planner says
-	// so.
+	// Triangle attention needs 3.06 GiB on the CPU (the [N, N, 388] merged
+	// q/k/v/bias projection, the residual stream, LN of it and the attention
+	// output live at once; the fused attention kernel needs nothing more,
+	// elsewhere the unfused attention's blocks add their results, 0.5 GiB),
+	// which no chunk attribute can lower; the planner says so.
 	_, err := PlanMemory(fused, dims, 3<<30, Options{Device: "cpu"})
 	if err == nil || !strings.Contains(err.Error(), "of3c.Attention") {
 		t.Errorf("at 3 GiB: %v, want a refusal at the triangle attention", err)
