@@ -63,6 +63,11 @@ func startExecutor() {
 		if _, set := os.LookupEnv("MLX_MAX_OPS_PER_BUFFER"); !set {
 			os.Setenv("MLX_MAX_OPS_PER_BUFFER", gpuOpsPerBuffer)
 		}
+		// fp32 means fp32, as in PyTorch (whose matmuls do not use TF32 by
+		// default): MLX's CUDA backend would use TF32 unless told not to.
+		if _, set := os.LookupEnv("MLX_ENABLE_TF32"); !set {
+			os.Setenv("MLX_ENABLE_TF32", "0")
+		}
 		fixCUDAHome()
 		ex.tasks = make(chan task, 64)
 		ex.poolDone.New = func() any { return make(chan result, 1) }
