@@ -15,15 +15,21 @@ import (
 // numbers. Running out of device memory can hang a GPU under MLX, so a plan
 // that does not fit must never be produced.
 //
-// The estimate assumes what the MLX lowering does: every value is its own
-// buffer, freed after its last reader, except views: Split, Slice,
-// Transpose, Expand, Squeeze/Unsqueeze, Identity, and Reshape of anything
-// but a Transpose share their input's buffer (MLX makes them strided views)
-// and keep it alive as long as they are; constants (weights) stay resident;
-// inside of3c.Attention the logits and their exponentials exist at once in
-// the accumulation type (f32, f64 for f64); inside of3c.SwiGLU the [rows, 2h]
-// product and the [rows, h] activation; inside of3c.OuterProductMean and
-// of3c.TriangleMultiplication what pairWorkspace (memory_pair.go) says.
+// The estimate models what the MLX lowering does, measured against MLX's
+// own peak (docs/PERFORMANCE.md §6; codegen's TestPlannerBoundsMLXPeak):
+// every value is its own buffer, freed after its last reader, except views:
+// Split, Slice, Transpose, Expand, Squeeze/Unsqueeze, Identity, and Reshape
+// of anything but a Transpose share their input's buffer (MLX makes them
+// strided views) and keep it alive as long as they are; a graph input read
+// only by an elementwise op or LayerNorm is donated to its output;
+// constants (weights) stay resident; inside the fused ops, what
+// attentionWorkspace, the SwiGLU case of workspace and pairWorkspace
+// (memory_pair.go) say, with the CPU's own default blocks and fused
+// attention kernel when Options.Device is "cpu" (memory_cpu.go). The steps
+// are taken in the worst of three evaluation orders (memory_order.go). The
+// peak is that in-order need plus a slack, or, when more, what MLX's
+// allocation may run ahead to under the memory limit the runtime sets
+// while running (memory_limit.go).
 
 // ChunkChoice is the chunking chosen for one fused node.
 type ChunkChoice struct {

@@ -196,7 +196,7 @@ func inTriMul(n *graph.Node) bool {
 // At N = 1024 the of3-width PairformerBlock's triangle multiplications: in
 // the unfused export their steps hold ~3 GiB (the residual stream, LN_in, a,
 // and b's gate, projection and product at once); fused, the planner
-// row-chunks them into the budget, but they cannot go below ≈ 3.5 GiB: the
+// row-chunks them into the budget, but they cannot go below ≈ 3.2 GiB: the
 // blocked lowering keeps b whole, the finished row blocks (until they are
 // concatenated) and the output — three [N, N, h] tensors — besides the
 // residual stream, LN_in and the gate, whatever the chunk. (That is more
@@ -254,7 +254,7 @@ func TestPlanPairformerOf3At1024(t *testing.T) {
 	if triBefore < 3<<30 || triAfter > budget {
 		t.Errorf("triangle-multiplication peak %s → %s, want ≥ 3 GiB → ≤ the budget", fmtBytes(triBefore), fmtBytes(triAfter))
 	}
-	// Triangle attention needs 3.06 GiB on the CPU (the [N, N, 388] merged
+	// Triangle attention needs 3.06 GiB in order on the CPU (the [N, N, 388] merged
 	// q/k/v/bias projection, the residual stream, LN of it and the attention
 	// output live at once; the fused attention kernel needs nothing more,
 	// elsewhere the unfused attention's blocks add their results, 0.5 GiB),
