@@ -20,13 +20,14 @@ import (
 // planner"). OF3C_MLX_MEMORY_LIMIT=off runs without it, =BYTES with that
 // limit instead. Plans are cached per input signature; callers hold p.mu.
 func (p *Program) runLimit(sig string, args []*graph.Tensor) int64 {
-	if p.opts.Device != "cpu" {
-		return 0
-	}
 	if e := os.Getenv("OF3C_MLX_MEMORY_LIMIT"); e != "" {
-		// "off": no limit; a byte count: that limit (measurements).
+		// "off": no limit; a byte count: that limit (measurements; on
+		// the GPU too, where the planner has no model of its own yet).
 		v, _ := strconv.ParseInt(e, 10, 64)
 		return max(v, 0)
+	}
+	if p.opts.Device != "cpu" {
+		return 0
 	}
 	if lim, ok := p.limits[sig]; ok {
 		return lim
