@@ -210,6 +210,12 @@ func PlanMemory(g *graph.Graph, dims map[string]int64, budget int64, opts Option
 	for _, c := range g.Consts {
 		plan.Weights += p.bytes[c]
 	}
+	if len(p.steps) == 0 {
+		// No node runs (the outputs are inputs or constants): nothing to
+		// plan, and no run limit.
+		plan.PeakBefore, plan.PeakAfter, plan.InOrder = plan.Weights, plan.Weights, plan.Weights
+		return plan, nil
+	}
 	before := map[*planNode]map[string]int64{}
 	for _, s := range p.steps {
 		if s.fused {
@@ -240,7 +246,9 @@ func PlanMemory(g *graph.Graph, dims map[string]int64, budget int64, opts Option
 	plan.InOrder, _ = p.peak()
 	plan.LargestBuffer, _ = p.largestBuffer()
 	plan.RunLimit = RunLimit(plan.InOrder, plan.LargestBuffer, p.largestArray())
-	plan.PeakNode = p.steps[at].n.String()
+	if at >= 0 && at < len(p.steps) {
+		plan.PeakNode = p.steps[at].n.String()
+	}
 	for _, s := range p.steps {
 		if !s.fused {
 			continue

@@ -117,3 +117,22 @@ func TestPlanMemoryPassAndLMA(t *testing.T) {
 		t.Errorf("planned graph differs: %g %v", d, err)
 	}
 }
+
+// A graph whose outputs are inputs or constants runs no node: the planner
+// must return a plan (weights only, no run limit), not index an empty
+// schedule (the ONNX node test test_constant crashed the MLX runtime so).
+func TestPlanMemoryNoNodes(t *testing.T) {
+	g := mustParse(t, `graph c opsets(ai.onnx=17) {
+  input %x:f32[N,4]
+  %w:f32[4,4] = const fill(0.5)
+  output %w, %x
+}`)
+	plan, err := PlanMemory(g, map[string]int64{"N": 3}, 1<<30, Options{Device: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Weights != 64 || plan.PeakAfter != 64 || plan.RunLimit != 0 || len(plan.Chunks) != 0 {
+		t.Errorf("plan %+v, want weights-only (64 bytes), no run limit, no chunks", plan)
+	}
+	_ = plan.Format()
+}
