@@ -13,22 +13,33 @@ import (
 
 // runLimit is the MLX memory limit a run with inputs args is given
 // (0: none): passes.RunLimit of the memory planner's estimate at the
-// inputs' dims. On the GPU the planner has no model of its own (it plans
-// the generic lowering in the graph's dtypes), but the limit brakes MLX's
-// run-ahead there the same way: OF3 PairformerBlock N = 384 on an H200
-// peaked at 6.14 GiB without a limit and at 2.27 GiB (fp32) / 1.63 GiB
-// (bf16) with a 1.5 GiB one, for 16 % / 1 % more time (docs/GPU.md). MLX allocates each op's buffers when it encodes the op,
-// ahead of the worker thread that runs it, and only its memory limit holds
-// that run-ahead back; with the limit the run's peak stays within the
-// planner's estimate (passes/memory_limit.go; docs/PERFORMANCE.md, "Memory
-// planner"). OF3C_MLX_MEMORY_LIMIT=off runs without it, =BYTES with that
-// limit instead. Plans are cached per input signature; callers hold p.mu.
+// inputs' dims. MLX allocates each op's buffers when it encodes the op,
+// ahead of the thread (CPU) or command buffers (GPU) that run it, and only
+// its memory limit holds that run-ahead back; with the limit a CPU run's
+// peak stays within the planner's estimate (passes/memory_limit.go;
+// docs/PERFORMANCE.md, "Memory planner").
+//
+// Where it applies: on the GPU always — the planner has no GPU model yet
+// (it plans the generic lowering in the graph's dtypes), but the brake
+// works the same way: OF3 PairformerBlock N = 384 on an H200 peaked at
+// 6.14 GiB without and 2.27 GiB (fp32) / 1.66 GiB (bf16) with it, at the
+// same compute time (docs/GPU.md). On the CPU only when the graph was
+// compiled under a memory budget (Options.Budgeted): there it made runs
+// 12–35 % slower (2-core VM, of3bench: TriangleAttention N = 256 452/428 ms
+// against 335/312 ms without, PairformerBlock N = 256 1688/1680 against
+// 1508/1357 ms) for about the same process RSS.
+//
+// OF3C_MLX_MEMORY_LIMIT=off runs without it, =BYTES with that limit
+// instead. Plans are cached per input signature; callers hold p.mu.
 func (p *Program) runLimit(sig string, args []*graph.Tensor) int64 {
 	if e := os.Getenv("OF3C_MLX_MEMORY_LIMIT"); e != "" {
 		// "off": no limit; a byte count: that limit (measurements; on
 		// the GPU too, where the planner has no model of its own yet).
 		v, _ := strconv.ParseInt(e, 10, 64)
 		return max(v, 0)
+	}
+	if p.opts.Device == "cpu" && !p.opts.Budgeted {
+		return 0
 	}
 	if lim, ok := p.limits[sig]; ok {
 		return lim

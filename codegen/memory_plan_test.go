@@ -52,7 +52,8 @@ func TestCPUBlocksMatchPlanner(t *testing.T) {
 // each, the first one tracing and compiling): the estimate must never be
 // below the peak — a budget is a bound — and at most planBoundFactor above
 // it. The runtime holds a run to the estimate with MLX's memory limit
-// (memory_limit.go); without it the peaks here would be 1.2–3× higher.
+// (memory_limit.go) when the graph was compiled under a budget, and on the
+// GPU; without it the peaks here would be 1.2–3× higher.
 // Peaks depend on the evaluation order MLX picks, not on timing, so this is
 // not a timing test.
 func TestPlannerBoundsMLXPeak(t *testing.T) {
@@ -159,7 +160,9 @@ func checkPlanBound(t *testing.T, what string, g *graph.Graph, dims map[string]i
 		}
 		ins[v.Name] = x
 	}
-	p, err := NewProgram(g, Options{Device: "cpu"})
+	// Budgeted: held to the run limit, as budgeted CPU compiles and every
+	// GPU run are (unbudgeted CPU runs skip it for speed; memory_limit.go).
+	p, err := NewProgram(g, Options{Device: "cpu", Budgeted: true})
 	if err != nil {
 		t.Fatal(err)
 	}

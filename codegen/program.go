@@ -27,6 +27,10 @@ type Options struct {
 	// NoFastKernels keeps MLX's own CPU kernels instead of runtime/mlx's
 	// SIMD ones (for comparison).
 	NoFastKernels bool
+	// Budgeted says the graph was planned under a memory budget: CPU runs
+	// are then held to the planner's MLX memory limit as well (GPU runs
+	// always are; see memory_limit.go).
+	Budgeted bool
 }
 
 // Precisions lists the accepted Options.Precision values.

@@ -108,7 +108,7 @@ func New(g *graph.Graph, m *codegen.Manifest, opts Options) (*Session, error) {
 		if opts.Precision != "" {
 			prec = opts.Precision
 		}
-		p, err := codegen.NewProgram(g, codegen.Options{Device: s.device, Precision: prec})
+		p, err := codegen.NewProgram(g, codegen.Options{Device: s.device, Precision: prec, Budgeted: m.Options.MemoryBudget > 0})
 		if err != nil {
 			return nil, err
 		}
