@@ -247,6 +247,9 @@ mx::array gpu_bias_sum(const mx::Shape& shape, mx::Dtype dt, bool clamp_f16, con
     if (b.ndim() > shape.size()) throw std::invalid_argument("gpu_bias_sum: a bias has more axes than the result");
     ins.push_back(mx::broadcast_to(b, shape));
   }
+  int64_t total = 1;
+  for (auto d : shape) total *= d;
+  if (total == 0) return mx::zeros(shape, dt);  // nothing to launch
   int64_t rows = 1;
   for (size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
   if (rows * 32 > INT32_MAX) throw std::invalid_argument("gpu_bias_sum: too many rows for one launch");
@@ -267,6 +270,7 @@ mx::array gpu_softmax_bias(const mx::array& L, const std::vector<mx::array>& bia
     // A stride-0 view with the logits' shape (throws unless broadcastable).
     ins.push_back(mx::broadcast_to(b, L.shape()));
   }
+  if (L.size() == 0) return mx::zeros(L.shape(), mx::float32);  // nothing to launch
   int64_t rows = 1;
   for (int d = 0; d + 1 < static_cast<int>(L.ndim()); ++d) rows *= L.shape(d);
   if (rows * 32 > INT32_MAX) throw std::invalid_argument("gpu_softmax_bias: too many rows for one launch");

@@ -70,6 +70,13 @@ func TestGPUKernelErrors(t *testing.T) {
 				t.Errorf("GPUSoftmaxBias on the CPU: no error")
 			}
 		}
+		// Empty logits / masks launch nothing, on any device.
+		if y := s.GPUSoftmaxBias(s.Zeros(Float32, 0, 3), s.Zeros(Float32, 3)); s.Err() != nil || y == nil || y.Size() != 0 {
+			t.Errorf("empty GPUSoftmaxBias: %v %v", y, s.ResetErr())
+		}
+		if y := s.GPUBiasSum([]int{2, 0}, BFloat16, false, s.Zeros(Float32, 1)); s.Err() != nil || y == nil || y.Size() != 0 || y.Dtype() != BFloat16 {
+			t.Errorf("empty GPUBiasSum: %v %v", y, s.ResetErr())
+		}
 		if v := s.Float32s(s.Add(s.Ones(Float32, 2), s.Ones(Float32, 2))); s.Err() != nil || v[0] != 2 {
 			t.Fatalf("scope broken afterwards: %v %v", v, s.Err())
 		}

@@ -49,18 +49,19 @@ var (
 	ex     executor
 )
 
-// gpuOpsPerBuffer is the MLX_MAX_OPS_PER_BUFFER this package sets unless
-// the environment already has one. MLX's CUDA backend keeps every input of
-// the ops in a command buffer alive until the buffer completes (20 ops by
-// default), so a lower count frees intermediates sooner: on an H100, the
-// OF3 PairformerBlock at N = 384 peaked at 8.03 → 6.14 GiB (fp32) and
+// gpuOpsPerBuffer is the MLX_MAX_OPS_PER_BUFFER this package sets on Linux
+// unless the environment already has one. MLX's CUDA backend keeps every
+// input of the ops in a command buffer alive until the buffer completes (20
+// ops by default), so a lower count frees intermediates sooner: on an H100,
+// the OF3 PairformerBlock at N = 384 peaked at 8.03 → 6.14 GiB (fp32) and
 // 4.84 → 2.44 GiB (bf16) with 2, within ±3 % of the time (docs/GPU.md).
-// Other backends ignore the variable.
+// MLX's CPU backend ignores it; Metal (macOS) reads it too but was not
+// measured, so it is left alone there.
 const gpuOpsPerBuffer = "2"
 
 func startExecutor() {
 	exOnce.Do(func() {
-		if _, set := os.LookupEnv("MLX_MAX_OPS_PER_BUFFER"); !set {
+		if _, set := os.LookupEnv("MLX_MAX_OPS_PER_BUFFER"); !set && runtime.GOOS == "linux" {
 			os.Setenv("MLX_MAX_OPS_PER_BUFFER", gpuOpsPerBuffer)
 		}
 		// fp32 means fp32, as in PyTorch (whose matmuls do not use TF32 by
