@@ -15,8 +15,12 @@ build: setup
 vet: setup
 	$(GO) vet ./...
 
+# One package at a time: on the 2-core CI machine two MLX-heavy test binaries
+# JIT-compiling kernels side by side once failed in MLX's compiler launch
+# ("popen() failed"), and serial packages cost little (the slow ones are
+# single packages).
 gotest: setup
-	$(GO) test -count=1 ./...
+	$(GO) test -p 1 -count=1 ./...
 	$(GO) test -race -count=1 ./runtime/mlx/
 
 pytest: setup
