@@ -454,8 +454,27 @@ func (at *attention) logits(k *mlx.Array, biases []*mlx.Array) *mlx.Array {
 // attention (not CPU/f32, bias_only mode, no bias, or a bias that would
 // enlarge the logits); the caller then takes the unfused path.
 func (at *attention) fastWeights() *mlx.Array {
-	t, s := at.t, at.t.s
+	t := at.t
 	if at.q == nil || len(at.biases) == 0 || !t.fast(at.q) || !t.fast(at.k) {
+		return nil
+	}
+	for _, b := range at.biases {
+		if !t.fast(b) {
+			return nil
+		}
+	}
+	if at.biasedLogitsShape() == nil {
+		return nil
+	}
+	return t.s.FastSoftmaxBias(at.logits(at.k, nil), 1, at.biases...)
+}
+
+// biasedLogitsShape is the [batch.., Q, K] shape of q·kᵀ when every bias
+// broadcasts to it without enlarging it, nil otherwise (or in bias_only
+// mode): the condition for the one-pass softmax-with-biases kernels
+// (FastSoftmaxBias on the CPU, GPUSoftmaxBias on the GPU).
+func (at *attention) biasedLogitsShape() []int64 {
+	if at.q == nil || at.k == nil {
 		return nil
 	}
 	qs, ks := shapeOf(at.q), shapeOf(at.k)
@@ -465,7 +484,7 @@ func (at *attention) fastWeights() *mlx.Array {
 	}
 	L := append(batch, qs[len(qs)-2], ks[len(ks)-2])
 	for _, b := range at.biases {
-		if !t.fast(b) {
+		if b == nil {
 			return nil
 		}
 		bs := shapeOf(b)
@@ -478,11 +497,7 @@ func (at *attention) fastWeights() *mlx.Array {
 			}
 		}
 	}
-	q := at.q
-	if at.scale != 1 {
-		q = s.Mul(q, s.Scalar(at.scale, q.Dtype()))
-	}
-	return s.FastSoftmaxBias(s.MatMul(q, s.Transpose(at.k, swapLast(at.k.Ndim())...)), 1, at.biases...)
+	return L
 }
 
 func swapLast(r int) []int {

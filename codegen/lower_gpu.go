@@ -1,6 +1,10 @@
 package codegen
 
-import "of3c/runtime/mlx"
+import (
+	"slices"
+
+	"of3c/runtime/mlx"
+)
 
 // gpuWeights is softmax(scale·q·kᵀ + Σ biases) on the GPU through
 // runtime/mlx's custom CUDA kernel (GPUSoftmaxBias): the GEMM writes the
@@ -15,41 +19,22 @@ import "of3c/runtime/mlx"
 // would enlarge the logits, or Options.NoFastKernels); the caller then
 // takes the unfused path.
 func (at *attention) gpuWeights() *mlx.Array {
-	t, s := at.t, at.t.s
+	t := at.t
 	if t.p.opts.Device != "gpu" || t.p.opts.NoFastKernels || at.q == nil || len(at.biases) == 0 || len(at.biases) > 4 {
 		return nil
 	}
 	if at.q.Dtype() != mlx.Float32 || at.k.Dtype() != mlx.Float32 {
 		return nil
 	}
-	qs, ks := shapeOf(at.q), shapeOf(at.k)
-	batch, err := broadcastShapes(qs[:len(qs)-2], ks[:len(ks)-2])
-	if err != nil {
-		return nil
-	}
-	L := append(batch, qs[len(qs)-2], ks[len(ks)-2])
-	if len(L) > 8 {
-		return nil
-	}
 	for _, b := range at.biases {
 		if b == nil || b.Dtype() != mlx.Float32 {
 			return nil
 		}
-		bs := shapeOf(b)
-		if len(bs) > len(L) {
-			return nil
-		}
-		for i, d := range bs {
-			if l := L[len(L)-len(bs)+i]; d != 1 && d != l {
-				return nil
-			}
-		}
 	}
-	q := at.q
-	if at.scale != 1 {
-		q = s.Mul(q, s.Scalar(at.scale, q.Dtype()))
+	if L := at.biasedLogitsShape(); L == nil || len(L) > 8 {
+		return nil
 	}
-	return s.GPUSoftmaxBias(s.MatMul(q, s.Transpose(at.k, swapLast(at.k.Ndim())...)), at.biases...)
+	return t.s.GPUSoftmaxBias(at.logits(at.k, nil), at.biases...)
 }
 
 // sdpaMask is the additive mask of a fused SDPA call: Σ biases (each read
@@ -91,7 +76,7 @@ func (t *tracer) sdpaMask(biases []*val, batch []int64, Q, K int64, dt mlx.Dtype
 		}
 	}
 	fp16 := dt == mlx.Float16
-	if len(rbs) >= 2 && len(rbs) <= 4 && !t.p.opts.NoFastKernels && len(full) <= 8 && equalShape(sum, full) {
+	if len(rbs) >= 2 && len(rbs) <= 4 && !t.p.opts.NoFastKernels && len(full) <= 8 && slices.Equal(sum, full) {
 		allF32 := true
 		for _, rb := range rbs {
 			allF32 = allF32 && rb.Dtype() == mlx.Float32
@@ -108,16 +93,4 @@ func (t *tracer) sdpaMask(biases []*val, batch []int64, Q, K int64, dt mlx.Dtype
 		mask = s.Maximum(mask, s.Scalar(-f16Max, mlx.Float32))
 	}
 	return s.AsType(mask, dt), true
-}
-
-func equalShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
