@@ -18,6 +18,42 @@ namespace {
 
 namespace mx = mlx::core;
 
+// row_prologue is the part the kernels below share: one warp per row of
+// the operand called `shape` (the logits L, or b0 when there are none), the
+// row's offset into each operand computed once from the strides (`ol` and
+// `sl` for L when with_l), and into *sum_terms the statement adding the nb
+// biases at column k to x, indented by indent spaces.
+std::string row_prologue(int nb, const std::string& shape, bool with_l, int indent, std::string* sum_terms) {
+  std::string off_decl, off_acc, last_stride;
+  sum_terms->clear();
+  for (int i = 0; i < nb; ++i) {
+    auto b = "b" + std::to_string(i);
+    auto n = std::to_string(i);
+    off_decl += "  int64_t o" + n + " = 0;\n";
+    off_acc += "      o" + n + " += ix * " + b + "_strides[d];\n";
+    last_stride += "  const int64_t s" + n + " = " + b + "_strides[nd - 1];\n";
+    *sum_terms += std::string(indent, ' ') + "x += " + b + "[o" + n + " + k * s" + n + "];\n";
+  }
+  return R"(
+  const int nd = )" + shape + R"(_ndim;
+  const int K = )" + shape + R"(_shape[nd - 1];
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  int64_t rows = 1;
+  for (int d = 0; d < nd - 1; ++d) rows *= )" + shape + R"(_shape[d];
+  if (warp >= rows) return;
+)" + (with_l ? "  int64_t ol = 0;\n" : "") + off_decl + R"(
+  {
+    int64_t r = warp;
+    for (int d = nd - 2; d >= 0; --d) {
+      const int64_t ix = r % )" + shape + R"(_shape[d];
+      r /= )" + shape + R"(_shape[d];
+)" + (with_l ? "      ol += ix * L_strides[d];\n" : "") + off_acc + R"(
+    }
+  }
+)" + (with_l ? "  const int64_t sl = L_strides[nd - 1];\n" : "") + last_stride;
+}
+
 // One warp per row of the logits. Pass 1 keeps an online (max, sum of
 // exp) pair per lane over the lane's columns and merges the 32 pairs with
 // shuffles; pass 2 recomputes each logit (the row is in L1/L2 by then) and
@@ -27,35 +63,9 @@ namespace mx = mlx::core;
 // every logit is -inf (impossible after the -1e9 clamp the lowering applies)
 // would give NaN, as softmax does.
 std::string softmax_bias_source(int nb) {
-  std::string off_decl, off_acc, last_stride, sum_terms;
-  for (int i = 0; i < nb; ++i) {
-    auto b = "b" + std::to_string(i);
-    off_decl += "  int64_t o" + std::to_string(i) + " = 0;\n";
-    off_acc += "      o" + std::to_string(i) + " += ix * " + b + "_strides[d];\n";
-    last_stride += "  const int64_t s" + std::to_string(i) + " = " + b + "_strides[nd - 1];\n";
-    sum_terms += "    x += " + b + "[o" + std::to_string(i) + " + k * s" + std::to_string(i) + "];\n";
-  }
-  return R"(
-  const int nd = L_ndim;
-  const int K = L_shape[nd - 1];
-  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int lane = threadIdx.x % 32;
-  int64_t rows = 1;
-  for (int d = 0; d < nd - 1; ++d) rows *= L_shape[d];
-  if (warp >= rows) return;
-  int64_t ol = 0;
-)" + off_decl + R"(
-  {
-    int64_t r = warp;
-    for (int d = nd - 2; d >= 0; --d) {
-      const int64_t ix = r % L_shape[d];
-      r /= L_shape[d];
-      ol += ix * L_strides[d];
-)" + off_acc + R"(
-    }
-  }
-  const int64_t sl = L_strides[nd - 1];
-)" + last_stride + R"(
+  std::string sum_terms;
+  const std::string prologue = row_prologue(nb, "L", true, 4, &sum_terms);  // fills sum_terms
+  return prologue + R"(
   float m = -INFINITY, sum = 0.0f;
   for (int k = lane; k < K; k += 32) {
     float x = L[ol + k * sl];
@@ -91,36 +101,9 @@ std::string softmax_bias_source(int nb) {
 // read once, exp is taken once per element, and max and sum are two warp
 // reductions.
 std::string softmax_bias_regs_source(int nb) {
-  std::string off_decl, off_acc, last_stride, sum_terms;
-  for (int i = 0; i < nb; ++i) {
-    auto b = "b" + std::to_string(i);
-    auto n = std::to_string(i);
-    off_decl += "  int64_t o" + n + " = 0;\n";
-    off_acc += "      o" + n + " += ix * " + b + "_strides[d];\n";
-    last_stride += "  const int64_t s" + n + " = " + b + "_strides[nd - 1];\n";
-    sum_terms += "      x += " + b + "[o" + n + " + k * s" + n + "];\n";
-  }
-  return R"(
-  const int nd = L_ndim;
-  const int K = L_shape[nd - 1];
-  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int lane = threadIdx.x % 32;
-  int64_t rows = 1;
-  for (int d = 0; d < nd - 1; ++d) rows *= L_shape[d];
-  if (warp >= rows) return;
-  int64_t ol = 0;
-)" + off_decl + R"(
-  {
-    int64_t r = warp;
-    for (int d = nd - 2; d >= 0; --d) {
-      const int64_t ix = r % L_shape[d];
-      r /= L_shape[d];
-      ol += ix * L_strides[d];
-)" + off_acc + R"(
-    }
-  }
-  const int64_t sl = L_strides[nd - 1];
-)" + last_stride + R"(
+  std::string sum_terms;
+  const std::string prologue = row_prologue(nb, "L", true, 6, &sum_terms);  // fills sum_terms
+  return prologue + R"(
   float v[VPT];
   float m = -INFINITY;
 #pragma unroll
@@ -185,33 +168,9 @@ int vptFor(int64_t K) {
 // strided over the lanes (MLX's own broadcast kernel recomputes a 4-D index
 // per element, several times slower on these shapes).
 std::string bias_sum_source(int nb) {
-  std::string off_decl, off_acc, last_stride, sum_terms;
-  for (int i = 0; i < nb; ++i) {
-    auto b = "b" + std::to_string(i);
-    auto n = std::to_string(i);
-    off_decl += "  int64_t o" + n + " = 0;\n";
-    off_acc += "      o" + n + " += ix * " + b + "_strides[d];\n";
-    last_stride += "  const int64_t s" + n + " = " + b + "_strides[nd - 1];\n";
-    sum_terms += "    x += " + b + "[o" + n + " + k * s" + n + "];\n";
-  }
-  return R"(
-  const int nd = b0_ndim;
-  const int K = b0_shape[nd - 1];
-  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int lane = threadIdx.x % 32;
-  int64_t rows = 1;
-  for (int d = 0; d < nd - 1; ++d) rows *= b0_shape[d];
-  if (warp >= rows) return;
-)" + off_decl + R"(
-  {
-    int64_t r = warp;
-    for (int d = nd - 2; d >= 0; --d) {
-      const int64_t ix = r % b0_shape[d];
-      r /= b0_shape[d];
-)" + off_acc + R"(
-    }
-  }
-)" + last_stride + R"(
+  std::string sum_terms;
+  const std::string prologue = row_prologue(nb, "b0", false, 4, &sum_terms);  // fills sum_terms
+  return prologue + R"(
   OutT* o = out + warp * static_cast<int64_t>(K);
   for (int k = lane; k < K; k += 32) {
     float x = 0.0f;
