@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"of3c/codegen"
+	"of3c/driver"
 	"of3c/passes"
 )
 
@@ -62,7 +63,7 @@ func cmdCompile(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	start := time.Now()
-	g, m, err := codegen.Compile(codegen.CompileRequest{Source: pos[0], Options: opts, Buckets: buckets, DumpDir: *dump, Of3cVersion: version})
+	g, m, err := driver.Compile(driver.CompileRequest{Source: pos[0], Options: opts, Buckets: buckets, DumpDir: *dump, Of3cVersion: version})
 	if err != nil {
 		return err
 	}

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"of3c/driver"
 	"of3c/graph"
 	"of3c/runtime/mlx"
-	"of3c/runtime/session"
 )
 
 // inputFlags collects repeated --input NAME=FILE flags.
@@ -42,13 +42,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if *repeat < 1 {
 		return usagef("--repeat %d: want ≥ 1", *repeat)
 	}
-	if *device != "" && !listHas(session.Devices, *device) {
+	if *device != "" && !listHas(driver.Devices, *device) {
 		return usagef("--device %q: want cpu|gpu|ref", *device)
 	}
 	if len(inputs) == 0 && *bundle == "" {
 		return usagef("no inputs: give --inputs FILE.npz|DIR or --input NAME=FILE")
 	}
-	opts := session.Options{Device: *device, Precision: *precision, Of3cVersion: version}
+	opts := driver.Options{Device: *device, Precision: *precision, Of3cVersion: version}
 	switch *bucketList {
 	case "":
 	case "none":
@@ -60,7 +60,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	prog := newProgress(stderr)
 	prog.say("loading %s", pos[0])
-	sess, err := session.Open(pos[0], opts)
+	sess, err := driver.Open(pos[0], opts)
 	if err != nil {
 		prog.done()
 		return err
@@ -69,7 +69,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 
 	in := map[string]*graph.Tensor{}
 	if *bundle != "" {
-		if in, err = session.ReadBundle(*bundle, sess.Graph.Inputs); err != nil {
+		if in, err = driver.ReadBundle(*bundle, sess.Graph.Inputs); err != nil {
 			prog.done()
 			return err
 		}
@@ -80,7 +80,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			prog.done()
 			return usagef("--input %q: want NAME=FILE", spec)
 		}
-		t, err := session.ReadTensor(file, name)
+		t, err := driver.ReadTensor(file, name)
 		if err != nil {
 			prog.done()
 			return err
@@ -99,7 +99,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	var first time.Duration
 	var steady, compute, transfer []time.Duration
 	var firstCompiled bool
-	var firstStats session.RunStats
+	var firstStats driver.RunStats
 	runs := 1
 	if *repeat > 1 {
 		runs = 1 + *repeat
@@ -140,10 +140,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 		if *device != "ref" && mlx.Available() {
 			if m, err := mlx.Memory(); err == nil {
-				fmt.Fprintf(stderr, "peak memory: MLX %s, process RSS %s\n", humanBytes(int64(m.Peak)), humanBytes(session.PeakRSS()))
+				fmt.Fprintf(stderr, "peak memory: MLX %s, process RSS %s\n", humanBytes(int64(m.Peak)), humanBytes(driver.PeakRSS()))
 			}
 		} else {
-			fmt.Fprintf(stderr, "peak memory: process RSS %s\n", humanBytes(session.PeakRSS()))
+			fmt.Fprintf(stderr, "peak memory: process RSS %s\n", humanBytes(driver.PeakRSS()))
 		}
 	}
 
@@ -152,13 +152,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		order[i] = o.Name
 	}
 	if *out != "" {
-		if err := session.WriteOutputs(*out, order, outs); err != nil {
+		if err := driver.WriteOutputs(*out, order, outs); err != nil {
 			return fmt.Errorf("writing outputs: %w", err)
 		}
 		fmt.Fprintf(stdout, "wrote %d outputs to %s\n", len(order), *out)
 	}
 	if *check != "" {
-		want, err := session.ReadExpected(*check, sess.Graph.Outputs)
+		want, err := driver.ReadExpected(*check, sess.Graph.Outputs)
 		if err != nil {
 			return err
 		}

@@ -16,10 +16,10 @@ import (
 	"testing"
 
 	"of3c/codegen"
+	"of3c/driver"
 	"of3c/graph"
 	"of3c/runtime/mlx"
 	"of3c/runtime/ref"
-	"of3c/runtime/session"
 )
 
 const fixturesDir = "../../models/of3"
@@ -112,7 +112,7 @@ func peak(t *testing.T, x *graph.Tensor) float64 {
 // encoder and decoder, returning what a user's `of3c run` would load.
 func compileRoundTrip(t *testing.T, model string) (*graph.Graph, *codegen.Manifest) {
 	t.Helper()
-	g, m, err := codegen.Compile(codegen.CompileRequest{Source: model, Of3cVersion: "parity"})
+	g, m, err := driver.Compile(driver.CompileRequest{Source: model, Of3cVersion: "parity"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,11 +144,11 @@ func TestFixturesParity(t *testing.T) {
 			_ = m
 			for _, set := range f.Sets {
 				sd := filepath.Join(dir, set.Dir)
-				in, err := session.ReadBundle(sd, g.Inputs)
+				in, err := driver.ReadBundle(sd, g.Inputs)
 				if err != nil {
 					t.Fatal(err)
 				}
-				want, err := session.ReadExpected(sd, g.Outputs)
+				want, err := driver.ReadExpected(sd, g.Outputs)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -201,11 +201,11 @@ func TestHalfPrecisionParity(t *testing.T) {
 				}
 				defer p.Close()
 				sd := filepath.Join(dir, f.Sets[0].Dir)
-				in, err := session.ReadBundle(sd, g.Inputs)
+				in, err := driver.ReadBundle(sd, g.Inputs)
 				if err != nil {
 					t.Fatal(err)
 				}
-				want, err := session.ReadExpected(sd, g.Outputs)
+				want, err := driver.ReadExpected(sd, g.Outputs)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -236,18 +236,18 @@ func TestBucketsMatchUnpadded(t *testing.T) {
 	}
 	dir := filepath.Join(fixturesDir, "testdata/pairformer_block_tiny_torchscript")
 	g, m := compileRoundTrip(t, filepath.Join(dir, "model.onnx"))
-	s, err := session.New(g, m, session.Options{Buckets: []int64{16, 24}})
+	s, err := driver.New(g, m, driver.Options{Buckets: []int64{16, 24}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	for _, set := range []string{"test_data_set_0", "test_data_set_1"} {
 		sd := filepath.Join(dir, set)
-		in, err := session.ReadBundle(sd, g.Inputs)
+		in, err := driver.ReadBundle(sd, g.Inputs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := session.ReadExpected(sd, g.Outputs)
+		want, err := driver.ReadExpected(sd, g.Outputs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +299,7 @@ func TestWrongInputs(t *testing.T) {
 	if mlx.Available() {
 		devices = append(devices, "cpu")
 	}
-	good, err := session.ReadBundle(filepath.Join(dir, "test_data_set_0"), g.Inputs)
+	good, err := driver.ReadBundle(filepath.Join(dir, "test_data_set_0"), g.Inputs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func TestWrongInputs(t *testing.T) {
 		}, "data bytes"},
 	}
 	for _, dev := range devices {
-		s, err := session.New(g, m, session.Options{Device: dev})
+		s, err := driver.New(g, m, driver.Options{Device: dev})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,7 +340,7 @@ func TestWrongInputs(t *testing.T) {
 			in := clone()
 			tc.mutate(in)
 			_, _, err := s.Run(in)
-			var ie *session.InputError
+			var ie *driver.InputError
 			if err == nil || !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%s/%s: err = %v, want an input error containing %q", dev, tc.name, err, tc.want)
 			}
@@ -354,16 +354,16 @@ func TestWrongInputs(t *testing.T) {
 func TestMemoryRefusal(t *testing.T) {
 	dir := filepath.Join(fixturesDir, "testdata/tri_att_start_tiny_torchscript")
 	g, m := compileRoundTrip(t, filepath.Join(dir, "model.onnx"))
-	s, err := session.New(g, m, session.Options{Device: "ref", MemoryLimit: 4096})
+	s, err := driver.New(g, m, driver.Options{Device: "ref", MemoryLimit: 4096})
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := session.ReadBundle(filepath.Join(dir, "test_data_set_0"), g.Inputs)
+	in, err := driver.ReadBundle(filepath.Join(dir, "test_data_set_0"), g.Inputs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, _, err = s.Run(in)
-	var me *session.MemoryError
+	var me *driver.MemoryError
 	if !errors.As(err, &me) || !strings.Contains(err.Error(), "estimated peak") {
 		t.Fatalf("err = %v, want a memory refusal", err)
 	}

@@ -29,11 +29,11 @@ import (
 	"time"
 
 	"of3c/codegen"
+	"of3c/driver"
 	"of3c/graph"
 	"of3c/importer/npy"
 	"of3c/passes"
 	"of3c/runtime/mlx"
-	"of3c/runtime/session"
 )
 
 const (
@@ -158,7 +158,7 @@ func run(threads, repeat int, pf, ta []int64, mdPath string) error {
 			// attention and transition intermediates.
 			var est int64
 			budget, est = chunkBudget(c.model, c.n)
-			chunking = fmt.Sprintf("budget %s (estimate unchunked %s)", session.FmtBytes(budget), session.FmtBytes(est))
+			chunking = fmt.Sprintf("budget %s (estimate unchunked %s)", driver.FmtBytes(budget), driver.FmtBytes(est))
 		}
 		env := threadEnv(threads)
 		of := childResult(exec.Command(os.Args[0], "-child", "-model", c.model, "-inputs", in, "-out", ofOut,
@@ -235,7 +235,7 @@ func mem(r result, v int64) string {
 	if r.Err != "" || v == 0 {
 		return "—"
 	}
-	return session.FmtBytes(v)
+	return driver.FmtBytes(v)
 }
 
 func ratio(ort, of result, chunked bool) string {
@@ -248,7 +248,7 @@ func ratio(ort, of result, chunked bool) string {
 // writeInputs generates inputs for the model at N: activations uniform in
 // [-1, 1], masks all ones except the last 5% of tokens (padding-like).
 func writeInputs(model string, n int64, path string) error {
-	g, _, err := codegen.Compile(codegen.CompileRequest{Source: model, Options: codegen.CompileOptions{Passes: []string{"infer-shapes"}}})
+	g, _, err := driver.Compile(driver.CompileRequest{Source: model, Options: codegen.CompileOptions{Passes: []string{"infer-shapes"}}})
 	if err != nil {
 		return err
 	}
@@ -290,7 +290,7 @@ func writeInputs(model string, n int64, path string) error {
 // estimate at N that the planner can meet by chunking (so the chunked run
 // shows the largest memory saving the planner finds), and that estimate.
 func chunkBudget(model string, n int64) (budget, peak int64) {
-	g, _, err := codegen.Compile(codegen.CompileRequest{Source: model})
+	g, _, err := driver.Compile(driver.CompileRequest{Source: model})
 	if err != nil {
 		return 1 << 30, 0
 	}
@@ -370,11 +370,11 @@ func runChild(model, inputs, out string, budget int64, repeat int) result {
 			}
 		}
 	}
-	g, m, err := codegen.Compile(codegen.CompileRequest{Source: model, Options: opts, Buckets: buckets})
+	g, m, err := driver.Compile(driver.CompileRequest{Source: model, Options: opts, Buckets: buckets})
 	if err != nil {
 		return result{Err: err.Error()}
 	}
-	s, err := session.New(g, m, session.Options{SkipMemoryCheck: true})
+	s, err := driver.New(g, m, driver.Options{SkipMemoryCheck: true})
 	if err != nil {
 		return result{Err: err.Error()}
 	}
@@ -403,7 +403,7 @@ func runChild(model, inputs, out string, budget int64, repeat int) result {
 	if ms, err := mlx.Memory(); err == nil {
 		r.MLXPeak = int64(ms.Peak)
 	}
-	r.PeakRSS = session.PeakRSS()
+	r.PeakRSS = driver.PeakRSS()
 	var order []string
 	for _, o := range g.Outputs {
 		order = append(order, o.Name)
@@ -447,7 +447,7 @@ func runProfile(model string, n, budget int64, device, precision string) error {
 	if budget > 0 {
 		opts.MemoryBudget, buckets = budget, []int64{n}
 	}
-	g, _, err := codegen.Compile(codegen.CompileRequest{Source: model, Options: opts, Buckets: buckets})
+	g, _, err := driver.Compile(driver.CompileRequest{Source: model, Options: opts, Buckets: buckets})
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,7 @@
 // axes up to buckets and crops the outputs back, checks the memory plan for
 // the actual sizes before running, and dispatches to an executor: MLX on the
 // CPU or GPU (codegen.Program) or the pure-Go reference executor.
-package session
+package driver
 
 import (
 	"errors"
@@ -55,7 +55,7 @@ type Session struct {
 // passes (anything else is tried as an artifact first).
 func Open(path string, opts Options) (*Session, error) {
 	if strings.HasSuffix(strings.ToLower(path), ".onnx") {
-		g, m, err := codegen.Compile(codegen.CompileRequest{Source: path, Options: codegen.CompileOptions{
+		g, m, err := Compile(CompileRequest{Source: path, Options: codegen.CompileOptions{
 			Device: deviceForCompile(opts.Device), Precision: opts.Precision}, Buckets: opts.Buckets, Of3cVersion: opts.Of3cVersion})
 		if err != nil {
 			return nil, err
@@ -91,7 +91,7 @@ func New(g *graph.Graph, m *codegen.Manifest, opts Options) (*Session, error) {
 	}
 	s.buckets = m.Buckets
 	if opts.Buckets != nil {
-		b, err := codegen.NormalizeBuckets(opts.Buckets)
+		b, err := NormalizeBuckets(opts.Buckets)
 		if err != nil {
 			return nil, err
 		}

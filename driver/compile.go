@@ -1,4 +1,4 @@
-package codegen
+package driver
 
 import (
 	"crypto/sha256"
@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
+	"of3c/codegen"
 	"of3c/graph"
 	"of3c/importer"
 	"of3c/passes"
@@ -18,7 +20,7 @@ import (
 // CompileRequest is everything `of3c compile` needs besides the output path.
 type CompileRequest struct {
 	Source  string // path of the ONNX model
-	Options CompileOptions
+	Options codegen.CompileOptions
 	Buckets []int64
 	DumpDir string
 	// Of3cVersion is recorded in the manifest.
@@ -28,9 +30,9 @@ type CompileRequest struct {
 // Compile imports an ONNX model, optimizes it and checks that every op can
 // be lowered to MLX. It returns the optimized graph and its manifest; it
 // writes nothing except the optional pass dumps.
-func Compile(req CompileRequest) (*graph.Graph, *Manifest, error) {
+func Compile(req CompileRequest) (*graph.Graph, *codegen.Manifest, error) {
 	o := req.Options
-	lo := Options{Device: o.Device, Precision: o.Precision}
+	lo := codegen.Options{Device: o.Device, Precision: o.Precision}
 	if err := lo.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -63,7 +65,7 @@ func Compile(req CompileRequest) (*graph.Graph, *Manifest, error) {
 		for _, d := range tokenDims {
 			popts.Dims[d] = buckets[len(buckets)-1]
 		}
-		if len(o.Passes) > 0 && !contains(o.Passes, "plan-memory") {
+		if len(o.Passes) > 0 && !slices.Contains(o.Passes, "plan-memory") {
 			popts.Passes = append(append([]string{}, o.Passes...), "plan-memory")
 		}
 	}
@@ -71,14 +73,14 @@ func Compile(req CompileRequest) (*graph.Graph, *Manifest, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := CheckLowerable(g); err != nil {
+	if err := codegen.CheckLowerable(g); err != nil {
 		return nil, nil, err
 	}
 	if len(buckets) > 0 && len(tokenDims) == 0 {
 		return nil, nil, fmt.Errorf("--buckets given, but no graph input has a symbolic token dim to pad")
 	}
-	m := &Manifest{
-		FormatVersion: FormatVersion, Of3cVersion: req.Of3cVersion, MLXVersion: mlx.Version(),
+	m := &codegen.Manifest{
+		FormatVersion: codegen.FormatVersion, Of3cVersion: req.Of3cVersion, MLXVersion: mlx.Version(),
 		SourceName: filepath.Base(req.Source), SourceSHA256: hex.EncodeToString(sum[:]), SourceBytes: int64(len(src)),
 		Options: o, Buckets: buckets, TokenDims: tokenDims, OpCounts: g.OpCounts(),
 	}
@@ -86,10 +88,10 @@ func Compile(req CompileRequest) (*graph.Graph, *Manifest, error) {
 		m.TokenDims = tokenDims // recorded for `run --buckets`
 	}
 	for _, v := range g.Inputs {
-		m.Inputs = append(m.Inputs, SigOf(v))
+		m.Inputs = append(m.Inputs, codegen.SigOf(v))
 	}
 	for _, v := range g.Outputs {
-		m.Outputs = append(m.Outputs, SigOf(v))
+		m.Outputs = append(m.Outputs, codegen.SigOf(v))
 	}
 	if m.PassLog, err = json.Marshal(log); err != nil {
 		return nil, nil, err

@@ -1,4 +1,4 @@
-package session
+package driver
 
 import (
 	"os"
@@ -68,7 +68,7 @@ func pairGraph(t *testing.T) (*graph.Graph, *codegen.Manifest) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	man := &codegen.Manifest{Options: codegen.CompileOptions{Device: "ref"}, TokenDims: codegen.TokenDims(g)}
+	man := &codegen.Manifest{Options: codegen.CompileOptions{Device: "ref"}, TokenDims: TokenDims(g)}
 	for _, v := range g.Inputs {
 		man.Inputs = append(man.Inputs, codegen.SigOf(v))
 	}
