@@ -51,11 +51,23 @@ DIMS = {
     "of3": [{"N": 10, "S": 4}, {"N": 13, "S": 6}],
 }
 # The committed set: every module at tiny width, plus these at real OF3 width.
-COMMITTED_OF3 = ("pairformer_block", "tri_att_start")
+COMMITTED_OF3 = ("tri_att_start",)
 
 
-def fixture_name(module, preset, exporter):
-    return f"{module}_{preset}_{exporter}"
+SOURCES = {"openfold3": "openfold3_zoo", "local": "modules"}
+
+
+def fixture_name(module, preset, exporter, source="openfold3"):
+    """Real-package fixtures carry the plain name; the project's own modules are prefixed local_."""
+    return f"{'local_' if source == 'local' else ''}{module}_{preset}_{exporter}"
+
+
+def provider(source):
+    """The module zoo of a source: openfold3_zoo (the real package) or modules (our own)."""
+    import importlib
+    if HERE not in sys.path:
+        sys.path.insert(0, HERE)
+    return importlib.import_module(SOURCES[source])
 
 
 def seed_of(module, preset):
@@ -191,6 +203,8 @@ def _expected_fused(counter):
         "of3c.Attention": counts.get("of3c.Attention", 0),
         "attention_kinds": dict(sorted(kinds.items())),
         "of3c.SwiGLU": counts.get("of3c.SwiGLU", 0),
+        "of3c.TriangleMultiplication": counts.get("of3c.TriangleMultiplication", 0),
+        "of3c.OuterProductMean": counts.get("of3c.OuterProductMean", 0),
         "LayerNormalization": counts.get("LayerNormalization", 0),
         "softmax_remaining": 0,
         "attentions": atts,
@@ -284,10 +298,42 @@ def _export_proto(model, args, exporter, in_names, out_names, spec_in, spec_out,
     raise last
 
 
-def export_one(module, preset, exporter, out_dir, tol, external_data, threads, log_path):
+def normalize_negative_perms(model):
+    """A copy of model whose Transpose perms are non-negative. The TorchScript exporter writes
+    perm=[0,-1,-3,-2] for some of the package's transposes; onnxruntime refuses those files, so the
+    parity check runs on this copy (the fixture keeps the exporter's file: of3c must accept it)."""
+    import onnx
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    fixed = 0
+
+    def walk(nodes):
+        nonlocal fixed
+        for n in nodes:
+            if n.op_type == "Transpose" and n.domain in ("", "ai.onnx"):
+                for a in n.attribute:
+                    if a.name == "perm" and any(p < 0 for p in a.ints):
+                        r = len(a.ints)
+                        new = [p + r if p < 0 else p for p in a.ints]
+                        del a.ints[:]
+                        a.ints.extend(new)
+                        fixed += 1
+            for a in n.attribute:
+                if a.HasField("g"):
+                    walk(a.g.node)
+                for g in a.graphs:
+                    walk(g.node)
+    walk(m.graph.node)
+    for f in m.functions:
+        walk(f.node)
+    return m, fixed
+
+
+def export_one(module, preset, exporter, out_dir, tol, external_data, threads, log_path, source="openfold3",
+               checkpoint=None, checkpoint_prefix=None):
     """Export, verify and write one fixture. Returns a dict (entry or failure); never raises."""
     t0 = time.time()
-    name = fixture_name(module, preset, exporter)
+    name = fixture_name(module, preset, exporter, source)
     logf = open(log_path, "w", buffering=1)
     saved = os.dup(1), os.dup(2)
     os.dup2(logf.fileno(), 1)
@@ -302,8 +348,7 @@ def export_one(module, preset, exporter, out_dir, tol, external_data, threads, l
         import onnxruntime as ort
         import torch
         from onnx import numpy_helper
-        sys.path.insert(0, HERE)
-        import modules as M
+        M = provider(source)
 
         torch.set_num_threads(threads)
         cfg = M.PRESETS[preset]
@@ -313,18 +358,29 @@ def export_one(module, preset, exporter, out_dir, tol, external_data, threads, l
         out_names = [n for n, _ in spec_out]
         seed = seed_of(module, preset)
         model = M.init_weights(spec.build(cfg), seed)
+        ckpt_info = None
+        if checkpoint:
+            ckpt_info = M.load_checkpoint(model, checkpoint, checkpoint_prefix)
+            log(f"{name}: checkpoint {checkpoint}: {ckpt_info}")
         n_params = sum(p.numel() for p in model.parameters())
         used = {d for _, s, _ in spec_in for d in s if isinstance(d, str)}
         dim_sets = [{k: v for k, v in d.items() if k in used} for d in DIMS[preset]]
         sets = [M.make_inputs(spec_in, d, seed + 1 + k) for k, d in enumerate(dim_sets)]
 
         # Instrumented run: fused-op counts and softmax statistics.
-        M.COUNTER, M.SOFTMAX_PROBE = {}, []
-        with torch.no_grad():
-            model(*sets[0])
-        expected = _expected_fused(M.COUNTER)
-        sm_stats, sm_ok = _softmax_stats(M.SOFTMAX_PROBE)
-        M.COUNTER, M.SOFTMAX_PROBE = None, None
+        if hasattr(M, "Instrument"):
+            kind = {"tri_att_start": "triangle_start", "tri_att_end": "triangle_end"}.get(module)
+            with M.Instrument(model, kind) as ins, torch.no_grad():
+                model(*sets[0])
+            counter, probe = ins.counter, ins.probe
+        else:
+            M.COUNTER, M.SOFTMAX_PROBE = {}, []
+            with torch.no_grad():
+                model(*sets[0])
+            counter, probe = M.COUNTER, M.SOFTMAX_PROBE
+            M.COUNTER, M.SOFTMAX_PROBE = None, None
+        expected = _expected_fused(counter)
+        sm_stats, sm_ok = _softmax_stats(probe)
         log(f"{name}: params={n_params} expected={json.dumps({k: v for k, v in expected.items() if k != 'attentions'})}")
         log(f"{name}: softmax {json.dumps(sm_stats)}")
 
@@ -358,7 +414,11 @@ def export_one(module, preset, exporter, out_dir, tol, external_data, threads, l
         # Parity: onnxruntime vs PyTorch on both test sets.
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
-        sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        ort_proto, n_fixed = normalize_negative_perms(proto)
+        if n_fixed:
+            notes.append(f"{n_fixed} Transpose nodes have negative perm entries (onnxruntime refuses them); "
+                         "the onnxruntime parity check ran on a copy with perm normalised, the fixture keeps them")
+        sess = ort.InferenceSession(ort_proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
         parity = []
         for k, (args, ref) in enumerate(zip(sets, refs)):
             feed = {n: a.numpy() for n, a in zip(in_names, args) if n in g_in}
@@ -404,7 +464,8 @@ def export_one(module, preset, exporter, out_dir, tol, external_data, threads, l
 
         entry = {
             "name": name, "module": module, "class": spec.cls, "preset": preset, "exporter": exporter,
-            "seed": seed, "n_params": n_params,
+            "source": source, "seed": seed, "n_params": n_params, "negative_perms": n_fixed,
+            "checkpoint": ckpt_info,
             "config": {k: v for k, v in M.config_dict(cfg).items()},
             "expected_fused": expected,
             "softmax_stats": sm_stats, "softmax_ok": sm_ok,
@@ -419,7 +480,7 @@ def export_one(module, preset, exporter, out_dir, tol, external_data, threads, l
     except Exception as e:  # noqa: BLE001 - one failing fixture must not kill the others
         log(traceback.format_exc())
         return {"ok": False, "name": name, "module": module, "preset": preset, "exporter": exporter,
-                "reason": f"{type(e).__name__}: {e}"[:1500], "seconds": round(time.time() - t0, 1)}
+                "source": source, "reason": f"{type(e).__name__}: {e}"[:1500], "seconds": round(time.time() - t0, 1)}
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -509,6 +570,12 @@ def print_ops(index_path):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--source", choices=sorted(SOURCES), default="openfold3",
+                    help="openfold3: the real package's classes (default); local: the project's own modules.py")
+    ap.add_argument("--checkpoint", help="OpenFold3 checkpoint (state dict or Lightning .ckpt) to load instead of "
+                                         "random weights")
+    ap.add_argument("--checkpoint-prefix", help="key prefix of the module in the checkpoint "
+                                                "(default: searched, e.g. 'model.pairformer_stack.')")
     ap.add_argument("--modules", help="comma-separated module names (default: all)")
     ap.add_argument("--presets", help="comma-separated presets (tiny, of3). Default: the committed set")
     ap.add_argument("--exporters", default="torchscript,dynamo")
@@ -534,8 +601,7 @@ def main(argv=None):
         print_ops(index_path)
         return 0
 
-    sys.path.insert(0, HERE)
-    import modules as M  # noqa: E402 (needs torch)
+    M = provider(a.source)  # needs torch (and, for openfold3, the package)
     if a.list:
         print("modules:", ", ".join(M.SPECS))
         print("presets:", ", ".join(M.PRESETS))
@@ -554,7 +620,7 @@ def main(argv=None):
     elif a.modules:
         combos = [(m, "tiny") for m in mods]
     else:
-        combos = [(m, "tiny") for m in mods] + [(m, "of3") for m in COMMITTED_OF3]
+        combos = [(m, "tiny") for m in mods] + [(m, "of3") for m in COMMITTED_OF3 if m in M.SPECS]
     for _, p in combos:
         if p not in M.PRESETS:
             ap.error(f"unknown preset {p}")
@@ -577,18 +643,19 @@ def main(argv=None):
     with ctx.Pool(jobs, maxtasksperchild=4) as pool:
         pend = []
         for m, p, e in tasks:
-            lp = os.path.join(log_dir, fixture_name(m, p, e) + ".log")
-            pend.append(((m, p, e), pool.apply_async(export_one, (m, p, e, out, a.tol, a.external_data, threads, lp))))
+            lp = os.path.join(log_dir, fixture_name(m, p, e, a.source) + ".log")
+            pend.append(((m, p, e), pool.apply_async(export_one, (m, p, e, out, a.tol, a.external_data, threads, lp,
+                                                                  a.source, a.checkpoint, a.checkpoint_prefix))))
         for (m, p, e), r in pend:
             left = max(1.0, a.task_timeout - (time.time() - t0)) if a.task_timeout else None
             try:
                 res = r.get(timeout=left)
             except Exception as ex:  # noqa: BLE001 (timeout or worker crash)
-                res = {"ok": False, "name": fixture_name(m, p, e), "module": m, "preset": p, "exporter": e,
+                res = {"ok": False, "name": fixture_name(m, p, e, a.source), "module": m, "preset": p, "exporter": e,
                        "reason": f"worker: {type(ex).__name__}: {ex}"[:1500]}
             results.append(res)
             tag = "ok  " if res["ok"] else "FAIL"
-            print(f"  [{tag}] {fixture_name(m, p, e)}  ({time.time() - t0:.0f}s)", flush=True)
+            print(f"  [{tag}] {fixture_name(m, p, e, a.source)}  ({time.time() - t0:.0f}s)", flush=True)
         pool.terminate()
 
     index = load_index(index_path)
