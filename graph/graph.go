@@ -223,6 +223,11 @@ type Graph struct {
 	// Meta holds model-level metadata worth keeping (producer, ir_version, ...).
 	Meta map[string]string
 
+	// ImportNotes says what the importer read differently from the file
+	// (out-of-spec attributes with one meaning, repaired); the pass log
+	// shows them as its "import" entry.
+	ImportNotes []string
+
 	names map[string]int // name → use count, for Unique names
 }
 

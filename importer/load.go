@@ -436,6 +436,7 @@ func (l *loader) buildNodes(flat []*flatNode) error {
 			return err
 		}
 		n.Attrs = attrs
+		l.g.ImportNotes = append(l.g.ImportNotes, repairNode(n)...)
 		outs := trimEmpty(fn.outputs)
 		n.Outputs = make([]*graph.Value, len(outs))
 		for i, name := range outs {

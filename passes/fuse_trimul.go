@@ -73,10 +73,19 @@ func tryTriangleMultiplication(g *graph.Graph, m *Matcher, mm *graph.Node) (*gra
 		return nil, "", nil // not a candidate: stay quiet
 	}
 	src := [2]*graph.Value{ta.Inputs[0], tb.Inputs[0]}
+	// [N, N, c] operands, or [1, …, 1, N, N, c] (OpenFold3's batch axis):
+	// lead unit axes that every transpose keeps in place.
+	if !mm.Outputs[0].Type.Ranked || mm.Outputs[0].Type.Rank() < 3 {
+		return nil, "", nil
+	}
+	lead := mm.Outputs[0].Type.Rank() - 3
 	for _, v := range append(src[:], mm.Outputs[0], mm.Input(0), mm.Input(1)) {
-		if !v.Type.Ranked || v.Type.Rank() != 3 {
+		if !v.Type.Ranked || v.Type.Rank() != 3+lead {
 			return nil, "", nil
 		}
+	}
+	if !unitLead(lead, append(src[:], mm.Outputs[0])...) {
+		return nil, "", nil
 	}
 	if !m.SingleUse(mm.Input(0)) || !m.SingleUse(mm.Input(1)) || !m.SingleUse(mm.Outputs[0]) {
 		return nil, "the product's transposes or result have other readers", nil
@@ -88,8 +97,15 @@ func tryTriangleMultiplication(g *graph.Graph, m *Matcher, mm *graph.Node) (*gra
 	pa, ok1 := permOf(ta)
 	pb, ok2 := permOf(tb)
 	po, ok3 := permOf(to)
-	if !ok1 || !ok2 || !ok3 || len(pa) != 3 || len(pb) != 3 || len(po) != 3 {
+	if !ok1 || !ok2 || !ok3 {
 		return nil, "malformed Transpose", nil
+	}
+	var ok4, ok5, ok6 bool
+	pa, ok4 = dropLeadPerm(pa, lead)
+	pb, ok5 = dropLeadPerm(pb, lead)
+	po, ok6 = dropLeadPerm(po, lead)
+	if !ok4 || !ok5 || !ok6 || len(pa) != 3 || len(pb) != 3 || len(po) != 3 {
+		return nil, "a transpose moves the leading unit (batch) axes", nil
 	}
 	A := [3]triLabel{{0, int(pa[0])}, {0, int(pa[1])}, {0, int(pa[2])}}
 	B := [3]triLabel{{1, int(pb[0])}, {1, int(pb[1])}, {1, int(pb[2])}}
@@ -141,11 +157,12 @@ func tryTriangleMultiplication(g *graph.Graph, m *Matcher, mm *graph.Node) (*gra
 	if mb.Value("x") != x || mb.Value("mask") != mask {
 		return nil, "a and b read different inputs or masks", nil
 	}
-	if !x.Type.Ranked || x.Type.Rank() != 3 {
-		return nil, "x is not [N, N, c]", nil
+	if !x.Type.Ranked || x.Type.Rank() != 3+lead || !unitLead(lead, x) {
+		return nil, "x is not [N, N, c] (after leading unit axes)", nil
 	}
-	if mask != nil && (!mask.Type.Ranked || mask.Type.Rank() != 3 || !mask.Type.Shape[2].Equal(graph.D(1))) {
-		return nil, fmt.Sprintf("mask %s is not [N, N, 1]", mask), nil
+	if mask != nil && (!mask.Type.Ranked || mask.Type.Rank() != 3+lead || !unitLead(lead, mask) ||
+		!mask.Type.Shape[2+lead].Equal(graph.D(1))) {
+		return nil, fmt.Sprintf("mask %s is not [N, N, 1] (after leading unit axes)", mask), nil
 	}
 	ws := []*graph.Tensor{ma.Value("wp").Const, ma.Value("wg").Const, mb.Value("wp").Const, mb.Value("wg").Const}
 	for _, w := range ws[1:] {
@@ -159,15 +176,35 @@ func tryTriangleMultiplication(g *graph.Graph, m *Matcher, mm *graph.Node) (*gra
 	}
 	wv := g.AddConst(g.UniqueName(ma.Value("wp").Name+"_trimul"), w)
 	attrs := map[string]graph.Attr{"direction": {Kind: graph.AttrString, Str: dir}}
-	fusedOut, err := addOp(g, graph.FusedDomain+".TriangleMultiplication", attrs, x, mask, wv)
+	// Nodes added from here on are removed again if the result does not fit.
+	mark := len(g.Nodes)
+	rollback := func() { g.Nodes = g.Nodes[:mark] }
+	x3, err := squeezeLead(g, x, lead)
 	if err != nil {
+		rollback()
+		return nil, fmt.Sprintf("squeezing the batch axes: %v", err), nil
+	}
+	mask3, err := squeezeLead(g, mask, lead)
+	if err != nil {
+		rollback()
+		return nil, fmt.Sprintf("squeezing the batch axes: %v", err), nil
+	}
+	fused3, err := addOp(g, graph.FusedDomain+".TriangleMultiplication", attrs, x3, mask3, wv)
+	if err != nil {
+		rollback()
 		return nil, fmt.Sprintf("fused op would be ill-typed: %v", err), nil
+	}
+	fused := fused3.Producer
+	fusedOut, err := unsqueezeLead(g, fused3, lead)
+	if err != nil {
+		rollback()
+		return nil, fmt.Sprintf("restoring the batch axes: %v", err), nil
 	}
 	replaced := to.Outputs[0]
 	if !fusedOut.Type.Equal(replaced.Type) {
-		removeNode(g, fusedOut.Producer)
+		rollback()
 		return nil, fmt.Sprintf("fused op would give %s where the graph has %s", fusedOut.Type, replaced.Type), nil
 	}
 	replaceValue(g, replaced, fusedOut)
-	return fusedOut.Producer, "", nil
+	return fused, "", nil
 }

@@ -283,6 +283,10 @@ func Run(g *graph.Graph, opts Options) (*Log, error) {
 		return nil, err
 	}
 	log := &Log{}
+	if len(g.ImportNotes) > 0 {
+		log.Passes = append(log.Passes, PassLog{Name: "import", NodesBefore: len(g.Nodes), NodesAfter: len(g.Nodes),
+			Rewrites: map[string]int{"repair": len(g.ImportNotes)}, Notes: append([]string(nil), g.ImportNotes...)})
+	}
 	if opts.DumpDir != "" {
 		if err := os.MkdirAll(opts.DumpDir, 0o755); err != nil {
 			return log, fmt.Errorf("dump dir: %w", err)
