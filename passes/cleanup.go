@@ -736,12 +736,14 @@ func einsumToMatMul(g *graph.Graph, n *graph.Node) (string, *graph.Value, error)
 	if len(contract) != 1 || len(freeA) != 1 || len(freeB) != 1 || len(lo) != len(batch)+2 {
 		return "", nil, nil
 	}
-	// Batch dims must be equal in both (MatMul would broadcast; Einsum does
-	// not promise to).
+	// Batch dims: equal, or — for dims an ellipsis covers — 1 on one side:
+	// Einsum broadcasts those as numpy does, and MatMul broadcasts its batch
+	// dims the same way. Explicitly labelled dims must agree.
 	for _, l := range batch {
 		da := a.Type.Shape[strings.IndexByte(la, l)]
 		db := b.Type.Shape[strings.IndexByte(lb, l)]
-		if !da.Equal(db) {
+		fromEllipsis := !strings.ContainsRune(ops[0]+ops[1], rune(l))
+		if !da.Equal(db) && !(fromEllipsis && (da.Equal(graph.D(1)) || db.Equal(graph.D(1)))) {
 			return "", nil, nil
 		}
 	}

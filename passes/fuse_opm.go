@@ -47,7 +47,23 @@ func fuseOuterProductMean(c *Context) error {
 		}
 		mt, ok := m.MatchNode(opmPattern, n)
 		if !ok {
-			if f, ok := m.LastFailure(); ok && f.Matched >= 3 {
+			f, failed := m.LastFailure()
+			out, why, err := tryOPMEinsum(g, m, n)
+			if err != nil {
+				return err
+			}
+			if out != nil {
+				c.Count("outer-product-mean:einsum")
+				c.Notef("%s ← Σ_s %s⊗%s · %s (einsum)", out.Name, out.Producer.Inputs[0].Name, out.Producer.Inputs[1].Name, n.Input(1).Name)
+				if _, err := removeDead(g); err != nil {
+					return err
+				}
+				m.Refresh()
+				continue
+			}
+			if why != "" {
+				c.Explain("outer-product-mean", n, why, nil)
+			} else if failed && f.Matched >= 3 {
 				c.Explain("outer-product-mean", n, "pattern did not match", &f)
 			}
 			continue
