@@ -51,6 +51,10 @@ type fixture struct {
 		SwiGLU     int                `json:"of3c.SwiGLU"`
 		LayerNorm  int                `json:"LayerNormalization"`
 		Softmax    int                `json:"softmax_remaining"`
+		// Pair ops; absent in entries of the project's own (local_) modules,
+		// whose expectations are in expectedPairOps.
+		TriMul *int `json:"of3c.TriangleMultiplication"`
+		OPM    *int `json:"of3c.OuterProductMean"`
 		Attentions []fixtureAttention `json:"attentions"`
 	} `json:"expected_fused"`
 }

@@ -114,8 +114,8 @@ func tryOPMEinsum(g *graph.Graph, m *Matcher, mm *graph.Node) (*graph.Value, str
 	rollback := func() { g.Nodes = g.Nodes[:mark] }
 	var ab [2]*graph.Value
 	for k, op := range []struct {
-		v         *graph.Value
-		labels    string
+		v          *graph.Value
+		labels     string
 		tok, chan_ byte
 	}{{x, la, oi, oc}, {y, lb, oj, oe}} {
 		t, err := transposeOf(g, op.v, perm(op.labels, s, op.tok, op.chan_))

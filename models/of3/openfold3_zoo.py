@@ -571,9 +571,10 @@ class Instrument:
                 self.handles.append(mod.register_forward_pre_hook(pre, with_kwargs=True))
                 self.handles.append(mod.register_forward_hook(self._pop))
             elif isinstance(mod, MSAPairWeightedAveraging):
+                # softmax(linear_z(LN z) + mask bias): two additive terms, no q·kᵀ.
                 def pre_pwa(m, args, kwargs):
                     self._count("of3c.Attention", {"kind": "msa_pair_weighted", "heads": m.no_heads,
-                                                    "head_dim": m.c_hidden, "n_biases": 1, "bias_only": True})
+                                                    "head_dim": m.c_hidden, "n_biases": 2, "bias_only": True})
                     self.stack.append("msa_pair_weighted")
                 self.handles.append(mod.register_forward_pre_hook(pre_pwa, with_kwargs=True))
                 self.handles.append(mod.register_forward_hook(self._pop))
