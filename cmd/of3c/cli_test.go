@@ -42,7 +42,7 @@ func TestVersion(t *testing.T) {
 
 func TestInspectFormats(t *testing.T) {
 	code, out, errs := run(t, "inspect", fixture)
-	if code != 0 || !strings.Contains(out, "input %z:f32[N,N,16]") || !strings.Contains(out, "Softmax(") {
+	if code != 0 || !strings.Contains(out, "input %z:f32[1,N,N,16]") || !strings.Contains(out, "Softmax(") {
 		t.Fatalf("text: code %d stderr %q output starts %q", code, errs, head(out))
 	}
 	code, out, _ = run(t, "inspect", "--format", "dot", fixture)

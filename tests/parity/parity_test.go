@@ -310,7 +310,8 @@ func TestWrongInputs(t *testing.T) {
 		}
 		return c
 	}
-	n := good["s"].Shape[0]
+	// openfold3's layout: s [1, N, c_s], mask [1, N].
+	n := good["s"].Shape[1]
 	cases := []struct {
 		name   string
 		mutate func(map[string]*graph.Tensor)
@@ -319,16 +320,16 @@ func TestWrongInputs(t *testing.T) {
 		{"missing", func(in map[string]*graph.Tensor) { delete(in, "mask") }, `missing input "mask"`},
 		{"unknown", func(in map[string]*graph.Tensor) { in["bogus"] = in["mask"] }, `unknown input "bogus"`},
 		{"dtype", func(in map[string]*graph.Tensor) {
-			in["mask"] = graph.NewTensorI64([]int64{n}, make([]int64, n))
+			in["mask"] = graph.NewTensorI64([]int64{1, n}, make([]int64, n))
 		}, "is i64, the model wants f32"},
 		{"rank", func(in map[string]*graph.Tensor) {
-			in["mask"] = graph.NewTensorF32([]int64{1, n}, make([]float32, n))
-		}, "has rank 2"},
+			in["mask"] = graph.NewTensorF32([]int64{n}, make([]float32, n))
+		}, "has rank 1"},
 		{"inconsistent N", func(in map[string]*graph.Tensor) {
-			in["mask"] = graph.NewTensorF32([]int64{n + 1}, make([]float32, n+1))
+			in["mask"] = graph.NewTensorF32([]int64{1, n + 1}, make([]float32, n+1))
 		}, `input "mask" with shape`},
 		{"bad data", func(in map[string]*graph.Tensor) {
-			in["mask"] = &graph.Tensor{DType: graph.Float32, Shape: []int64{n}, Data: make([]byte, 3)}
+			in["mask"] = &graph.Tensor{DType: graph.Float32, Shape: []int64{1, n}, Data: make([]byte, 3)}
 		}, "data bytes"},
 	}
 	for _, dev := range devices {
