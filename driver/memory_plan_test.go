@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"of3c/codegen"
@@ -36,8 +37,8 @@ func TestPlannerBoundsMLXPeak(t *testing.T) {
 		fixture string
 		dims    map[string]int64
 	}{
-		{"pairformer_block_of3_torchscript", map[string]int64{"N": 96}},
-		{"pairformer_block_of3_dynamo", map[string]int64{"N": 128}},
+		{"generated/pairformer_block_of3_torchscript", map[string]int64{"N": 96}},
+		{"generated/pairformer_block_of3_dynamo", map[string]int64{"N": 128}},
 		{"tri_att_start_of3_torchscript", map[string]int64{"N": 128}},
 		{"tri_att_start_of3_dynamo", map[string]int64{"N": 160}},
 		{"tri_mul_out_tiny_torchscript", map[string]int64{"N": 384}},
@@ -52,9 +53,14 @@ func TestPlannerBoundsMLXPeak(t *testing.T) {
 		{"diffusion_transformer_block_tiny_dynamo", map[string]int64{"N": 768}},
 	}
 	for _, c := range cases {
+		// Real-width blocks are generated on demand (models/of3/README.md).
 		src := filepath.Join("..", "models", "of3", "testdata", c.fixture, "model.onnx")
+		if rest, ok := strings.CutPrefix(c.fixture, "generated/"); ok {
+			src = filepath.Join("..", "models", "of3", "generated", "testdata", rest, "model.onnx")
+		}
 		if _, err := os.Stat(src); err != nil {
-			t.Skipf("no fixture %s: %v", c.fixture, err)
+			t.Logf("skipping %s: %v", c.fixture, err)
+			continue
 		}
 		def, _, err := Compile(CompileRequest{Source: src, Options: codegen.CompileOptions{Device: "cpu"}})
 		if err != nil {

@@ -200,15 +200,7 @@ func inTriMul(n *graph.Node) bool {
 // than the unfused export's 3.02 GiB; see docs/PERFORMANCE.md, "Memory
 // planner".)
 func TestPlanPairformerOf3At1024(t *testing.T) {
-	var fx *fixture
-	for _, f := range loadFixtures(t) {
-		if f.Name == "pairformer_block_of3_torchscript" {
-			fx = &f
-		}
-	}
-	if fx == nil {
-		t.Skip("no pairformer_block_of3_torchscript fixture")
-	}
+	fx := generatedFixture(t, "pairformer_block_of3_torchscript")
 	dims := map[string]int64{"N": 1024}
 	unfused := loadFixtureGraph(t, *fx)
 	names := mustSelect(t)

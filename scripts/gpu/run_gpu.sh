@@ -76,7 +76,7 @@ main)
   done
   else
   echo "== step 3: PairformerBlock of3 at real sizes (inputs from the torch step)"
-  O=models/of3/testdata/pairformer_block_of3_torchscript/model.onnx
+  O=models/of3/generated/testdata/pairformer_block_of3_torchscript/model.onnx
   for P in fp32 bf16; do
     run "$OF3C" compile $O -o $WORK/pf_of3.$P.of3 --device gpu --precision $P
     for N in $(echo "${NS:-256,384}" | tr , " "); do
@@ -92,7 +92,7 @@ profile)
   # and an nsys kernel summary of the compiled run. Needs $WORK/inputs_$PN.npz from the torch step.
   unpack || { echo "unpack failed"; exit 1; }
   setenv
-  O=${MODEL:-models/of3/testdata/pairformer_block_of3_torchscript/model.onnx}
+  O=${MODEL:-models/of3/generated/testdata/pairformer_block_of3_torchscript/model.onnx}
   PN=${PN:-384}
   for P in ${PRECS:-fp32 bf16}; do
     run bin/of3bench -profile $O -n $PN -device gpu -precision $P
@@ -126,7 +126,7 @@ kernels)
   # built them). ncu measures only gpu__time_duration; the summary groups kernels by name.
   unpack || { echo "unpack failed"; exit 1; }
   setenv
-  O=${MODEL:-models/of3/testdata/pairformer_block_of3_torchscript/model.onnx}
+  O=${MODEL:-models/of3/generated/testdata/pairformer_block_of3_torchscript/model.onnx}
   PN=${PN:-384}
   NCU=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
   for P in ${PRECS:-fp32 bf16}; do

@@ -37,7 +37,9 @@ import (
 )
 
 const (
-	pairformerModel = "models/of3/testdata/pairformer_block_of3_torchscript/model.onnx"
+	// The real-width block is generated on demand (models/of3/README.md:
+	// scripts/gpu/export_fixtures.sh on a machine with torch).
+	pairformerModel = "models/of3/generated/testdata/pairformer_block_of3_torchscript/model.onnx"
 	triAttModel     = "models/of3/testdata/tri_att_start_of3_torchscript/model.onnx"
 	ortScript       = "tests/bench/of3bench/ort_bench.py"
 	python          = ".venv/bin/python"
