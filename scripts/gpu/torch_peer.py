@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""GPU peer for of3c: the same PairformerBlock (preset of3, seed crc32("pairformer_block:of3"), the
-weights of models/of3/testdata/pairformer_block_of3_*) in PyTorch eager / torch.compile on CUDA and the
-fixture's ONNX file in onnxruntime (CUDA EP if present).
+"""GPU peer for of3c: the real openfold3 module (models/of3/openfold3_zoo.py; --module pairformer_block
+or pairformer_stack, preset of3, seed crc32("<module>:of3") as export.py uses, so the weights are those
+of models/of3/generated/testdata/<module>_of3_*) in PyTorch eager, torch.compile and OpenFold3's own
+chunked + LMA path (chunk_size 64, use_lma) on CUDA, and the exported ONNX file in onnxruntime (CUDA EP
+if present). --source local runs the project's own modules.py instead.
 
 Writes, per N: WORK/inputs_N.npz (s, z, mask, pair_mask; what `of3c run --inputs` reads) and
 WORK/torch_fp32_N.npz (eager fp32 outputs, TF32 off: the reference for of3c's GPU outputs), and prints
@@ -32,8 +34,9 @@ def compare(ref_path, got_path):
             continue
         r, g = ref[k].astype(np.float64), got[k].astype(np.float64)
         d = np.abs(r - g)
+        rel = float(np.linalg.norm((r - g).ravel()) / max(np.linalg.norm(r.ravel()), 1e-30))
         print(f"compare {os.path.basename(got_path)} {k}: shape {g.shape} max_abs {d.max():.3e} "
-              f"mean_abs {d.mean():.3e} max|ref| {np.abs(r).max():.3f} nan {int(np.isnan(g).sum())}")
+              f"mean_abs {d.mean():.3e} rel_l2 {rel:.3e} max|ref| {np.abs(r).max():.3f} nan {int(np.isnan(g).sum())}")
 
 
 def time_cuda(fn, repeat, warmup=3):
@@ -62,21 +65,27 @@ def main():
     ap.add_argument("--work", default="/tmp/gpu")
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--no-compile", action="store_true")
-    ap.add_argument("--onnx", default=os.path.join(REPO, "models/of3/testdata/pairformer_block_of3_torchscript/model.onnx"))
+    ap.add_argument("--onnx", default=None, help="ONNX file for onnxruntime (default: the generated torchscript export)")
+    ap.add_argument("--module", default="pairformer_block")
+    ap.add_argument("--source", default="openfold3", choices=("openfold3", "local"))
+    ap.add_argument("--no-lma", action="store_true", help="skip OpenFold3's chunk 64 + LMA path")
     ap.add_argument("--compare", nargs=2)
     a = ap.parse_args()
     if a.compare:
         compare(*a.compare)
         return
 
+    import importlib
     import torch
-    import modules as M
+    M = importlib.import_module("openfold3_zoo" if a.source == "openfold3" else "modules")
+    if a.onnx is None:
+        a.onnx = os.path.join(REPO, f"models/of3/generated/testdata/{a.module}_of3_torchscript/model.onnx")
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     os.makedirs(a.work, exist_ok=True)
     print(f"torch {torch.__version__} device {torch.cuda.get_device_name()} tf32 off", flush=True)
-    spec, cfg = M.SPECS["pairformer_block"], M.PRESETS["of3"]
-    seed = zlib.crc32(b"pairformer_block:of3") & 0x7FFFFFFF
+    spec, cfg = M.SPECS[a.module], M.PRESETS["of3"]
+    seed = zlib.crc32(f"{a.module}:of3".encode()) & 0x7FFFFFFF
     spec_in, spec_out = M.resolve_io(spec, cfg)
     model32 = M.init_weights(spec.build(cfg), seed).cuda()
     model16 = M.init_weights(spec.build(cfg), seed).to(torch.bfloat16).cuda()
@@ -110,6 +119,19 @@ def main():
                 peak = torch.cuda.max_memory_allocated() / 2**20
                 rows.append((f"torch {name}", prec, n, first, med, peak))
                 print(f"RESULT torch-{name} {prec} N={n} first {first:.1f} ms median {med:.2f} ms peak {peak:.0f} MiB", flush=True)
+            if not a.no_lma and hasattr(M, "set_memory_mode"):
+                for prec, m, x in (("fp32", model32, x32), ("bf16", model16, x16)):
+                    M.set_memory_mode(m, chunk_size=64, use_lma=True)
+                    try:
+                        torch.cuda.reset_peak_memory_stats()
+                        first, med = time_cuda(lambda: m(*x), a.repeat)
+                        peak = torch.cuda.max_memory_allocated() / 2**20
+                        print(f"RESULT openfold3-chunk64-lma {prec} N={n} first {first:.1f} ms median {med:.2f} ms "
+                              f"peak {peak:.0f} MiB", flush=True)
+                    except Exception as e:  # noqa
+                        print(f"RESULT openfold3-chunk64-lma {prec} N={n} FAILED: {type(e).__name__}: {str(e)[:300]}")
+                    finally:
+                        M.set_memory_mode(m)
             if not a.no_compile:
                 for prec, m, x in (("fp32", model32, x32), ("bf16", model16, x16)):
                     try:
