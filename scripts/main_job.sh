@@ -12,7 +12,7 @@ mkdir -p "$OUT"
 model="$FIXTURE/model.onnx"
 
 echo "== of3c: $(bin/of3c version | head -2 | paste -sd' ')"
-echo "== model: $model (OpenFold3 PairformerStack, tiny preset, PyTorch outputs recorded at export)"
+echo "== model: $model (the openfold3 package's PairFormerStack, tiny preset, TorchScript export; PyTorch outputs recorded at export)"
 echo
 echo "== compile"
 bin/of3c compile "$model" -o "$OUT/model.of3"

@@ -47,7 +47,12 @@ def main():
     so.intra_op_num_threads = a.threads
     so.inter_op_num_threads = 1
     t0 = time.perf_counter()
-    sess = ort.InferenceSession(a.model, so, providers=["CPUExecutionProvider"])
+    # TorchScript exports of openfold3 carry Transpose perms with negative entries, which onnxruntime
+    # refuses; it gets a copy with them normalised (the same function the fixture exporter uses).
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "of3"))
+    from export import normalize_negative_perms
+    model, n_fixed = normalize_negative_perms(onnx.load(a.model))
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
     inputs = read_pbs(a.dataset, "input")
     feed = {names[k]: arr for k, (_, arr) in enumerate(inputs)}
