@@ -96,13 +96,15 @@ if [ ! -x .bin/protoc-gen-go ]; then
 fi
 
 # --- C library and Python package ------------------------------------------
-# bin/libof3c.so (the C API, cmd/libof3c) and the of3c Python package
-# (python/, editable: it loads bin/libof3c.so from this repository), so that
-# `.venv/bin/python -c 'import of3c'` works. go build is incremental.
+# bin/libof3c.so (the C API, cmd/libof3c) and the of3c Python package, so
+# that `.venv/bin/python -c 'import of3c'` works. The package is installed
+# editable, as a .pth file naming python/ (no build step, no network): it
+# loads bin/libof3c.so from this repository. go build is incremental.
 mkdir -p bin
 go build -buildmode=c-shared -o bin/libof3c.so ./cmd/libof3c
 rm -f bin/libof3c.h
-if [ "$(.venv/bin/python -c 'import of3c._lib, os; print(os.path.realpath(of3c._lib.__file__))' 2>/dev/null)" != "$(realpath python/of3c/_lib.py)" ]; then
-  say "installing the of3c Python package into .venv (editable)"
-  .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e ./python
+pth="$site/of3c-repo.pth"
+if [ "$(cat "$pth" 2>/dev/null)" != "$ROOT/python" ]; then
+  say "installing the of3c Python package into .venv (editable: $pth)"
+  echo "$ROOT/python" > "$pth"
 fi
