@@ -4,9 +4,10 @@ GO ?= go
 PY := .venv/bin/python
 export PATH := $(CURDIR)/.bin:$(PATH)
 
-# MLX=cuda installs MLX's CUDA 13 build (mlx-cuda-13) instead of the CPU one:
-# `make setup MLX=cuda`, `make run MLX=cuda`, `make test MLX=cuda`.
-MLX ?= cpu
+# MLX=cuda installs MLX's CUDA 13 build (mlx-cuda-13) instead of the CPU one
+# (`make setup MLX=cuda`, `make run MLX=cuda`, `make test MLX=cuda`); MLX=cpu
+# goes back. Unset, the build installed last stays (scripts/setup.sh).
+MLX ?=
 export MLX
 
 .PHONY: setup build lib test run vet gotest pytest conformance bench fuzz clean

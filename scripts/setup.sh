@@ -25,14 +25,21 @@ if [ -n "$missing" ]; then
 fi
 
 # --- Which MLX build -------------------------------------------------------
-# MLX=cpu (default) installs mlx-cpu; MLX=cuda installs mlx-cuda-13, the same
+# MLX=cpu installs mlx-cpu; MLX=cuda installs mlx-cuda-13, the same
 # MLX version built for CUDA 13, whose pip dependencies bring every NVIDIA
 # library it needs (cuBLAS, cuDNN, NCCL, cuFFT, cuSOLVER, NVRTC, the CUDA
 # runtime). Both wheels put libmlx.so and the headers under
 # site-packages/mlx, so the .mlx link below and the build are the same.
 # libmlx.so of the CUDA wheel needs the NVIDIA driver (libcuda.so.1): where
 # there is none, setup says so and installs the CPU build instead.
-MLX="${MLX:-cpu}"
+# Without MLX, the build installed last is kept (make setup MLX=cuda once,
+# then plain make test stays on CUDA).
+if [ -z "${MLX:-}" ]; then
+  case "$(cut -d' ' -f2 .venv/.reqs-sha 2>/dev/null)" in
+    mlx-cuda-13) MLX=cuda ;;
+    *) MLX=cpu ;;
+  esac
+fi
 MLX_VERSION=0.32.4
 case "$MLX" in
   cpu) ;;
