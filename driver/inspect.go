@@ -50,12 +50,17 @@ func IsArtifact(path string) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
+	// The first 16 bytes (zero-padded when the file is shorter) go through
+	// the container reader, which looks at the magic first: only that
+	// answer counts here, anything else wrong with the header is for
+	// ReadArtifact to report.
 	head := make([]byte, 16)
 	n, _ := io.ReadFull(f, head)
-	// Only the magic is looked at: anything else wrong with the header is
-	// for ReadArtifact to report.
-	_, _, err = codegen.ReadSections(bytes.NewReader(head[:n]), int64(n))
-	return !errors.Is(err, codegen.ErrNotArtifact) && n >= 8, nil
+	if n < 8 {
+		return false, nil
+	}
+	_, _, err = codegen.ReadSections(bytes.NewReader(head), int64(len(head)))
+	return !errors.Is(err, codegen.ErrNotArtifact), nil
 }
 
 // InspectArtifact loads an artifact and summarises it.

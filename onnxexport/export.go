@@ -19,7 +19,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"sort"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -428,25 +427,4 @@ func (b *body) triangleMul(n *graph.Node) error {
 	p := b.op("Einsum", []string{av, bv}, strAttr("equation", eq))
 	b.output(b.cast(p, T))
 	return nil
-}
-
-// Functions lists the function names of an exported model by op, for
-// messages and tests.
-func Functions(data []byte) (map[string][]string, error) {
-	m := &onnxpb.ModelProto{}
-	if err := proto.Unmarshal(data, m); err != nil {
-		return nil, err
-	}
-	out := map[string][]string{}
-	for _, f := range m.Functions {
-		op := f.GetName()
-		if i := strings.LastIndexByte(op, '_'); i > 0 {
-			op = op[:i]
-		}
-		out[op] = append(out[op], f.GetName())
-	}
-	for _, v := range out {
-		sort.Strings(v)
-	}
-	return out, nil
 }
