@@ -117,6 +117,16 @@ func TestSessionSignatureRun(t *testing.T) {
 		t.Error("closed session still answers")
 	}
 	Close(id) // twice is harmless
+
+	// An ONNX model is compiled on open.
+	oid, err := Open(filepath.Join(triAtt, "model.onnx"), "ref", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(oid)
+	if sig, err := Signature(oid); err != nil || !strings.Contains(sig, `"z_update"`) {
+		t.Errorf("onnx signature %s %v", sig, err)
+	}
 }
 
 // The shared library and its header from C, with two threads on one

@@ -58,7 +58,12 @@ func TestRunCheckExitStatus(t *testing.T) {
 		if err := npy.WriteNPZ(bad, names, ts); err != nil {
 			t.Fatal(err)
 		}
-		code, out, errs = run(t, "run", art, "--inputs", sd, "--device", dev, "--buckets", "none", "--check", bad, "--atol", "1e-4")
+		rep := filepath.Join(dir, dev+"-report.json")
+		code, out, errs = run(t, "run", art, "--inputs", sd, "--device", dev, "--buckets", "none", "--check", bad, "--atol", "1e-4", "--report", rep)
+		// The report is written on a failed check too (CI keeps it).
+		if b, err := os.ReadFile(rep); err != nil || !strings.Contains(string(b), `"passed": false`) || !strings.Contains(string(b), `"mismatches": 1`) {
+			t.Errorf("%s: report of a failed check: %v\n%s", dev, err, b)
+		}
 		if code != 1 {
 			t.Errorf("%s: perturbed reference: exit %d, want 1\n%s%s", dev, code, out, errs)
 		}
