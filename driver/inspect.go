@@ -158,15 +158,53 @@ func (info *ArtifactInfo) Format(w io.Writer) {
 	}
 }
 
+// ExternalDataAbove is the weight size above which ExportONNX writes the
+// weights to a second file, PATH.data (ONNX external data): one protobuf
+// message cannot exceed 2 GiB.
+var ExternalDataAbove int64 = 1 << 30
+
 // ExportONNX writes an artifact's optimized graph as a standalone ONNX model
-// (weights inline, fused ops as ONNX functions; see package onnxexport).
-// Nothing is left at path when it fails.
+// (fused ops as ONNX functions; see package onnxexport), weights inline or,
+// above ExternalDataAbove, in PATH.data next to it. Nothing is left at path
+// (or PATH.data) when it fails.
 func ExportONNX(a *codegen.Artifact, path string) error {
-	data, err := onnxexport.Export(a.Graph, onnxexport.Options{ProducerVersion: a.Manifest.Of3cVersion})
+	opts := onnxexport.Options{ProducerVersion: a.Manifest.Of3cVersion}
+	if graph.ComputeStats(a.Graph).ParamBytes <= ExternalDataAbove {
+		data, err := onnxexport.Export(a.Graph, opts)
+		if err != nil {
+			return err
+		}
+		return writeFileAtomic(path, data)
+	}
+	dataPath := path + ".data"
+	df, err := os.CreateTemp(filepath.Dir(path), ".of3c-tmp-*")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, data)
+	dtmp := df.Name()
+	defer os.Remove(dtmp) // gone after the rename; removed on failure
+	opts.ExternalData, opts.ExternalLocation = df, filepath.Base(dataPath)
+	model, err := onnxexport.Export(a.Graph, opts)
+	if err == nil {
+		err = df.Sync()
+	}
+	if cerr := df.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(dtmp, 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(dtmp, dataPath); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(path, model); err != nil {
+		os.Remove(dataPath)
+		return err
+	}
+	return nil
 }
 
 func writeFileAtomic(path string, data []byte) error {

@@ -18,6 +18,7 @@ package onnxexport
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 
@@ -34,12 +35,19 @@ const MinOpset = 13
 // Options control Export.
 type Options struct {
 	ProducerVersion string
+	// ExternalData, when set, receives the constants larger than 1 KiB
+	// (ONNX external data, aligned), and the model names ExternalLocation,
+	// a file name relative to the model's folder. Needed above 2 GiB of
+	// weights, protobuf's limit for one message.
+	ExternalData     io.Writer
+	ExternalLocation string
 }
 
 // Export encodes g with its weights inline and a function for every fused
 // op signature. The graph must have ranked, typed inputs on every fused op.
 func Export(g *graph.Graph, opts Options) ([]byte, error) {
-	raw, err := importer.Encode(g, importer.EncodeOptions{ProducerName: "of3c", ProducerVersion: opts.ProducerVersion})
+	raw, err := importer.Encode(g, importer.EncodeOptions{ProducerName: "of3c", ProducerVersion: opts.ProducerVersion,
+		ExternalData: opts.ExternalData, ExternalLocation: opts.ExternalLocation})
 	if err != nil {
 		return nil, err
 	}
