@@ -56,6 +56,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if *repeat > 1 {
 		*iterations = *repeat
 	}
+	if *warmup > 0 && *iterations == 0 {
+		return usagef("--warmup needs --iterations")
+	}
 	if *device != "" && !listHas(driver.Devices, *device) {
 		return usagef("--device %q: the valid choices are %s", *device, strings.Join(driver.Devices, ", "))
 	}
@@ -135,8 +138,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			compute = append(compute, st.Compute)
 			transfer = append(transfer, st.Upload+st.Download)
 		}
-	} else if *warmup > 0 {
-		return usagef("--warmup needs --iterations")
 	}
 	prog.done()
 
