@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"of3c/codegen"
 	"of3c/driver"
 	"of3c/graph"
 	"of3c/runtime/mlx"
@@ -61,6 +62,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	if *device != "" && !listHas(driver.Devices, *device) {
 		return usagef("--device %q: the valid choices are %s", *device, strings.Join(driver.Devices, ", "))
+	}
+	if *precision != "" && !listHas(codegen.Precisions, *precision) {
+		return usagef("--precision %q: the valid choices are %s", *precision, strings.Join(codegen.Precisions, ", "))
 	}
 	if *atol < 0 || *rtol < 0 || math.IsNaN(*atol) || math.IsNaN(*rtol) {
 		return usagef("--atol and --rtol want values ≥ 0")

@@ -186,6 +186,16 @@ func TestRunUsageAndDevices(t *testing.T) {
 	if code != 2 || !strings.Contains(errs, "cpu, gpu, ref") {
 		t.Errorf("--device cuda: exit %d: %s", code, errs)
 	}
+	onnx := filepath.Join(tinyBlock, "model.onnx")
+	for _, args := range [][]string{
+		{"compile", onnx, "-o", filepath.Join(t.TempDir(), "x.of3"), "--device", "cuda"},
+		{"compile", onnx, "-o", filepath.Join(t.TempDir(), "x.of3"), "--precision", "fp8"},
+		{"run", onnx, "--inputs", sd, "--precision", "fp8"},
+	} {
+		if code, _, errs := run(t, args...); code != 2 || !strings.Contains(errs, args[len(args)-1]) {
+			t.Errorf("%v: exit %d, want 2: %s", args, code, errs)
+		}
+	}
 	for _, bad := range [][]string{
 		{"--iterations", "-1"},
 		{"--warmup", "2"},
