@@ -30,9 +30,10 @@ def _preload_mlx():
         if os.path.exists(lib):
             try:
                 ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
-                return
+                return True
             except OSError:
                 continue
+    return False
 
 
 def load():
@@ -41,8 +42,18 @@ def load():
         if not os.path.exists(path):
             tried.append(path)
             continue
-        _preload_mlx()
-        lib = ctypes.CDLL(path)
+        try:
+            lib = ctypes.CDLL(path)  # libmlx through the library's RUNPATH (the repository's .mlx)
+        except OSError as e:
+            if "libmlx" not in str(e):
+                raise
+            # A bundled copy away from the repository: the installed MLX wheel's.
+            if not _preload_mlx():
+                raise ImportError(
+                    "of3c: %s needs libmlx.so (MLX 0.32.4): install it with "
+                    "pip install 'of3c[cpu]' (or [cuda]), or use the repository's "
+                    "set-up (make setup)" % path) from e
+            lib = ctypes.CDLL(path)
         _declare(lib)
         return lib
     raise ImportError(
