@@ -4,13 +4,24 @@ GO ?= go
 PY := .venv/bin/python
 export PATH := $(CURDIR)/.bin:$(PATH)
 
-.PHONY: setup build test run vet gotest pytest conformance bench fuzz clean
+# MLX=cuda installs MLX's CUDA 13 build (mlx-cuda-13) instead of the CPU one
+# (`make setup MLX=cuda`, `make run MLX=cuda`, `make test MLX=cuda`); MLX=cpu
+# goes back. Unset, the build installed last stays (scripts/setup.sh).
+MLX ?=
+export MLX
+
+.PHONY: setup build lib test run vet gotest pytest conformance bench fuzz clean
 
 setup:
 	@bash scripts/setup.sh
 
 build: setup
 	$(GO) build -o bin/of3c ./cmd/of3c
+
+# The C API (cmd/libof3c/of3c.h) as a shared library; setup builds it too,
+# for the Python package.
+lib: setup
+	$(GO) build -buildmode=c-shared -o bin/libof3c.so ./cmd/libof3c
 
 vet: setup
 	$(GO) vet ./...
@@ -24,7 +35,7 @@ gotest: setup
 	$(GO) test -race -count=1 ./runtime/mlx/
 
 pytest: setup
-	$(PY) -m pytest -q models/of3/tests
+	$(PY) -m pytest -q models/of3/tests python/tests
 
 # ONNX node tests on the reference executor, then through the MLX lowering.
 conformance: build

@@ -76,10 +76,37 @@ func ReadBundle(path string, inputs []*graph.Value) (map[string]*graph.Tensor, e
 	return readPBDir(path, inputPB, inputs)
 }
 
-// ReadExpected reads output_K.pb files of a test_data_set folder, matched to
-// the graph's outputs by name or position.
-func ReadExpected(dir string, outputs []*graph.Value) (map[string]*graph.Tensor, error) {
-	return readPBDir(dir, outputPB, outputs)
+// ReadExpected reads expected outputs: output_K.pb files of a
+// test_data_set folder, matched to the graph's outputs by name or position,
+// or an .npz archive whose entries are named like the outputs (as `run -o
+// FILE.npz` writes them) or arr_K by position (numpy.savez's default).
+func ReadExpected(path string, outputs []*graph.Value) (map[string]*graph.Tensor, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return readPBDir(path, outputPB, outputs)
+	}
+	if strings.ToLower(filepath.Ext(path)) != ".npz" {
+		return nil, fmt.Errorf("%s: --check takes an .npz file or a test_data_set folder", path)
+	}
+	_, ts, err := npy.ReadNPZ(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*graph.Tensor{}
+	for k, v := range outputs {
+		if t, ok := ts[v.Name]; ok {
+			out[v.Name] = t
+		} else if t, ok := ts[fmt.Sprintf("arr_%d", k)]; ok {
+			out[v.Name] = t
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no entry is named like an output of the model (%s) or arr_K", path, signature(outputs))
+	}
+	return out, nil
 }
 
 func readPBDir(dir string, re *regexp.Regexp, vals []*graph.Value) (map[string]*graph.Tensor, error) {
@@ -134,7 +161,13 @@ func readPBDir(dir string, re *regexp.Regexp, vals []*graph.Value) (map[string]*
 // WriteOutputs writes outputs atomically: to an .npz archive, or to a new
 // folder holding output_K.pb files (ONNX test_data_set layout, K in graph
 // output order). Nothing is left at path when it fails.
+//
+// An .npy path takes the model's only output; with several it is refused
+// (an error naming them), as writing one of them silently would be wrong.
 func WriteOutputs(path string, order []string, outs map[string]*graph.Tensor) error {
+	if strings.ToLower(filepath.Ext(path)) == ".npy" {
+		return writeOneNPY(path, order, outs)
+	}
 	if strings.ToLower(filepath.Ext(path)) == ".npz" {
 		tmpDir, err := os.MkdirTemp(filepath.Dir(path), ".of3c-out-*")
 		if err != nil {
@@ -186,4 +219,47 @@ func WriteOutputs(path string, order []string, outs map[string]*graph.Tensor) er
 	os.Chmod(path, 0o755)
 	ok = true
 	return nil
+}
+
+// NPYError: an .npy output was asked for a model with several outputs.
+type NPYError struct {
+	Path    string
+	Outputs []string
+}
+
+func (e *NPYError) Error() string {
+	return fmt.Sprintf("%s: an .npy file holds one array, but the model has %d outputs (%s); use an .npz name or a folder",
+		e.Path, len(e.Outputs), strings.Join(e.Outputs, ", "))
+}
+
+func writeOneNPY(path string, order []string, outs map[string]*graph.Tensor) error {
+	if len(order) != 1 {
+		return &NPYError{Path: path, Outputs: order}
+	}
+	t := outs[order[0]]
+	if t == nil {
+		return fmt.Errorf("output %q is missing", order[0])
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".of3c-out-*.npy")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	werr := npy.Write(f, t)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(tmp, 0o644)
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		os.Remove(tmp)
+	}
+	return werr
 }

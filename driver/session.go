@@ -103,6 +103,9 @@ func New(g *graph.Graph, m *codegen.Manifest, opts Options) (*Session, error) {
 	for _, v := range g.Inputs {
 		s.types[v.Name] = v.Type
 	}
+	if err := CheckDevice(s.device); err != nil {
+		return nil, err
+	}
 	if s.device != "ref" {
 		prec := m.Options.Precision
 		if opts.Precision != "" {

@@ -36,6 +36,9 @@ func cmdCompile(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return usagef("-o MODEL.of3 is required")
 	}
+	if err := (&codegen.Options{Device: *device, Precision: *precision}).Validate(); err != nil {
+		return usagef("%v", err) // --device cuda, --precision fp8: usage errors, as in run
+	}
 	opts := codegen.CompileOptions{Device: *device, Precision: *precision, ChunkThreshold: *threshold, ChunkSize: *chunk, LMAKVChunk: *lma}
 	if *budget != "" {
 		if opts.MemoryBudget, err = parseBytes(*budget); err != nil {

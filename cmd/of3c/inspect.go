@@ -6,15 +6,18 @@ import (
 	"io"
 	"strings"
 
+	"of3c/driver"
 	"of3c/graph"
 	"of3c/importer"
 )
 
 func cmdInspect(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("inspect", stderr, "inspect MODEL.onnx [--format text|dot|json] [--stats] [--after PASS|all]")
+	fs := newFlags("inspect", stderr, "inspect MODEL.onnx [--format text|dot|json] [--stats] [--after PASS|all]\n       of3c inspect MODEL.of3 [--format text|json] [--graph] [--stats] [--export-onnx OUT.onnx]")
 	format := fs.String("format", "text", "output format: text, dot or json")
 	stats := fs.Bool("stats", false, "print statistics (node and op counts, inputs, outputs, params) instead of the graph")
 	full := fs.Bool("full", false, "print every constant value in full (text format)")
+	showGraph := fs.Bool("graph", false, "for an .of3 artifact: print its optimized graph (in --format) instead of the manifest")
+	exportONNX := fs.String("export-onnx", "", "for an .of3 artifact: write its optimized graph as an ONNX model to `FILE` (fused ops as ONNX functions)")
 	after := addPassFlags(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -27,6 +30,20 @@ func cmdInspect(args []string, stdout, stderr io.Writer) error {
 	case "text", "dot", "json":
 	default:
 		return usagef("--format %q: want text, dot or json", *format)
+	}
+
+	isArt, err := driver.IsArtifact(pos[0])
+	if err != nil {
+		return err
+	}
+	if isArt {
+		if after.set() {
+			return usagef("%s is a compiled artifact (already optimized): --after, --passes, --explain, --memory and the other pass options apply to ONNX models", pos[0])
+		}
+		return inspectArtifact(pos[0], *format, *stats, *showGraph, *full, *exportONNX, stdout)
+	}
+	if *exportONNX != "" || *showGraph {
+		return usagef("--export-onnx and --graph apply to .of3 artifacts; %s is not one", pos[0])
 	}
 
 	// Unsupported ops don't stop inspect: showing the graph is how a user

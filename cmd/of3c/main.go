@@ -1,9 +1,11 @@
 // Command of3c compiles AlphaFold3-class ONNX models to MLX and runs them.
 //
 //	of3c compile MODEL.onnx -o MODEL.of3 [options]
-//	of3c run MODEL.of3 --inputs DIR|FILE.npz [-o OUT] [options]
+//	of3c run MODEL.of3 --inputs DIR|FILE.npz|--shapes N=SIZE [-o OUT] [--check DIR|FILE.npz] [options]
 //	of3c inspect MODEL.onnx|MODEL.of3 [--format text|dot|json] [--stats] [--after PASS|all]
-//	of3c version
+//	of3c version (also of3c --version)
+//
+// Exit status: 0 success, 1 error (a failed `run --check` included), 2 usage.
 //
 // The command is thin: it parses flags and calls the packages that do the
 // work (importer, passes, codegen, runtime).
@@ -45,7 +47,8 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run `of3c <command> -h` for a command's options.")
+	fmt.Fprintln(w, "Run `of3c <command> -h` for a command's options; `of3c --version` is `of3c version`.")
+	fmt.Fprintln(w, "Exit status: 0 success, 1 error (including a failed `run --check`), 2 usage error.")
 }
 
 func main() {
@@ -60,6 +63,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = append([]string{"version"}, args[1:]...)
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {

@@ -6,10 +6,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
+	"of3c/codegen"
 	"of3c/driver"
 	"of3c/graph"
 	"of3c/runtime/mlx"
@@ -21,32 +21,65 @@ type inputFlags []string
 func (f *inputFlags) String() string     { return strings.Join(*f, " ") }
 func (f *inputFlags) Set(s string) error { *f = append(*f, s); return nil }
 
+const runSynopsis = "run MODEL.of3|MODEL.onnx [--input NAME=FILE]... [--inputs FILE.npz|DIR | --shapes N=SIZE,...] [-o FILE.npz|FILE.npy|DIR] [--check FILE.npz|DIR] [options]"
+
 func cmdRun(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("run", stderr, "run MODEL.of3|MODEL.onnx [--input NAME=FILE]... [--inputs FILE.npz|DIR] [-o FILE.npz|DIR] [options]")
+	fs := newFlags("run", stderr, runSynopsis)
 	var inputs inputFlags
 	fs.Var(&inputs, "input", "an input as NAME=FILE (.npy, .safetensors or TensorProto .pb); repeatable")
 	bundle := fs.String("inputs", "", "all inputs from an .npz archive or an ONNX test_data_set folder (input_K.pb)")
-	out := fs.String("o", "", "write outputs to FILE.npz or to a new folder of output_K.pb files")
+	shapes := fs.String("shapes", "", "run on generated inputs at these symbol sizes, e.g. N=1024,S=64 (seeded normal floats; inputs named *mask get 0/1)")
+	seed := fs.Uint64("seed", 0, "seed for --shapes")
+	out := fs.String("o", "", "write outputs to FILE.npz, FILE.npy (a model with one output) or a new folder of output_K.pb files")
 	device := fs.String("device", "", "executor: cpu|gpu|ref (default: the artifact's device)")
 	bucketList := fs.String("buckets", "", "override the artifact's bucket sizes, e.g. 256,512 (\"none\" turns bucketing off)")
-	repeat := fs.Int("repeat", 1, "with N > 1: after the first call, run N more times and print on stderr the first-call time, the median of the N runs and peak memory")
-	check := fs.String("check", "", "compare the outputs with output_K.pb files in this folder and print the max abs error")
+	warmup := fs.Int("warmup", 0, "untimed runs after the first call, before the timed ones")
+	iterations := fs.Int("iterations", 0, "timed runs after the first call (and the warm-up); prints min/mean/median/p90/p99/max and peak memory on stderr")
+	repeat := fs.Int("repeat", 0, "the same as --iterations (kept for older scripts)")
+	report := fs.String("report", "", "write the timing, memory and check report as JSON to `FILE` (also spelled --report json FILE)")
+	check := fs.String("check", "", "compare the outputs with expected ones (output_K.pb files in a folder, or an .npz); exit status 1 when any element is outside the tolerance")
+	atol := fs.Float64("atol", 1e-4, "absolute tolerance for --check")
+	rtol := fs.Float64("rtol", 0, "relative tolerance for --check: an element passes when |got − want| ≤ atol + rtol·|want|")
 	precision := fs.String("precision", "", "compute precision for ONNX models compiled on the fly (fp32|bf16|fp16)")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseInterleaved(fs, joinReportJSON(args))
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return usagef("run takes one model file (got %d arguments)", len(pos))
 	}
-	if *repeat < 1 {
-		return usagef("--repeat %d: want ≥ 1", *repeat)
+	if *warmup < 0 || *iterations < 0 || *repeat < 0 {
+		return usagef("--warmup, --iterations and --repeat want counts ≥ 0")
+	}
+	if *repeat > 0 && *iterations > 0 && *repeat != *iterations {
+		return usagef("--repeat is another name for --iterations; give one of them")
+	}
+	if *repeat > 1 {
+		*iterations = *repeat
+	}
+	if *warmup > 0 && *iterations == 0 {
+		return usagef("--warmup needs --iterations")
 	}
 	if *device != "" && !listHas(driver.Devices, *device) {
-		return usagef("--device %q: want cpu|gpu|ref", *device)
+		return usagef("--device %q: the valid choices are %s", *device, strings.Join(driver.Devices, ", "))
 	}
-	if len(inputs) == 0 && *bundle == "" {
-		return usagef("no inputs: give --inputs FILE.npz|DIR or --input NAME=FILE")
+	if *precision != "" && !listHas(codegen.Precisions, *precision) {
+		return usagef("--precision %q: the valid choices are %s", *precision, strings.Join(codegen.Precisions, ", "))
+	}
+	if *atol < 0 || *rtol < 0 || math.IsNaN(*atol) || math.IsNaN(*rtol) {
+		return usagef("--atol and --rtol want values ≥ 0")
+	}
+	if *shapes != "" && (len(inputs) > 0 || *bundle != "") {
+		return usagef("--shapes generates every input; give it without --input/--inputs")
+	}
+	if len(inputs) == 0 && *bundle == "" && *shapes == "" {
+		return usagef("no inputs: give --inputs FILE.npz|DIR, --input NAME=FILE or --shapes N=SIZE,...")
+	}
+	var shapeDims map[string]int64
+	if *shapes != "" {
+		if shapeDims, err = parseDims(*shapes); err != nil {
+			return usagef("--shapes: %v", err)
+		}
 	}
 	opts := driver.Options{Device: *device, Precision: *precision, Of3cVersion: version}
 	switch *bucketList {
@@ -59,67 +92,52 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	prog := newProgress(stderr)
+	defer prog.done()
 	prog.say("loading %s", pos[0])
 	sess, err := driver.Open(pos[0], opts)
 	if err != nil {
-		prog.done()
 		return err
 	}
 	defer sess.Close()
 
-	in := map[string]*graph.Tensor{}
-	if *bundle != "" {
-		if in, err = driver.ReadBundle(*bundle, sess.Graph.Inputs); err != nil {
-			prog.done()
-			return err
-		}
-	}
-	for _, spec := range inputs {
-		name, file, ok := strings.Cut(spec, "=")
-		if !ok || name == "" || file == "" {
-			prog.done()
-			return usagef("--input %q: want NAME=FILE", spec)
-		}
-		t, err := driver.ReadTensor(file, name)
-		if err != nil {
-			prog.done()
-			return err
-		}
-		in[name] = t
+	in, err := gatherInputs(sess, inputs, *bundle, shapeDims, *seed)
+	if err != nil {
+		return err
 	}
 	if _, err := sess.CheckInputs(in); err != nil {
-		prog.done()
 		return err
 	}
 
-	if *device != "ref" && mlx.Available() {
+	useMLX := sess.Device() != "ref" && mlx.Available()
+	if useMLX {
 		_ = mlx.ResetPeakMemory()
 	}
-	var outs map[string]*graph.Tensor
-	var first time.Duration
-	var steady, compute, transfer []time.Duration
-	var firstCompiled bool
-	var firstStats driver.RunStats
-	runs := 1
-	if *repeat > 1 {
-		runs = 1 + *repeat
+	prog.say("running on %s (the first call traces and compiles)", sess.Device())
+	start := time.Now()
+	outs, firstStats, err := sess.Run(in)
+	first := time.Since(start)
+	if err != nil {
+		return err
 	}
-	for i := 0; i < runs; i++ {
-		if i == 0 {
-			prog.say("running on %s (the first call traces and compiles)", sess.Device())
-		} else {
-			prog.say("run %d/%d", i, *repeat)
+	var steady, compute, transfer []time.Duration
+	if *iterations > 0 {
+		if *warmup > 0 {
+			prog.say("warm-up: %d runs", *warmup)
 		}
-		start := time.Now()
-		o, st, err := sess.Run(in)
-		el := time.Since(start)
-		if err != nil {
-			prog.done()
-			return err
+		for i := 0; i < *warmup; i++ {
+			if _, _, err := sess.Run(in); err != nil {
+				return err
+			}
 		}
-		if i == 0 {
-			first, firstCompiled, outs, firstStats = el, st.FirstCall, o, st
-		} else {
+		prog.say("timing %d runs", *iterations)
+		for i := 0; i < *iterations; i++ {
+			prog.step("run %d/%d", i+1, *iterations)
+			start := time.Now()
+			_, st, err := sess.Run(in)
+			el := time.Since(start)
+			if err != nil {
+				return err
+			}
 			steady = append(steady, el)
 			compute = append(compute, st.Compute)
 			transfer = append(transfer, st.Upload+st.Download)
@@ -127,24 +145,28 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	prog.done()
 
-	if *repeat > 1 {
-		note := ""
-		if firstCompiled {
-			note = " (includes tracing and MLX compile)"
+	rep := &runReport{
+		Model: pos[0], Device: sess.Device(), Of3cVersion: version,
+		FirstCallMS: ms(first), FirstCallCompiled: firstStats.FirstCall,
+		Warmup: *warmup, Iterations: *iterations,
+		Dims: firstStats.Dims, Padded: firstStats.Padded,
+	}
+	if *iterations > 0 {
+		l := driver.Summarize(steady)
+		rep.Latency = &l
+		if sess.Device() != "ref" {
+			c, t := driver.Summarize(compute), driver.Summarize(transfer)
+			rep.Compute, rep.Transfer = &c, &t
 		}
-		fmt.Fprintf(stderr, "first call %.1f ms%s\n", ms(first), note)
-		fmt.Fprintf(stderr, "median %.3f ms over %d runs (min %.3f ms, max %.3f ms)\n", ms(median(steady)), len(steady), ms(minDur(steady)), ms(maxDur(steady)))
-		if *device != "ref" {
-			fmt.Fprintf(stderr, "  of which: compute median %.3f ms (min %.3f ms; inputs already on the device), inputs in + outputs out median %.3f ms\n",
-				ms(median(compute)), ms(minDur(compute)), ms(median(transfer)))
+	}
+	rep.PeakRSSBytes = driver.PeakRSS()
+	if useMLX {
+		if m, err := mlx.Memory(); err == nil {
+			rep.PeakMLXBytes = int64(m.Peak)
 		}
-		if *device != "ref" && mlx.Available() {
-			if m, err := mlx.Memory(); err == nil {
-				fmt.Fprintf(stderr, "peak memory: MLX %s, process RSS %s\n", humanBytes(int64(m.Peak)), humanBytes(driver.PeakRSS()))
-			}
-		} else {
-			fmt.Fprintf(stderr, "peak memory: process RSS %s\n", humanBytes(driver.PeakRSS()))
-		}
+	}
+	if *iterations > 0 {
+		rep.print(stderr)
 	}
 
 	order := make([]string, len(sess.Graph.Outputs))
@@ -153,36 +175,46 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	if *out != "" {
 		if err := driver.WriteOutputs(*out, order, outs); err != nil {
+			var npyErr *driver.NPYError
+			if errors.As(err, &npyErr) {
+				return usageError{npyErr.Error()}
+			}
 			return fmt.Errorf("writing outputs: %w", err)
 		}
 		fmt.Fprintf(stdout, "wrote %d outputs to %s\n", len(order), *out)
 	}
+	var checkErr error
 	if *check != "" {
 		want, err := driver.ReadExpected(*check, sess.Graph.Outputs)
 		if err != nil {
 			return err
 		}
-		worst := 0.0
-		for _, name := range order {
-			w := want[name]
-			if w == nil {
-				fmt.Fprintf(stdout, "check %s: no expected output in %s\n", name, *check)
-				continue
-			}
-			d, err := maxAbsErr(outs[name], w)
-			if err != nil {
-				return fmt.Errorf("check %s: %w", name, err)
-			}
-			worst = math.Max(worst, d)
-			fmt.Fprintf(stdout, "check %s %v: max abs err %.3g\n", name, outs[name].Shape, d)
+		res, err := driver.Compare(order, outs, want, driver.Tolerance{Atol: *atol, Rtol: *rtol})
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(stdout, "max abs err %.3g\n", worst)
-		for _, d := range sortedKeys(firstStats.Dims) {
-			if firstStats.Padded[d] != firstStats.Dims[d] {
-				fmt.Fprintf(stdout, "note: %s=%d ran padded to the bucket %d; tokens whose mask is 0 attend uniformly over the padding too, so their outputs differ from an unpadded run (use --buckets none to compare every element)\n",
-					d, firstStats.Dims[d], firstStats.Padded[d])
+		rep.Check = res
+		for i := range res.Outputs {
+			fmt.Fprintln(stdout, res.Outputs[i].String())
+		}
+		fmt.Fprintf(stdout, "max abs err %.3g\n", res.MaxAbsErr)
+		checkErr = res.Err()
+		if checkErr != nil {
+			for _, d := range sortedKeys(firstStats.Dims) {
+				if firstStats.Padded[d] != firstStats.Dims[d] {
+					fmt.Fprintf(stdout, "note: %s=%d ran padded to the bucket %d; tokens whose mask is 0 attend uniformly over the padding too, so their outputs differ from an unpadded run (use --buckets none to compare every element)\n",
+						d, firstStats.Dims[d], firstStats.Padded[d])
+				}
 			}
 		}
+	}
+	if *report != "" {
+		if err := rep.write(*report); err != nil {
+			return fmt.Errorf("writing the report: %w", err)
+		}
+	}
+	if checkErr != nil {
+		return checkErr
 	}
 	if *out == "" && *check == "" {
 		for _, name := range order {
@@ -192,67 +224,56 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
+// gatherInputs reads the input files, or generates inputs for --shapes.
+func gatherInputs(sess *driver.Session, inputs inputFlags, bundle string, shapeDims map[string]int64, seed uint64) (map[string]*graph.Tensor, error) {
+	if shapeDims != nil {
+		in, err := driver.RandomInputs(sess.Graph.Inputs, shapeDims, seed)
+		if err != nil {
+			return nil, usagef("--shapes: %v", err)
+		}
+		return in, nil
 	}
-	s := append([]time.Duration{}, ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func minDur(ds []time.Duration) time.Duration {
-	m := time.Duration(math.MaxInt64)
-	for _, d := range ds {
-		m = min(m, d)
-	}
-	if len(ds) == 0 {
-		return 0
-	}
-	return m
-}
-
-func maxDur(ds []time.Duration) time.Duration {
-	var m time.Duration
-	for _, d := range ds {
-		m = max(m, d)
-	}
-	return m
-}
-
-// maxAbsErr compares two numeric tensors of the same shape as float64.
-func maxAbsErr(got, want *graph.Tensor) (float64, error) {
-	if got == nil {
-		return 0, errors.New("no output")
-	}
-	if fmt.Sprint(got.Shape) != fmt.Sprint(want.Shape) {
-		return 0, fmt.Errorf("shape %v, expected %v", got.Shape, want.Shape)
-	}
-	g, err := got.Float64s()
-	if err != nil {
-		return 0, err
-	}
-	w, err := want.Float64s()
-	if err != nil {
-		return 0, err
-	}
-	d := 0.0
-	for i := range g {
-		switch {
-		case g[i] == w[i], math.IsNaN(g[i]) && math.IsNaN(w[i]):
-		case math.IsNaN(g[i]) || math.IsNaN(w[i]):
-			return math.Inf(1), nil
-		default:
-			d = math.Max(d, math.Abs(g[i]-w[i]))
+	in := map[string]*graph.Tensor{}
+	if bundle != "" {
+		var err error
+		if in, err = driver.ReadBundle(bundle, sess.Graph.Inputs); err != nil {
+			return nil, err
 		}
 	}
-	return d, nil
+	for _, spec := range inputs {
+		name, file, ok := strings.Cut(spec, "=")
+		if !ok || name == "" || file == "" {
+			return nil, usagef("--input %q: want NAME=FILE", spec)
+		}
+		t, err := driver.ReadTensor(file, name)
+		if err != nil {
+			return nil, err
+		}
+		in[name] = t
+	}
+	return in, nil
 }
+
+// joinReportJSON turns the two-word form `--report json FILE` into
+// `--report FILE` (JSON is the only report format).
+func joinReportJSON(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if (a == "--report" || a == "-report") && i+2 < len(args) && args[i+1] == "json" && !strings.HasPrefix(args[i+2], "-") {
+			out = append(out, a+"="+args[i+2])
+			i += 2
+			continue
+		}
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // describe summarises an output for the terminal.
 func describe(name string, t *graph.Tensor) string {
@@ -268,8 +289,9 @@ func describe(name string, t *graph.Tensor) string {
 	return fmt.Sprintf("%s %s%v min %.4g max %.4g mean %.4g", name, t.DType, t.Shape, lo, hi, sum/float64(len(vals)))
 }
 
-// progress writes a transient status line to stderr when it is a terminal
-// and nothing otherwise (logs stay clean).
+// progress writes a transient status line to stderr when it is a terminal,
+// and plain "of3c: ..." lines otherwise (CI logs show what a long first
+// call is doing); per-iteration steps appear only on a terminal.
 type progress struct {
 	w   io.Writer
 	tty bool
@@ -287,12 +309,20 @@ func newProgress(w io.Writer) *progress {
 }
 
 func (p *progress) say(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
 	if !p.tty {
+		fmt.Fprintf(p.w, "of3c: %s\n", msg)
 		return
 	}
-	msg := fmt.Sprintf(format, a...)
 	fmt.Fprintf(p.w, "\r%s\r%s…", strings.Repeat(" ", p.n), msg)
 	p.n = len(msg) + 3
+}
+
+// step is a progress line shown only on a terminal.
+func (p *progress) step(format string, a ...any) {
+	if p.tty {
+		p.say(format, a...)
+	}
 }
 
 func (p *progress) done() {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"runtime"
 
+	"of3c/driver"
 	"of3c/runtime/mlx"
 )
 
@@ -28,6 +29,9 @@ func cmdVersion(args []string, stdout, stderr io.Writer) error {
 	for _, d := range devs {
 		fmt.Fprintf(stdout, "device %s\n", d)
 		gpu = gpu || d.Type == mlx.GPU
+	}
+	if !gpu {
+		fmt.Fprintln(stdout, "gpu: none visible (MLX's CPU build, or no NVIDIA GPU and driver); --device gpu needs an NVIDIA GPU and `"+driver.SetupGPUCommand+"`")
 	}
 	if gpu {
 		fmt.Fprintf(stdout, "gpu transfers %s\n", mlx.GPUTransfers())

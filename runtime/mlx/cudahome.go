@@ -1,8 +1,6 @@
 package mlx
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 )
@@ -23,12 +21,23 @@ func fixCUDAHome() {
 	if home == "" {
 		home = os.Getenv("CUDA_PATH")
 	}
+	explicit := home != ""
 	if home == "" {
 		home = "/usr/local/cuda"
 	}
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		cache = os.TempDir()
+	}
+	// No toolkit: the headers of the pip wheels, when this is one
+	// (cudahome_wheel.go).
+	if !explicit && !exists(filepath.Join(home, "include")) {
+		if dir, ok := wheelCUDAHome(loadedLibMLX(), filepath.Join(cache, "of3c")); ok {
+			os.Setenv("CUDA_HOME", dir)
+			os.Setenv("CUDA_PATH", dir)
+			cudaHomeFix = "CUDA_HOME=" + dir + " (no CUDA toolkit: the CUDA runtime headers and CCCL of the pip-installed wheels)"
+		}
+		return
 	}
 	if dir, ok := mergedCUDAHome(home, filepath.Join(cache, "of3c")); ok {
 		os.Setenv("CUDA_HOME", dir)
@@ -46,31 +55,7 @@ func mergedCUDAHome(home, cacheDir string) (string, bool) {
 		!exists(filepath.Join(inc, "cccl", "cuda", "std", "type_traits")) {
 		return "", false
 	}
-	sum := sha256.Sum256([]byte(home))
-	dir := filepath.Join(cacheDir, "cudahome-"+hex.EncodeToString(sum[:6]))
-	out := filepath.Join(dir, "include")
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return "", false
-	}
-	for _, src := range []string{inc, filepath.Join(inc, "cccl")} {
-		entries, err := os.ReadDir(src)
-		if err != nil {
-			return "", false
-		}
-		for _, e := range entries {
-			link := filepath.Join(out, e.Name())
-			if _, err := os.Lstat(link); err == nil {
-				continue // first one wins: include/ before include/cccl
-			}
-			if err := os.Symlink(filepath.Join(src, e.Name()), link); err != nil && !os.IsExist(err) {
-				return "", false
-			}
-		}
-	}
-	if !exists(filepath.Join(out, "cuda", "std", "type_traits")) {
-		return "", false
-	}
-	return dir, true
+	return mergeIncludes(cacheDir, []string{inc, filepath.Join(inc, "cccl")})
 }
 
 func exists(p string) bool {
