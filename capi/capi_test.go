@@ -58,7 +58,7 @@ func TestSessionSignatureRun(t *testing.T) {
 	if err := json.Unmarshal([]byte(sig), &s); err != nil {
 		t.Fatal(err)
 	}
-	if s.Device != dev || len(s.Inputs) != 2 || s.Inputs[0].Name != "z" || s.Inputs[0].ONNXDType != 1 || strings.Join(s.Inputs[0].Shape, ",") != "N,N,16" || s.Buckets == nil {
+	if s.Device != dev || len(s.Inputs) != 2 || s.Inputs[0].Name != "z" || s.Inputs[0].ONNXDType != 1 || strings.Join(s.Inputs[0].Shape, ",") != "1,N,N,16" || s.Buckets == nil {
 		t.Errorf("signature %s", sig)
 	}
 	in, err := driver.RandomInputs(sessions[id].s.Graph.Inputs, map[string]int64{"N": 6}, 1)

@@ -34,7 +34,7 @@ func TestRunCheckExitStatus(t *testing.T) {
 			t.Fatalf("%s: writing outputs: %d %s", dev, code, errs)
 		}
 		code, out, errs := run(t, "run", art, "--inputs", sd, "--device", dev, "--buckets", "none", "--check", sd, "--atol", "1e-4")
-		if code != 0 || !strings.Contains(out, "check z_out [12 12 16]: ok") {
+		if code != 0 || !strings.Contains(out, "check z_out [1 12 12 16]: ok") {
 			t.Errorf("%s: right reference: exit %d\n%s%s", dev, code, out, errs)
 		}
 		if code, out, errs := run(t, "run", art, "--inputs", sd, "--device", dev, "--buckets", "none", "--check", good, "--atol", "0"); code != 0 {
@@ -47,7 +47,7 @@ func TestRunCheckExitStatus(t *testing.T) {
 		}
 		z := ts["z_out"]
 		vals, _ := z.Float64s()
-		flat := (3*12+5)*16 + 7
+		flat := (3*12+5)*16 + 7 // z_out [1, 12, 12, 16]: element [0 3 5 7]
 		vals[flat] += 0.5
 		pz, err := graphTensor(z.DType, z.Shape, vals)
 		if err != nil {
@@ -67,8 +67,8 @@ func TestRunCheckExitStatus(t *testing.T) {
 		if code != 1 {
 			t.Errorf("%s: perturbed reference: exit %d, want 1\n%s%s", dev, code, out, errs)
 		}
-		if !strings.Contains(out, "check z_out [12 12 16]: FAIL: 1 of 2304 elements") || !strings.Contains(out, "first at [3 5 7]") ||
-			!strings.Contains(errs, "check failed: z_out") || !strings.Contains(out, "check s_out [12 32]: ok") {
+		if !strings.Contains(out, "check z_out [1 12 12 16]: FAIL: 1 of 2304 elements") || !strings.Contains(out, "first at [0 3 5 7]") ||
+			!strings.Contains(errs, "check failed: z_out") || !strings.Contains(out, "check s_out [1 12 32]: ok") {
 			t.Errorf("%s: perturbed reference: output does not say where:\n%s%s", dev, out, errs)
 		}
 		// A loose tolerance accepts it.
@@ -144,7 +144,7 @@ func TestRunShapes(t *testing.T) {
 	art := compileFixture(t, tinyBlock)
 	for _, dev := range runDevices() {
 		code, out, errs := run(t, "run", art, "--shapes", "N=9", "--device", dev, "--buckets", "none")
-		if code != 0 || !regexp.MustCompile(`(?m)^z_out f32\[9 9 16\] min \S+ max`).MatchString(out) {
+		if code != 0 || !regexp.MustCompile(`(?m)^z_out f32\[1 9 9 16\] min \S+ max`).MatchString(out) {
 			t.Errorf("%s: --shapes N=9: exit %d\n%s%s", dev, code, out, errs)
 		}
 	}
@@ -239,7 +239,7 @@ func TestRunOutputByExtension(t *testing.T) {
 	}
 	defer f.Close()
 	z, err := npy.Read(f)
-	if err != nil || len(z.Shape) != 3 || z.Shape[2] != 16 {
+	if err != nil || len(z.Shape) != 4 || z.Shape[3] != 16 {
 		t.Errorf("z.npy: %v %v", z, err)
 	}
 }

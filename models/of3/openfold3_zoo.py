@@ -217,6 +217,20 @@ _OFF = dict(use_deepspeed_evo_attention=False, use_cueq_triangle_kernels=False,
             use_triton_triangle_kernels=False, use_lma=False)
 
 
+def set_memory_mode(model: nn.Module, chunk_size: int | None = None, use_lma: bool = False) -> nn.Module:
+    """OpenFold3's own memory path for the block and stack wrappers (benchmarks compare against it):
+    ``chunk_size`` and ``use_lma`` as an OpenFold3 inference run passes them. Exports use the default
+    (off): chunking and LMA are of3c's job."""
+    model.memory_kw = {"chunk_size": chunk_size, "use_lma": use_lma}
+    return model
+
+
+def _kw(self) -> dict:
+    kw = dict(_OFF, chunk_size=None)
+    kw.update(getattr(self, "memory_kw", {}))
+    return kw
+
+
 # ---------------------------------------------------------------------------
 # Wrappers: positional tensors in, tensors out, exactly as the package calls each module
 # ---------------------------------------------------------------------------
@@ -307,7 +321,7 @@ class _PairFormerBlock(nn.Module):
         self.mod = PairFormerBlock(**_pairformer_kw(cfg))
 
     def forward(self, s, z, mask, pair_mask):
-        return self.mod(s, z, single_mask=mask, pair_mask=pair_mask, chunk_size=None, inplace_safe=False, **_OFF)
+        return self.mod(s, z, single_mask=mask, pair_mask=pair_mask, inplace_safe=False, **_kw(self))
 
 
 class _PairFormerStack(nn.Module):
@@ -320,7 +334,7 @@ class _PairFormerStack(nn.Module):
                                    use_reentrant=pf.get("use_reentrant"), **kw)
 
     def forward(self, s, z, mask, pair_mask):
-        return self.mod(s, z, single_mask=mask, pair_mask=pair_mask, chunk_size=None, inplace_safe=False, **_OFF)
+        return self.mod(s, z, single_mask=mask, pair_mask=pair_mask, inplace_safe=False, **_kw(self))
 
 
 class _MSAModuleBlock(nn.Module):

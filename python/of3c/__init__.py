@@ -3,7 +3,7 @@
     import of3c
     of3c.compile("model.onnx", "model.of3", buckets=[256, 512])
     s = of3c.Session("model.of3", device="cpu")
-    s.inputs            # [TensorInfo(name='z', dtype=float32, shape=('N', 'N', 128)), ...]
+    s.inputs            # [TensorInfo(name='z', dtype=float32, shape=(1, "N", "N", 128)), ...]
     out = s.run({"z": z, "pair_mask": mask})   # {"z_update": ndarray}
 
 A session loads the weights and compiles once; each run reuses them (the

@@ -60,7 +60,7 @@ def test_session_matches_cli(cli, artifact, tmp_path):
     s = of3c.Session(artifact, device="cpu")
     assert s.device == "cpu" and s.buckets == [16, 32]
     assert [i.name for i in s.inputs] == ["s", "z", "mask", "pair_mask"]
-    assert s.inputs[1].shape == ("N", "N", 16) and s.inputs[1].dtype == np.float32
+    assert s.inputs[1].shape == (1, "N", "N", 16) and s.inputs[1].dtype == np.float32
     assert [o.name for o in s.outputs] == ["s_out", "z_out"]
     feeds = {s.inputs[k].name: a for k, (_, a) in enumerate(read_set(sd, "input"))}
     got = s.run(feeds)
@@ -84,10 +84,10 @@ def test_compile_from_python_and_errors(tmp_path):
     onnx_path = os.path.join(FIXTURES, "tri_att_start_tiny_torchscript", "model.onnx")
     art = of3c.compile(onnx_path, str(tmp_path / "t.of3"), buckets=[8])
     with of3c.Session(art, device="ref") as s:
-        z = np.random.default_rng(0).standard_normal((5, 5, 16)).astype(np.float32)
-        m = np.ones((5, 5), np.float32)
+        z = np.random.default_rng(0).standard_normal((1, 5, 5, 16)).astype(np.float32)
+        m = np.ones((1, 5, 5), np.float32)
         out = s.run({"z": z, "pair_mask": m})
-        assert out["z_update"].shape == (5, 5, 16)
+        assert out["z_update"].shape == (1, 5, 5, 16)
         # float64 is converted; the same numbers come out.
         out64 = s.run({"z": z.astype(np.float64), "pair_mask": m})
         np.testing.assert_array_equal(out["z_update"], out64["z_update"])
@@ -96,9 +96,9 @@ def test_compile_from_python_and_errors(tmp_path):
         with pytest.raises(of3c.Of3cError, match="unknown input 'bogus'"):
             s.run({"z": z, "pair_mask": m, "bogus": m})
         with pytest.raises(of3c.Of3cError, match="pair_mask"):
-            s.run({"z": z, "pair_mask": np.ones((4, 4), np.float32)})
+            s.run({"z": z, "pair_mask": np.ones((1, 4, 4), np.float32)})
         with pytest.raises(of3c.Of3cError, match="int64"):
-            s.run({"z": z, "pair_mask": np.ones((5, 5), np.int64)})
+            s.run({"z": z, "pair_mask": np.ones((1, 5, 5), np.int64)})
     with pytest.raises(of3c.Of3cError, match="cpu, gpu, ref"):
         of3c.Session(art, device="cuda")
     with pytest.raises(of3c.Of3cError, match="no such file"):
@@ -112,9 +112,9 @@ def test_threads_share_a_session(artifact):
     s = of3c.Session(artifact, device="cpu")
     rng = np.random.default_rng(1)
     n = 7
-    feeds = {"s": rng.standard_normal((n, 32)).astype(np.float32),
-             "z": rng.standard_normal((n, n, 16)).astype(np.float32),
-             "mask": np.ones(n, np.float32), "pair_mask": np.ones((n, n), np.float32)}
+    feeds = {"s": rng.standard_normal((1, n, 32)).astype(np.float32),
+             "z": rng.standard_normal((1, n, n, 16)).astype(np.float32),
+             "mask": np.ones((1, n), np.float32), "pair_mask": np.ones((1, n, n), np.float32)}
     want = s.run(feeds)
     results, errors = [], []
 
@@ -145,9 +145,9 @@ def test_openfold3_adapter_numpy_path(artifact):
     adapter = o3.replace_forward(mod, artifact, device="cpu")
     rng = np.random.default_rng(2)
     n = 6
-    s_in = rng.standard_normal((n, 32)).astype(np.float32)
-    z_in = rng.standard_normal((n, n, 16)).astype(np.float32)
-    mask, pmask = np.ones(n, np.float32), np.ones((n, n), np.float32)
+    s_in = rng.standard_normal((1, n, 32)).astype(np.float32)
+    z_in = rng.standard_normal((1, n, n, 16)).astype(np.float32)
+    mask, pmask = np.ones((1, n), np.float32), np.ones((1, n, n), np.float32)
     # Positional, keyword, renamed and ignored non-tensor arguments.
     s1, z1 = mod.forward(s_in, z_in, mask, pmask, chunk_size=4)
     s2, z2 = mod.forward(z=z_in, s=s_in, mask=mask, pair_mask=pmask)

@@ -15,8 +15,8 @@ static float z[N * N * C], mask[N * N];
 
 static int run_once(float *out, int64_t out_bytes) {
 	const char *names[2] = {"z", "pair_mask"};
-	int32_t dtypes[2] = {1, 1}, ranks[2] = {3, 2};
-	int64_t shapes[5] = {N, N, C, N, N};
+	int32_t dtypes[2] = {1, 1}, ranks[2] = {4, 3};
+	int64_t shapes[7] = {1, N, N, C, 1, N, N}; /* openfold3's batch axis of 1 */
 	const void *data[2] = {z, mask};
 	int64_t nbytes[2] = {sizeof z, sizeof mask};
 	of3c_result r;
@@ -26,9 +26,9 @@ static int run_once(float *out, int64_t out_bytes) {
 	}
 	const char *name;
 	int32_t dtype, rank;
-	int64_t shape[4], nb;
-	if (of3c_result_count(r) != 1 || of3c_result_info(r, 0, &name, &dtype, &rank, shape, 4, &nb) != 0 ||
-	    dtype != 1 || rank != 3 || shape[0] != N || shape[1] != N || shape[2] != C || nb != out_bytes) {
+	int64_t shape[5], nb;
+	if (of3c_result_count(r) != 1 || of3c_result_info(r, 0, &name, &dtype, &rank, shape, 5, &nb) != 0 ||
+	    dtype != 1 || rank != 4 || shape[0] != 1 || shape[1] != N || shape[2] != N || shape[3] != C || nb != out_bytes) {
 		fprintf(stderr, "result info: %s\n", of3c_last_error());
 		return -1;
 	}
@@ -96,8 +96,8 @@ int main(int argc, char **argv) {
 	}
 	/* A wrong input is an error, not a crash. */
 	const char *names[1] = {"z"};
-	int32_t dt[1] = {1}, rk[1] = {3};
-	int64_t sh[3] = {N, N, C};
+	int32_t dt[1] = {1}, rk[1] = {4};
+	int64_t sh[4] = {1, N, N, C};
 	const void *d[1] = {z};
 	int64_t nb[1] = {sizeof z};
 	of3c_result r;
