@@ -1,5 +1,6 @@
-// Package codegen lowers an of3c graph (graph.Graph, after the passes) to MLX
-// and reads and writes the compiled artifact (.of3).
+// Package codegen lowers an of3c graph (graph.Graph, after the passes) to MLX.
+// The compiled artifact (.of3) is package artifact's; codegen depends only on
+// graph, passes, runtime/mlx and runtime/ref.
 //
 // # Lowering
 //

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"of3c/artifact"
 	"of3c/codegen"
 	"of3c/graph"
 	"of3c/passes"
@@ -56,7 +57,7 @@ func TestPlannerBoundsMLXPeak(t *testing.T) {
 		if _, err := os.Stat(src); err != nil {
 			t.Skipf("no fixture %s: %v", c.fixture, err)
 		}
-		def, _, err := Compile(CompileRequest{Source: src, Options: codegen.CompileOptions{Device: "cpu"}})
+		def, _, err := Compile(CompileRequest{Source: src, Options: artifact.CompileOptions{Device: "cpu"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +74,7 @@ func TestPlannerBoundsMLXPeak(t *testing.T) {
 			for _, v := range c.dims {
 				n = max(n, v)
 			}
-			g, m, err := Compile(CompileRequest{Source: src, Options: codegen.CompileOptions{Device: "cpu", MemoryBudget: budget}, Buckets: []int64{n}})
+			g, m, err := Compile(CompileRequest{Source: src, Options: artifact.CompileOptions{Device: "cpu", MemoryBudget: budget}, Buckets: []int64{n}})
 			if err != nil {
 				continue // the planner refuses: nothing chunkable sets the peak
 			}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/codegen"
+	"of3c/artifact"
 	"of3c/graph"
 )
 
@@ -58,7 +58,7 @@ func TestParseBytes(t *testing.T) {
 
 // A graph over N with a pair input: inputs bind N consistently, and
 // bucketing pads both inputs and crops the output.
-func pairGraph(t *testing.T) (*graph.Graph, *codegen.Manifest) {
+func pairGraph(t *testing.T) (*graph.Graph, *artifact.Manifest) {
 	b := graph.NewBuilder("pair", 17)
 	z := b.Input("z", "f32[N,N,4]")
 	m := b.Input("mask", "f32[N]")
@@ -68,12 +68,12 @@ func pairGraph(t *testing.T) (*graph.Graph, *codegen.Manifest) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	man := &codegen.Manifest{Options: codegen.CompileOptions{Device: "ref"}, TokenDims: TokenDims(g)}
+	man := &artifact.Manifest{Options: artifact.CompileOptions{Device: "ref"}, TokenDims: TokenDims(g)}
 	for _, v := range g.Inputs {
-		man.Inputs = append(man.Inputs, codegen.SigOf(v))
+		man.Inputs = append(man.Inputs, artifact.SigOf(v))
 	}
 	for _, v := range g.Outputs {
-		man.Outputs = append(man.Outputs, codegen.SigOf(v))
+		man.Outputs = append(man.Outputs, artifact.SigOf(v))
 	}
 	return g, man
 }

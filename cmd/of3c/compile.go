@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"of3c/codegen"
+	"of3c/artifact"
 	"of3c/driver"
 	"of3c/passes"
 )
@@ -36,7 +36,7 @@ func cmdCompile(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return usagef("-o MODEL.of3 is required")
 	}
-	opts := codegen.CompileOptions{Device: *device, Precision: *precision, ChunkThreshold: *threshold, ChunkSize: *chunk, LMAKVChunk: *lma}
+	opts := artifact.CompileOptions{Device: *device, Precision: *precision, ChunkThreshold: *threshold, ChunkSize: *chunk, LMAKVChunk: *lma}
 	if *budget != "" {
 		if opts.MemoryBudget, err = parseBytes(*budget); err != nil {
 			return usagef("--memory-budget: %v", err)
@@ -67,7 +67,7 @@ func cmdCompile(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := codegen.WriteArtifact(*out, m, g); err != nil {
+	if err := artifact.Write(*out, m, g); err != nil {
 		return err
 	}
 	printCompileSummary(stdout, pos[0], *out, m, time.Since(start))
@@ -96,7 +96,7 @@ func parseBuckets(s string) ([]int64, error) {
 	return out, nil
 }
 
-func printCompileSummary(w io.Writer, src, out string, m *codegen.Manifest, took time.Duration) {
+func printCompileSummary(w io.Writer, src, out string, m *artifact.Manifest, took time.Duration) {
 	fmt.Fprintf(w, "compiled %s → %s in %s (device %s, precision %s)\n", src, out, took.Round(time.Millisecond), m.Options.Device, m.Options.Precision)
 	for _, s := range m.Inputs {
 		fmt.Fprintf(w, "  input  %-12s %s[%s]\n", s.Name, s.DType, strings.Join(s.Shape, ","))
