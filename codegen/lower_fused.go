@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"of3c/graph"
+	"of3c/passes"
 	"of3c/runtime/mlx"
 )
 
@@ -671,9 +672,9 @@ func lowerSwiGLU(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 		return act
 	}
 	rc := n.AttrInt("row_chunk", 0)
-	if rc == 0 && t.p.opts.Device == "cpu" && rows*h2 > cpuBlockElems {
-		// See cpuBlock: [rows, 2h] blocks of ~cpuBlockElems stay in cache.
-		rc = max(1, cpuBlockElems/h2)
+	if rc == 0 && t.p.opts.Device == "cpu" {
+		// [rows, 2h] blocks of ~passes.CPUBlockElems stay in cache.
+		rc = passes.CPUSwiGLUBlock(rows, h2)
 	}
 	var out *mlx.Array
 	if rc <= 0 || rc >= rows {
@@ -725,15 +726,6 @@ func (t *tracer) sigmoid(x *mlx.Array) *mlx.Array {
 	return s.Div(s.Scalar(1, x.Dtype()), s.Add(s.Scalar(2, x.Dtype()), s.Expm1(s.Neg(x))))
 }
 
-// cpuBlockElems is the size, in elements, of the largest intermediate block
-// (attention logits, SwiGLU's [rows, 2h] product) a CPU run materialises
-// when the graph sets no chunking: 4 MiB of f32. MLX's CPU kernels stream
-// over whole arrays one op at a time, so an op chain over blocks that fit
-// the cache runs ~10-40% faster than over one 100 MiB+ array (measured on
-// the OF3 pair stack: TriangleAttention N=256 −13%, PairformerBlock N=384
-// −40%), and the peak memory drops as a bonus. Chunking is exact (docs/OPS.md).
-const cpuBlockElems = 1 << 20
-
 // keys is the key count of the attention.
 func (at *attention) keys() int64 {
 	vs := shapeOf(at.v)
@@ -741,19 +733,13 @@ func (at *attention) keys() int64 {
 }
 
 // cpuBlock picks a batch_chunk for an unchunked attention on the CPU whose
-// logits exceed cpuBlockElems (0: leave it whole).
+// logits exceed passes.CPUBlockElems (0: leave it whole). The rule is the
+// planner's (passes.CPUAttentionBlock), so its estimate is what runs.
 func (t *tracer) cpuBlock(out []int64, keys int64) int64 {
-	if t.p.opts.Device != "cpu" || len(out) <= 2 || out[0] <= 1 {
+	if t.p.opts.Device != "cpu" {
 		return 0
 	}
-	perRow := keys
-	for _, d := range out[1 : len(out)-1] {
-		perRow *= d
-	}
-	if perRow*out[0] <= cpuBlockElems {
-		return 0
-	}
-	return max(1, cpuBlockElems/perRow)
+	return passes.CPUAttentionBlock(out, keys)
 }
 
 // fast reports whether runtime/mlx's SIMD, multi-threaded CPU kernels
