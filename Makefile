@@ -50,7 +50,7 @@ bench: build
 FUZZTIME ?= 30s
 FUZZ_TARGETS := ./graph:FuzzParse ./graph:FuzzInferNode ./graph:FuzzCanonDim \
 	./importer:FuzzLoad ./importer:FuzzDecodeTensor ./importer/npy:FuzzRead \
-	./codegen:FuzzDecodeArtifact ./codegen:FuzzDecodeSafetensors ./codegen:FuzzArtifactSections
+	./artifact:FuzzDecodeArtifact ./artifact:FuzzDecodeSafetensors ./artifact:FuzzArtifactSections
 fuzz: setup
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 	"of3c/runtime/mlx"
 )
 
@@ -34,14 +35,6 @@ func pairRowBlocks(n, chunk int64) [][2]int64 {
 	return out
 }
 
-func prod64(xs []int64) int64 {
-	p := int64(1)
-	for _, x := range xs {
-		p *= x
-	}
-	return p
-}
-
 // lowerTriangleMultiplicationBlocked: a, b = mask·σ(x Wg)·(x Wp) computed per block
 // of pair rows (outgoing) or columns (incoming); b's blocks are kept as GEMM
 // operands [B, h, K, Rj] and never concatenated; each block of output rows is
@@ -62,7 +55,7 @@ func lowerTriangleMultiplicationBlocked(t *tracer, n *graph.Node, in []*val) ([]
 		return nil, fmt.Errorf("x %v: want [*, N, N, c]", x.shape)
 	}
 	lead := x.shape[:r-3]
-	B := prod64(lead)
+	B := shapes.Prod(lead)
 	N, C := x.shape[r-2], x.shape[r-1]
 	if w.rank() != 2 || w.shape[0] != C || w.shape[1]%4 != 0 {
 		return nil, fmt.Errorf("W %v: want [%d, 4h]", w.shape, C)

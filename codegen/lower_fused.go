@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 	"of3c/passes"
 	"of3c/runtime/mlx"
 )
@@ -57,7 +58,7 @@ func normFlatten(t *tracer, x *val, axis int, params ...*val) (xa *mlx.Array, ps
 func lowerLayerNorm(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	s := t.s
 	x := in[0]
-	axis, err := normAxis(n.AttrInt("axis", -1), x.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", -1), x.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +108,7 @@ func lowerLayerNorm(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 func lowerRMSNorm(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	s := t.s
 	x := in[0]
-	axis, err := normAxis(n.AttrInt("axis", -1), x.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", -1), x.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +324,7 @@ func (at *attention) outShape() ([]int64, error) {
 		if qs[len(qs)-1] != ks[len(ks)-1] {
 			return nil, fmt.Errorf("q and k head sizes differ: %v, %v", qs, ks)
 		}
-		batch, err := broadcastShapes(qs[:len(qs)-2], ks[:len(ks)-2])
+		batch, err := shapes.Broadcast(qs[:len(qs)-2], ks[:len(ks)-2])
 		if err != nil {
 			return nil, err
 		}
@@ -334,7 +335,7 @@ func (at *attention) outShape() ([]int64, error) {
 			L = shapeOf(b)
 			continue
 		}
-		if L, err = broadcastShapes(L, shapeOf(b)); err != nil {
+		if L, err = shapes.Broadcast(L, shapeOf(b)); err != nil {
 			return nil, err
 		}
 	}
@@ -345,7 +346,7 @@ func (at *attention) outShape() ([]int64, error) {
 	if len(vs) < 2 || vs[len(vs)-2] != L[len(L)-1] {
 		return nil, fmt.Errorf("v %v does not match %d keys", vs, L[len(L)-1])
 	}
-	batch, err := broadcastShapes(L[:len(L)-2], vs[:len(vs)-2])
+	batch, err := shapes.Broadcast(L[:len(L)-2], vs[:len(vs)-2])
 	if err != nil {
 		return nil, err
 	}
@@ -479,7 +480,7 @@ func (at *attention) biasedLogitsShape() []int64 {
 		return nil
 	}
 	qs, ks := shapeOf(at.q), shapeOf(at.k)
-	batch, err := broadcastShapes(qs[:len(qs)-2], ks[:len(ks)-2])
+	batch, err := shapes.Broadcast(qs[:len(qs)-2], ks[:len(ks)-2])
 	if err != nil {
 		return nil
 	}
@@ -587,9 +588,9 @@ func (t *tracer) fusedSDPA(q, k, v *val, biases []*val, scale float64, bc, qc, k
 		return nil, false
 	}
 	s := t.s
-	batch, err := broadcastShapes(q.shape[:q.rank()-2], k.shape[:k.rank()-2])
+	batch, err := shapes.Broadcast(q.shape[:q.rank()-2], k.shape[:k.rank()-2])
 	if err == nil {
-		batch, err = broadcastShapes(batch, v.shape[:v.rank()-2])
+		batch, err = shapes.Broadcast(batch, v.shape[:v.rank()-2])
 	}
 	if err != nil || len(batch) < 1 {
 		return nil, false

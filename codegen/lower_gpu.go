@@ -3,6 +3,7 @@ package codegen
 import (
 	"slices"
 
+	"of3c/internal/shapes"
 	"of3c/runtime/mlx"
 )
 
@@ -69,7 +70,7 @@ func (t *tracer) sdpaMask(biases []*val, batch []int64, Q, K int64, dt mlx.Dtype
 		}
 		if sum == nil {
 			sum = bs
-		} else if b, err := broadcastShapes(sum, bs); err == nil {
+		} else if b, err := shapes.Broadcast(sum, bs); err == nil {
 			sum = b
 		} else {
 			return nil, false

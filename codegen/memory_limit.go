@@ -3,10 +3,10 @@ package codegen
 import (
 	"math"
 	"os"
-	"strconv"
 	"strings"
 
 	"of3c/graph"
+	"of3c/internal/units"
 	"of3c/passes"
 	"of3c/runtime/mlx"
 )
@@ -29,14 +29,15 @@ import (
 // against 335/312 ms without, PairformerBlock N = 256 1688/1680 against
 // 1508/1357 ms) for about the same process RSS.
 //
-// OF3C_MLX_MEMORY_LIMIT=off runs without it, =BYTES with that limit
-// instead. Plans are cached per input signature; callers hold p.mu.
+// OF3C_MLX_MEMORY_LIMIT=off runs without it, =SIZE (units.ParseBytes: 4096,
+// 512M, 8GiB) with that limit instead. Plans are cached per input signature; callers hold p.mu.
 func (p *Program) runLimit(sig string, args []*graph.Tensor) int64 {
 	if e := os.Getenv("OF3C_MLX_MEMORY_LIMIT"); e != "" {
 		// "off": no limit; a byte count: that limit (measurements; on
 		// the GPU too, where the planner has no model of its own yet).
-		v, _ := strconv.ParseInt(e, 10, 64)
-		return max(v, 0)
+		// Anything else that does not parse (e.g. "off") is 0: no limit.
+		v, _ := units.ParseBytes(e)
+		return v
 	}
 	if p.opts.Device == "cpu" && !p.opts.Budgeted {
 		return 0

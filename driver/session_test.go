@@ -42,20 +42,6 @@ func TestPadCrop(t *testing.T) {
 	}
 }
 
-func TestParseBytes(t *testing.T) {
-	for in, want := range map[string]int64{"8GiB": 8 << 30, "512MiB": 512 << 20, "1000": 1000, "1.5K": 1536, "2GB": 2e9} {
-		got, err := ParseBytes(in)
-		if err != nil || got != want {
-			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "x", "-1G", "1e400"} {
-		if _, err := ParseBytes(bad); err == nil {
-			t.Errorf("ParseBytes(%q) accepted", bad)
-		}
-	}
-}
-
 // A graph over N with a pair input: inputs bind N consistently, and
 // bucketing pads both inputs and crops the output.
 func pairGraph(t *testing.T) (*graph.Graph, *artifact.Manifest) {

@@ -1,6 +1,10 @@
 package passes
 
-import "of3c/graph"
+import (
+	"of3c/graph"
+
+	"of3c/internal/shapes"
+)
 
 // The blocks the MLX lowering uses on the CPU for fused ops the graph leaves
 // unchunked. These functions are the one copy of the rule: codegen's CPU
@@ -67,7 +71,7 @@ func (p *planner) cpuDefaults(s *planNode) {
 		}
 	case "SwiGLU":
 		xs := p.shapes[s.n.Inputs[0]]
-		if rc := CPUSwiGLUBlock(prod(xs[:len(xs)-1]), p.shapes[s.n.Inputs[1]][1]); rc > 0 {
+		if rc := CPUSwiGLUBlock(shapes.Prod(xs[:len(xs)-1]), p.shapes[s.n.Inputs[1]][1]); rc > 0 {
 			s.chunk["row_chunk"] = rc
 		}
 	}

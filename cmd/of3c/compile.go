@@ -11,6 +11,7 @@ import (
 
 	"of3c/artifact"
 	"of3c/driver"
+	"of3c/internal/units"
 	"of3c/passes"
 )
 
@@ -38,7 +39,7 @@ func cmdCompile(args []string, stdout, stderr io.Writer) error {
 	}
 	opts := artifact.CompileOptions{Device: *device, Precision: *precision, ChunkThreshold: *threshold, ChunkSize: *chunk, LMAKVChunk: *lma}
 	if *budget != "" {
-		if opts.MemoryBudget, err = parseBytes(*budget); err != nil {
+		if opts.MemoryBudget, err = units.ParseBytes(*budget); err != nil {
 			return usagef("--memory-budget: %v", err)
 		}
 	}
@@ -137,20 +138,7 @@ func printCompileSummary(w io.Writer, src, out string, m *artifact.Manifest, too
 		var plan passes.MemoryPlan
 		if json.Unmarshal(m.MemoryPlan, &plan) == nil {
 			fmt.Fprintf(w, "  memory plan: peak %s → %s for budget %s (%d chunked ops)\n",
-				humanBytes(plan.PeakBefore), humanBytes(plan.PeakAfter), humanBytes(plan.Budget), len(plan.Chunks))
+				units.FormatBytes(plan.PeakBefore), units.FormatBytes(plan.PeakAfter), units.FormatBytes(plan.Budget), len(plan.Chunks))
 		}
 	}
-}
-
-func humanBytes(n int64) string {
-	const k = 1024
-	switch {
-	case n >= k*k*k:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(k*k*k))
-	case n >= k*k:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(k*k))
-	case n >= k:
-		return fmt.Sprintf("%.1f KiB", float64(n)/k)
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -12,6 +12,7 @@ import (
 
 	"of3c/driver"
 	"of3c/graph"
+	"of3c/internal/units"
 	"of3c/runtime/mlx"
 )
 
@@ -140,10 +141,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 		if *device != "ref" && mlx.Available() {
 			if m, err := mlx.Memory(); err == nil {
-				fmt.Fprintf(stderr, "peak memory: MLX %s, process RSS %s\n", humanBytes(int64(m.Peak)), humanBytes(driver.PeakRSS()))
+				fmt.Fprintf(stderr, "peak memory: MLX %s, process RSS %s\n", units.FormatBytes(int64(m.Peak)), units.FormatBytes(driver.PeakRSS()))
 			}
 		} else {
-			fmt.Fprintf(stderr, "peak memory: process RSS %s\n", humanBytes(driver.PeakRSS()))
+			fmt.Fprintf(stderr, "peak memory: process RSS %s\n", units.FormatBytes(driver.PeakRSS()))
 		}
 	}
 

@@ -1,6 +1,10 @@
 package ref
 
-import "fmt"
+import (
+	"fmt"
+
+	"of3c/internal/shapes"
+)
 
 // broadcastShapes applies numpy (ONNX multidirectional) broadcasting.
 func broadcastShapes(shapes ...[]int64) ([]int64, error) {
@@ -50,7 +54,7 @@ func broadcastStrides(in, out []int64) []int64 {
 // broadcastIndex calls fn for every element of out, in row-major order, with
 // the matching flat index into each input.
 func broadcastIndex(out []int64, ins [][]int64, fn func(o int, idx []int)) {
-	total := int(numel(out))
+	total := int(shapes.Prod(out))
 	idx := make([]int, len(ins))
 	same := true
 	for _, s := range ins {

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 )
 
 // Kernels for of3c's fused ops, following docs/OPS.md (the contract). The
@@ -499,7 +500,7 @@ func kernelSwiGLU(n *graph.Node, in []*array) ([]*array, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows := numel(x.shape[:x.rank()-1])
+	rows := shapes.Prod(x.shape[:x.rank()-1])
 	if chunk == 0 || chunk > rows {
 		chunk = max(rows, 1)
 	}

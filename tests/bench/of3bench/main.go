@@ -33,6 +33,7 @@ import (
 	"of3c/driver"
 	"of3c/graph"
 	"of3c/importer/npy"
+	"of3c/internal/units"
 	"of3c/passes"
 	"of3c/runtime/mlx"
 )
@@ -159,7 +160,7 @@ func run(threads, repeat int, pf, ta []int64, mdPath string) error {
 			// attention and transition intermediates.
 			var est int64
 			budget, est = chunkBudget(c.model, c.n)
-			chunking = fmt.Sprintf("budget %s (estimate unchunked %s)", driver.FmtBytes(budget), driver.FmtBytes(est))
+			chunking = fmt.Sprintf("budget %s (estimate unchunked %s)", units.FormatBytes(budget), units.FormatBytes(est))
 		}
 		env := threadEnv(threads)
 		of := childResult(exec.Command(os.Args[0], "-child", "-model", c.model, "-inputs", in, "-out", ofOut,
@@ -236,7 +237,7 @@ func mem(r result, v int64) string {
 	if r.Err != "" || v == 0 {
 		return "—"
 	}
-	return driver.FmtBytes(v)
+	return units.FormatBytes(v)
 }
 
 func ratio(ort, of result, chunked bool) string {
