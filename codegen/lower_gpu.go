@@ -95,3 +95,50 @@ func (t *tracer) sdpaMask(biases []*val, batch []int64, Q, K int64, dt mlx.Dtype
 	}
 	return s.AsType(mask, dt), true
 }
+
+// fusedSDPA lowers to MLX's fused attention where MLX has a fused kernel:
+// the GPU with bf16/fp16 inputs, head size a multiple of 8 up to 128, equal
+// q/v head sizes, mode qk, no chunking (the fused kernel already avoids the
+// logits' memory), heads on axis -3. The biases are summed into one additive
+// mask in f32 and rounded to the input dtype, as the kernel requires.
+func (t *tracer) fusedSDPA(q, k, v *val, biases []*val, scale float64, bc, qc, kc int64) (*mlx.Array, bool) {
+	if t.p.opts.Device != "gpu" || q == nil || bc > 0 || qc > 0 || kc > 0 {
+		return nil, false
+	}
+	qa, ka, va := t.arr(q), t.arr(k), t.arr(v)
+	if qa == nil || ka == nil || va == nil || !isHalf(qa.Dtype()) || ka.Dtype() != qa.Dtype() || va.Dtype() != qa.Dtype() {
+		return nil, false
+	}
+	c := q.shape[q.rank()-1]
+	if c%8 != 0 || c > 128 || v.shape[v.rank()-1] != c || q.rank() < 3 || k.rank() < 3 || v.rank() < 3 {
+		return nil, false
+	}
+	s := t.s
+	batch, err := shapes.Broadcast(q.shape[:q.rank()-2], k.shape[:k.rank()-2])
+	if err == nil {
+		batch, err = shapes.Broadcast(batch, v.shape[:v.rank()-2])
+	}
+	if err != nil || len(batch) < 1 {
+		return nil, false
+	}
+	H := batch[len(batch)-1]
+	B := int64(1)
+	for _, d := range batch[:len(batch)-1] {
+		B *= d
+	}
+	Q, K := q.shape[q.rank()-2], k.shape[k.rank()-2]
+	to4 := func(a *mlx.Array, rows, cols int64) *mlx.Array {
+		full := append(append([]int64{}, batch...), rows, cols)
+		return s.Reshape(s.BroadcastTo(a, intsOf(full)...), int(B), int(H), int(rows), int(cols))
+	}
+	mask, ok := t.sdpaMask(biases, batch, Q, K, qa.Dtype())
+	if !ok {
+		return nil, false
+	}
+	if mask != nil {
+		mask = to4(mask, Q, K)
+	}
+	out := s.ScaledDotProductAttention(to4(qa, Q, c), to4(ka, K, c), to4(va, K, c), float32(scale), mask)
+	out = s.Reshape(out, intsOf(append(append([]int64{}, batch...), Q, c))...)
+	return out, s.Err() == nil
+}
