@@ -18,6 +18,7 @@ import (
 // bias_only mode), biases already read with −inf → −1e9.
 type attention struct {
 	t      *tracer
+	path   Path // one of the unfused paths (attentionUnfusedPath)
 	q, k   *mlx.Array
 	v      *mlx.Array
 	biases []*mlx.Array
@@ -52,18 +53,25 @@ func lowerAttention(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	biases := in[3:]
 	bc, qc, kc := n.AttrInt("batch_chunk", 0), n.AttrInt("query_chunk", 0), n.AttrInt("kv_chunk", 0)
 
-	if out, ok := t.fusedSDPA(q, k, v, biases, scale, bc, qc, kc); ok {
-		return t.one(out, dt)
-	}
-
-	if out := t.fastAttention(q, k, v, biases, scale, headsInnerUse(t.p.g, n)); out != nil {
-		if md := t.ddt(dt); out.Dtype() != md {
+	ops := t.operands(in)
+	path := t.choose(n, ops)
+	switch path {
+	case AttentionGPUSDPA:
+		if out, ok := t.fusedSDPA(q, k, v, biases, scale); ok {
+			return t.one(out, dt)
+		}
+		// The mask could not be built after all: the unfused path.
+		path = attentionUnfusedPath(t.p.opts, attentionSpecOf(n, ops))
+		t.record(n, path, 0)
+	case AttentionCPUFused:
+		out := t.fastAttention(q, k, v, biases, scale, headsInnerUse(t.p.g, n))
+		if md := t.ddt(dt); out != nil && out.Dtype() != md {
 			out = s.AsType(out, md)
 		}
 		return t.one(out, dt)
 	}
 
-	at := &attention{t: t, scale: scale, v: t.toF32(t.arr(v))}
+	at := &attention{t: t, path: path, scale: scale, v: t.toF32(t.arr(v))}
 	if q != nil {
 		at.q, at.k = t.toF32(t.arr(q)), t.toF32(t.arr(k))
 	}
@@ -81,7 +89,9 @@ func lowerAttention(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 		return nil, err
 	}
 	if bc == 0 && qc == 0 && kc == 0 {
-		bc = t.cpuBlock(outShape, at.keys())
+		if bc = t.cpuBlock(outShape, at.keys()); bc > 0 {
+			t.record(n, path, bc)
+		}
 	}
 	var out *mlx.Array
 	if bc > 0 && bc < outShape[0] {
@@ -185,7 +195,7 @@ func (at *attention) sliceAt(a *mlx.Array, r, ax int, lo, hi int64) *mlx.Array {
 
 // sliceBatch restricts every operand to output rows [lo, hi) of axis 0.
 func (at *attention) sliceBatch(r int, lo, hi int64) *attention {
-	sub := &attention{t: at.t, scale: at.scale}
+	sub := &attention{t: at.t, path: at.path, scale: at.scale}
 	sub.q = at.sliceAt(at.q, r, 0, lo, hi)
 	sub.k = at.sliceAt(at.k, r, 0, lo, hi)
 	sub.v = at.sliceAt(at.v, r, 0, lo, hi)
@@ -216,7 +226,7 @@ func (at *attention) queryChunked(qc, kc int64) *mlx.Array {
 	var parts []*mlx.Array
 	for lo := int64(0); lo < Q; lo += qc {
 		hi := min(lo+qc, Q)
-		sub := &attention{t: at.t, scale: at.scale, k: at.k, v: at.v}
+		sub := &attention{t: at.t, path: at.path, scale: at.scale, k: at.k, v: at.v}
 		if at.q != nil {
 			sub.q = at.t.sliceAxis(at.q, shapeOf(at.q), len(shapeOf(at.q))-2, lo, hi)
 		}
@@ -277,22 +287,23 @@ func (at *attention) kvChunked(kc int64) *mlx.Array {
 	vs := shapeOf(at.v)
 	K := vs[len(vs)-2]
 	if kc <= 0 || kc >= K {
-		if w := at.fastWeights(); w != nil {
-			return s.MatMul(w, at.v)
-		}
-		if w := at.gpuWeights(); w != nil {
-			return s.MatMul(w, at.v)
+		switch at.path {
+		case AttentionCPUSoftmaxBias:
+			return s.MatMul(at.fastWeights(), at.v)
+		case AttentionGPUSoftmaxBias:
+			return s.MatMul(at.gpuWeights(), at.v)
 		}
 		L := at.logits(at.k, at.biases)
-		if at.t.fast(L) {
+		switch at.path {
+		case AttentionCPUSoftmax:
 			return s.MatMul(s.FastSoftmax(L), at.v)
-		}
-		if at.t.p.opts.Device == "gpu" {
+		case AttentionGPUSoftmax:
 			// MLX's CUDA softmax is one kernel (one read, one write of the
 			// logits); the deferred-division form below costs a max, an
 			// exp and a sum pass over them, separate kernels there.
 			return s.MatMul(s.Softmax(L, -1), at.v)
 		}
+		// AttentionDeferred.
 		m := s.Max(L, true, -1)
 		e := at.t.expNonPos(s.Sub(L, m))
 		return s.Div(s.MatMul(e, at.v), s.Sum(e, true, -1))

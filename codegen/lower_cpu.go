@@ -2,7 +2,6 @@ package codegen
 
 import (
 	"of3c/graph"
-	"of3c/internal/shapes"
 	"of3c/passes"
 	"of3c/runtime/mlx"
 )
@@ -11,42 +10,28 @@ import (
 // "fast" kernels) and the CPU forms of exp and sigmoid.
 
 // fastAttention lowers a CPU f32 attention in mode qk to runtime/mlx's
-// FastAttention kernel: softmax(scale·q·kᵀ + Σ biases)·v per batch item and
-// block of query rows, with the logits block in a per-thread buffer, q, k,
-// v read in place through their strides (the heads split out of the
-// projection and transposed cost no copy), the biases added in order in
-// f32 with the −1e9 clamp of readBias. It never materialises the
-// [.., Q, K] logits, so the graph's batch/query/kv chunking and cpuBlock
-// (which exist to bound that array, and are exact, docs/OPS.md) are not
-// applied: less memory than any chunking. Numerically it differs from the
-// unfused path only in rounding: the scale multiplies the f32 logit q·k
-// rather than q, and the dot products accumulate in key/channel order
-// instead of OpenBLAS's. nil when the
-// kernel does not serve the attention (not CPU/f32, bias_only mode,
-// Options.NoFastKernels); the caller then takes the unfused path.
+// FastAttention kernel (path AttentionCPUFused): softmax(scale·q·kᵀ +
+// Σ biases)·v per batch item and block of query rows, with the logits block
+// in a per-thread buffer, q, k, v read in place through their strides (the
+// heads split out of the projection and transposed cost no copy), the
+// biases added in order in f32 with the −1e9 clamp of readBias. It never
+// materialises the [.., Q, K] logits, so the graph's batch/query/kv
+// chunking and cpuBlock (which exist to bound that array, and are exact,
+// docs/ops.md) are not applied: less memory than any chunking. Numerically
+// it differs from the unfused path only in rounding: the scale multiplies
+// the f32 logit q·k rather than q, and the dot products accumulate in
+// key/channel order instead of OpenBLAS's.
 func (t *tracer) fastAttention(q, k, v *val, biases []*val, scale float64, headsInner bool) *mlx.Array {
-	if q == nil || k == nil || v == nil {
-		return nil
-	}
-	qa, ka, va := t.arr(q), t.arr(k), t.arr(v)
-	if !t.fast(qa) || !t.fast(ka) || !t.fast(va) {
-		return nil
-	}
 	var bs []*mlx.Array
 	for _, b := range biases {
-		if b == nil {
-			continue
+		if b != nil {
+			bs = append(bs, t.arr(b))
 		}
-		ba := t.arr(b)
-		if !t.fast(ba) {
-			return nil
-		}
-		bs = append(bs, ba)
 	}
 	if headsInner {
-		return t.s.FastAttentionHeadsInner(qa, ka, va, float32(scale), bs...)
+		return t.s.FastAttentionHeadsInner(t.arr(q), t.arr(k), t.arr(v), float32(scale), bs...)
 	}
-	return t.s.FastAttention(qa, ka, va, float32(scale), bs...)
+	return t.s.FastAttention(t.arr(q), t.arr(k), t.arr(v), float32(scale), bs...)
 }
 
 // headsInnerUse reports whether every use of n's output is a Transpose that
@@ -85,59 +70,14 @@ func headsInnerUse(g *graph.Graph, n *graph.Node) bool {
 }
 
 // fastWeights is softmax(scale·q·kᵀ + Σ biases) through the fused
-// FastSoftmaxBias CPU kernel, which reads every bias in place through its
-// broadcast strides instead of materialising one [.., Q, K] sum per bias
-// (MLX's broadcast adds are scalar and single-threaded on x86). The numerics
-// are the unfused path's: q is scaled before the matmul, the (already
-// −1e9-clamped, see readBias) biases are added in order in f32, then a
-// max-subtracted softmax. nil when the fast kernels do not serve this
-// attention (not CPU/f32, bias_only mode, no bias, or a bias that would
-// enlarge the logits); the caller then takes the unfused path.
+// FastSoftmaxBias CPU kernel (path AttentionCPUSoftmaxBias), which reads
+// every bias in place through its broadcast strides instead of
+// materialising one [.., Q, K] sum per bias (MLX's broadcast adds are
+// scalar and single-threaded on x86). The numerics are the unfused path's:
+// q is scaled before the matmul, the (already −1e9-clamped, see readBias)
+// biases are added in order in f32, then a max-subtracted softmax.
 func (at *attention) fastWeights() *mlx.Array {
-	t := at.t
-	if at.q == nil || len(at.biases) == 0 || !t.fast(at.q) || !t.fast(at.k) {
-		return nil
-	}
-	for _, b := range at.biases {
-		if !t.fast(b) {
-			return nil
-		}
-	}
-	if at.biasedLogitsShape() == nil {
-		return nil
-	}
-	return t.s.FastSoftmaxBias(at.logits(at.k, nil), 1, at.biases...)
-}
-
-// biasedLogitsShape is the [batch.., Q, K] shape of q·kᵀ when every bias
-// broadcasts to it without enlarging it, nil otherwise (or in bias_only
-// mode): the condition for the one-pass softmax-with-biases kernels
-// (FastSoftmaxBias on the CPU, GPUSoftmaxBias on the GPU).
-func (at *attention) biasedLogitsShape() []int64 {
-	if at.q == nil || at.k == nil {
-		return nil
-	}
-	qs, ks := shapeOf(at.q), shapeOf(at.k)
-	batch, err := shapes.Broadcast(qs[:len(qs)-2], ks[:len(ks)-2])
-	if err != nil {
-		return nil
-	}
-	L := append(batch, qs[len(qs)-2], ks[len(ks)-2])
-	for _, b := range at.biases {
-		if b == nil {
-			return nil
-		}
-		bs := shapeOf(b)
-		if len(bs) > len(L) {
-			return nil
-		}
-		for i, d := range bs {
-			if l := L[len(L)-len(bs)+i]; d != 1 && d != l {
-				return nil
-			}
-		}
-	}
-	return L
+	return at.t.s.FastSoftmaxBias(at.logits(at.k, nil), 1, at.biases...)
 }
 
 // expNonPos is exp(x) for x ≤ 0 (softmax after subtracting the row max),

@@ -72,7 +72,7 @@ func lowerLayerNorm(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	}
 	orig := t.ddt(x.dt)
 	var y *mlx.Array
-	if t.fast(xa) {
+	if t.choose(n, t.operands(in)) == LayerNormCPUFused {
 		y = s.FastLayerNorm(xa, ps[0], ps[1], eps)
 	} else {
 		y = s.LayerNorm(xa, ps[0], ps[1], eps)
@@ -155,9 +155,10 @@ func lowerSwiGLU(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 		rows *= d
 	}
 	xa := s.Reshape(t.arr(x), int(rows), int(cin))
+	path := t.choose(n, t.operands(in))
 	block := func(xb *mlx.Array) *mlx.Array {
 		y := t.matmul(xb, wa, dt) // one GEMM for both halves
-		if t.fast(y) && y.Dtype() == mlx.Float32 {
+		if path == SwiGLUCPUFused {
 			act := s.FastSwiGLU(y)
 			if wo != nil {
 				act = t.matmul(act, wo, dt)
@@ -181,7 +182,9 @@ func lowerSwiGLU(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	rc := n.AttrInt("row_chunk", 0)
 	if rc == 0 && t.p.opts.Device == "cpu" {
 		// [rows, 2h] blocks of ~passes.CPUBlockElems stay in cache.
-		rc = passes.CPUSwiGLUBlock(rows, h2)
+		if rc = passes.CPUSwiGLUBlock(rows, h2); rc > 0 {
+			t.record(n, path, rc)
+		}
 	}
 	var out *mlx.Array
 	if rc <= 0 || rc >= rows {

@@ -8,34 +8,16 @@ import (
 )
 
 // gpuWeights is softmax(scale·q·kᵀ + Σ biases) on the GPU through
-// runtime/mlx's custom CUDA kernel (GPUSoftmaxBias): the GEMM writes the
-// logits once and one kernel reads them with every bias in place through
-// broadcast strides and writes the weights. MLX's own ops need a
-// broadcast-add kernel over the full [.., Q, K] logits (strided 4-D
-// indexing: 4.5 ms of a 17 ms PairformerBlock at N = 384 on an H200) and a
-// softmax pass after it (docs/GPU.md). The numerics are the unfused path's:
-// q scaled before the GEMM, the −1e9-clamped biases added in order in f32,
-// a max-subtracted softmax. nil when it does not apply (not the GPU, not
-// f32, bias_only mode, no bias or more than 4, rank over 8, a bias that
-// would enlarge the logits, or Options.NoFastKernels); the caller then
-// takes the unfused path.
+// runtime/mlx's custom CUDA kernel (GPUSoftmaxBias; path
+// AttentionGPUSoftmaxBias): the GEMM writes the logits once and one kernel
+// reads them with every bias in place through broadcast strides and writes
+// the weights. MLX's own ops need a broadcast-add kernel over the full
+// [.., Q, K] logits (strided 4-D indexing: 4.5 ms of a 17 ms PairformerBlock
+// at N = 384 on an H200) and a softmax pass after it (docs/notes/GPU.md).
+// The numerics are the unfused path's: q scaled before the GEMM, the
+// −1e9-clamped biases added in order in f32, a max-subtracted softmax.
 func (at *attention) gpuWeights() *mlx.Array {
-	t := at.t
-	if t.p.opts.Device != "gpu" || t.p.opts.NoFastKernels || at.q == nil || len(at.biases) == 0 || len(at.biases) > 4 {
-		return nil
-	}
-	if at.q.Dtype() != mlx.Float32 || at.k.Dtype() != mlx.Float32 {
-		return nil
-	}
-	for _, b := range at.biases {
-		if b == nil || b.Dtype() != mlx.Float32 {
-			return nil
-		}
-	}
-	if L := at.biasedLogitsShape(); L == nil || len(L) > 8 {
-		return nil
-	}
-	return t.s.GPUSoftmaxBias(at.logits(at.k, nil), at.biases...)
+	return at.t.s.GPUSoftmaxBias(at.logits(at.k, nil), at.biases...)
 }
 
 // sdpaMask is the additive mask of a fused SDPA call: Σ biases (each read
@@ -96,23 +78,18 @@ func (t *tracer) sdpaMask(biases []*val, batch []int64, Q, K int64, dt mlx.Dtype
 	return s.AsType(mask, dt), true
 }
 
-// fusedSDPA lowers to MLX's fused attention where MLX has a fused kernel:
+// fusedSDPA lowers to MLX's fused attention kernel (path AttentionGPUSDPA:
 // the GPU with bf16/fp16 inputs, head size a multiple of 8 up to 128, equal
-// q/v head sizes, mode qk, no chunking (the fused kernel already avoids the
-// logits' memory), heads on axis -3. The biases are summed into one additive
-// mask in f32 and rounded to the input dtype, as the kernel requires.
-func (t *tracer) fusedSDPA(q, k, v *val, biases []*val, scale float64, bc, qc, kc int64) (*mlx.Array, bool) {
-	if t.p.opts.Device != "gpu" || q == nil || bc > 0 || qc > 0 || kc > 0 {
-		return nil, false
-	}
+// q/v head sizes, mode qk, no chunking — the fused kernel already avoids the
+// logits' memory — heads on axis -3; see sdpaFits). The biases are summed
+// into one additive mask in f32 and rounded to the input dtype, as the
+// kernel requires. ok false when the mask cannot be built.
+func (t *tracer) fusedSDPA(q, k, v *val, biases []*val, scale float64) (*mlx.Array, bool) {
 	qa, ka, va := t.arr(q), t.arr(k), t.arr(v)
-	if qa == nil || ka == nil || va == nil || !isHalf(qa.Dtype()) || ka.Dtype() != qa.Dtype() || va.Dtype() != qa.Dtype() {
+	if qa == nil || ka == nil || va == nil {
 		return nil, false
 	}
 	c := q.shape[q.rank()-1]
-	if c%8 != 0 || c > 128 || v.shape[v.rank()-1] != c || q.rank() < 3 || k.rank() < 3 || v.rank() < 3 {
-		return nil, false
-	}
 	s := t.s
 	batch, err := shapes.Broadcast(q.shape[:q.rank()-2], k.shape[:k.rank()-2])
 	if err == nil {
