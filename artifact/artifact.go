@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"of3c/graph"
@@ -118,6 +119,40 @@ type Manifest struct {
 	MemoryPlan json.RawMessage `json:"memory_plan,omitempty"`
 
 	OpCounts map[string]int `json:"op_counts,omitempty"`
+
+	// Lowerings are the lowering paths planned for the fused nodes on
+	// Options.Device (codegen.PlanLowerings, from the graph's types; a run
+	// decides again for its concrete shapes). Absent in artifacts written
+	// before the field existed.
+	Lowerings []Lowering `json:"lowerings,omitempty"`
+}
+
+// Lowering is one fused node's lowering path, e.g. {"attention_3",
+// "of3c.Attention", "attention/gpu-sdpa"} (docs/architecture.md lists the
+// paths).
+type Lowering struct {
+	Node string `json:"node"`
+	Op   string `json:"op"`
+	Path string `json:"path"`
+}
+
+// LoweringSummary renders the lowerings as "path×count" per path, sorted,
+// e.g. "attention/cpu-fused×4 swiglu/cpu-fused×2" ("" when none).
+func (m *Manifest) LoweringSummary() string {
+	count := map[string]int{}
+	for _, l := range m.Lowerings {
+		count[l.Path]++
+	}
+	keys := make([]string, 0, len(count))
+	for p := range count {
+		keys = append(keys, p)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s×%d", k, count[k])
+	}
+	return strings.Join(parts, " ")
 }
 
 // Artifact is a loaded .of3 file.

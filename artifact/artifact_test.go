@@ -30,7 +30,8 @@ func smallModel(t testing.TB) *graph.Graph {
 
 func testManifest(g *graph.Graph) *Manifest {
 	m := &Manifest{Of3cVersion: "test", MLXVersion: "test", SourceName: "small.onnx", SourceSHA256: strings.Repeat("ab", 32),
-		Options: CompileOptions{Device: "cpu", Precision: "fp32"}, Buckets: []int64{8, 16}, TokenDims: []string{"N"}}
+		Options: CompileOptions{Device: "cpu", Precision: "fp32"}, Buckets: []int64{8, 16}, TokenDims: []string{"N"},
+		Lowerings: []Lowering{{"swiglu", "of3c.SwiGLU", "swiglu/cpu-fused"}, {"ln", "LayerNormalization", "layernorm/cpu-fused"}}}
 	for _, v := range g.Inputs {
 		m.Inputs = append(m.Inputs, SigOf(v))
 	}
@@ -57,6 +58,9 @@ func TestArtifactRoundTrip(t *testing.T) {
 	}
 	if a.Manifest.FormatVersion != FormatVersion || a.Manifest.Inputs[0].Shape[0] != "N" || len(a.Manifest.Buckets) != 2 {
 		t.Errorf("manifest: %+v", a.Manifest)
+	}
+	if got := a.Manifest.LoweringSummary(); got != "layernorm/cpu-fused×1 swiglu/cpu-fused×1" {
+		t.Errorf("lowerings: %q", got)
 	}
 	if got, want := len(a.Graph.Nodes), len(g.Nodes); got != want {
 		t.Errorf("graph has %d nodes, want %d", got, want)

@@ -77,6 +77,10 @@ func Compile(req CompileRequest) (*graph.Graph, *artifact.Manifest, error) {
 	if err := codegen.CheckLowerable(g); err != nil {
 		return nil, nil, err
 	}
+	lowerings, err := codegen.PlanLowerings(g, lo)
+	if err != nil {
+		return nil, nil, err
+	}
 	if len(buckets) > 0 && len(tokenDims) == 0 {
 		return nil, nil, fmt.Errorf("--buckets given, but no graph input has a symbolic token dim to pad")
 	}
@@ -87,6 +91,9 @@ func Compile(req CompileRequest) (*graph.Graph, *artifact.Manifest, error) {
 	}
 	if len(buckets) == 0 {
 		m.TokenDims = tokenDims // recorded for `run --buckets`
+	}
+	for _, l := range lowerings {
+		m.Lowerings = append(m.Lowerings, artifact.Lowering{Node: l.Node, Op: l.Op, Path: string(l.Path)})
 	}
 	for _, v := range g.Inputs {
 		m.Inputs = append(m.Inputs, artifact.SigOf(v))

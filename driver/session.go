@@ -124,6 +124,16 @@ func New(g *graph.Graph, m *artifact.Manifest, opts Options) (*Session, error) {
 	return s, nil
 }
 
+// Lowerings are the lowering paths the latest Run took, one per fused node
+// ("path×count" with codegen.FormatLowerings); none on the reference
+// executor or before the first Run.
+func (s *Session) Lowerings() []codegen.Lowering {
+	if s.prog == nil {
+		return nil
+	}
+	return s.prog.Lowerings()
+}
+
 // Device is the executor in use.
 func (s *Session) Device() string { return s.device }
 

@@ -175,3 +175,28 @@ func TestCompileFailureLeavesNothing(t *testing.T) {
 		t.Errorf("bad precision: err = %v", err)
 	}
 }
+
+// compile prints the planned lowering paths, `run --explain` the ones taken.
+func TestLoweringPathsShown(t *testing.T) {
+	if _, err := os.Stat(tinyBlock); err != nil || !mlx.Available() {
+		t.Skip("needs fixtures and MLX")
+	}
+	out := filepath.Join(t.TempDir(), "m.of3")
+	var so, se bytes.Buffer
+	if err := cmdCompile([]string{filepath.Join(tinyBlock, "model.onnx"), "-o", out}, &so, &se); err != nil {
+		t.Fatalf("compile: %v\n%s", err, se.String())
+	}
+	if !regexp.MustCompile(`(?m)^  lowering on cpu: .*attention/cpu-fused×\d+`).MatchString(so.String()) {
+		t.Errorf("compile summary lacks the lowering paths:\n%s", so.String())
+	}
+	so.Reset()
+	se.Reset()
+	sd := filepath.Join(tinyBlock, "test_data_set_0")
+	if err := cmdRun([]string{out, "--inputs", sd, "--explain"}, &so, &se); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(se.String(), "lowering paths on cpu: ") ||
+		!regexp.MustCompile(`(?m)^  \S+ +of3c\.Attention +attention/cpu-fused$`).MatchString(se.String()) {
+		t.Errorf("run --explain:\n%s", se.String())
+	}
+}

@@ -131,6 +131,9 @@ func printCompileSummary(w io.Writer, src, out string, m *artifact.Manifest, too
 	if len(ops) > 0 {
 		fmt.Fprintf(w, "  fused: %s\n", strings.Join(ops, " "))
 	}
+	if l := m.LoweringSummary(); l != "" {
+		fmt.Fprintf(w, "  lowering on %s: %s\n", m.Options.Device, l)
+	}
 	if len(m.Buckets) > 0 {
 		fmt.Fprintf(w, "  buckets %v on %s\n", m.Buckets, strings.Join(m.TokenDims, ","))
 	}
