@@ -39,7 +39,7 @@ run: build
 	@bash scripts/main_job.sh
 
 # Benchmark programs (not tests); their numbers and commands are written
-# down in docs/PERFORMANCE.md and docs/BENCHMARKS.md.
+# down in docs/notes/PERFORMANCE.md and docs/notes/BENCHMARKS.md.
 bench: build
 	$(GO) run ./tests/bench/mlxbench
 	$(GO) run ./tests/bench/fastcpu

@@ -34,7 +34,7 @@
 //     see half precision);
 //   - of3c.Attention converts q, k, v and the biases to f32, evaluates
 //     logits, softmax and P·v in f32, and rounds only its output — the
-//     contract in docs/OPS.md — except on the GPU fused-SDPA path, whose
+//     contract in docs/ops.md — except on the GPU fused-SDPA path, whose
 //     kernel accumulates in f32 itself;
 //   - fp16 has a largest finite value of 65504, so float constants are
 //     clamped to ±65504 when converted (1e9 would otherwise become +inf and

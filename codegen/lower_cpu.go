@@ -124,7 +124,7 @@ func (t *tracer) cpuBlock(out []int64, keys int64) int64 {
 // fast reports whether runtime/mlx's SIMD, multi-threaded CPU kernels
 // (FastExp, FastSoftmax, FastSigmoid, FastSwiGLU, FastLayerNorm, ...) serve
 // x: CPU programs on f32 arrays unless Options.NoFastKernels. MLX's own
-// x86 CPU kernels are scalar and single-threaded (docs/BENCHMARKS.md).
+// x86 CPU kernels are scalar and single-threaded (docs/notes/BENCHMARKS.md).
 func (t *tracer) fast(x *mlx.Array) bool {
 	return x != nil && t.p.opts.Device == "cpu" && !t.p.opts.NoFastKernels && x.Dtype() == mlx.Float32
 }

@@ -28,7 +28,7 @@ func (at *attention) gpuWeights() *mlx.Array {
 // logits — the sum must be materialised anyway, e.g. a [B,1,1,K] key mask
 // plus a [1,H,Q,K] pair bias — it is written in one pass by runtime/mlx's
 // GPUBiasSum kernel; MLX's fused broadcast add over 4-D indices took
-// 2 ms per triangle attention at N = 384 (docs/GPU.md).
+// 2 ms per triangle attention at N = 384 (docs/notes/GPU.md).
 func (t *tracer) sdpaMask(biases []*val, batch []int64, Q, K int64, dt mlx.Dtype) (*mlx.Array, bool) {
 	s := t.s
 	var rbs []*mlx.Array

@@ -17,13 +17,13 @@ import (
 // ahead of the thread (CPU) or command buffers (GPU) that run it, and only
 // its memory limit holds that run-ahead back; with the limit a CPU run's
 // peak stays within the planner's estimate (passes/memory_limit.go;
-// docs/PERFORMANCE.md, "Memory planner").
+// docs/notes/PERFORMANCE.md, "Memory planner").
 //
 // Where it applies: on the GPU always — the planner has no GPU model yet
 // (it plans the generic lowering in the graph's dtypes), but the brake
 // works the same way: OF3 PairformerBlock N = 384 on an H200 peaked at
 // 6.14 GiB without and 2.27 GiB (fp32) / 1.66 GiB (bf16) with it, at the
-// same compute time (docs/GPU.md). On the CPU only when the graph was
+// same compute time (docs/notes/GPU.md). On the CPU only when the graph was
 // compiled under a memory budget (Options.Budgeted): there it made runs
 // 12–35 % slower (2-core VM, of3bench: TriangleAttention N = 256 452/428 ms
 // against 335/312 ms without, PairformerBlock N = 256 1688/1680 against

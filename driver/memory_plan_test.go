@@ -99,7 +99,7 @@ func TestPlannerBoundsMLXPeak(t *testing.T) {
 }
 
 // How far above MLX's measured peak (the largest of three runs) the
-// planner's estimate may be (docs/PERFORMANCE.md, "Memory planner"): where
+// planner's estimate may be (docs/notes/PERFORMANCE.md, "Memory planner"): where
 // the estimate is the in-order peak, planBoundFactor; where it is what MLX's
 // allocation may run ahead to under the run's memory limit (a graph whose
 // largest array keeps that limit high), runAheadFactor — how far the run

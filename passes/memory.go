@@ -18,7 +18,7 @@ import (
 // that does not fit must never be produced.
 //
 // The estimate models what the MLX lowering does, measured against MLX's
-// own peak (docs/PERFORMANCE.md §6; codegen's TestPlannerBoundsMLXPeak):
+// own peak (docs/notes/PERFORMANCE.md §6; codegen's TestPlannerBoundsMLXPeak):
 // every value is its own buffer, freed after its last reader, except views:
 // Split, Slice, Transpose, Expand, Squeeze/Unsqueeze, Identity, and Reshape
 // of anything but a Transpose share their input's buffer (MLX makes them

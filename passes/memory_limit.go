@@ -6,7 +6,7 @@ import (
 )
 
 // Why the runtime sets MLX's memory limit (measured on MLX 0.32.4, CPU; the
-// numbers are in docs/PERFORMANCE.md, "Memory planner"):
+// numbers are in docs/notes/PERFORMANCE.md, "Memory planner"):
 //
 // MLX evaluates a graph by encoding its ops one after another on the calling
 // thread — allocating each op's output (and the copies it makes of

@@ -2,7 +2,7 @@ package passes
 
 import "of3c/internal/shapes"
 
-// Workspace estimates of the row-chunked pair ops (docs/OPS.md), matching
+// Workspace estimates of the row-chunked pair ops (docs/ops.md), matching
 // what codegen/lower_chunk.go keeps alive at once. R is the row block
 // (row_chunk, or all rows), B the product of the leading batch dims, A the
 // accumulation type's size.

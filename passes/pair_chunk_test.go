@@ -201,7 +201,7 @@ func inTriMul(n *graph.Node) bool {
 // blocked lowering keeps b whole, the finished row blocks (until they are
 // concatenated) and the output — three [N, N, h] tensors — besides the
 // residual stream, LN_in and the gate, whatever the chunk. (That is more
-// than the unfused export's 3.02 GiB; see docs/PERFORMANCE.md, "Memory
+// than the unfused export's 3.02 GiB; see docs/notes/PERFORMANCE.md, "Memory
 // planner".)
 func TestPlanPairformerOf3At1024(t *testing.T) {
 	var fx *fixture

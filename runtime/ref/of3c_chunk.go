@@ -7,11 +7,11 @@ import (
 	"of3c/internal/shapes"
 )
 
-// Kernels for the row-chunked pair ops of docs/OPS.md: of3c.OuterProductMean
+// Kernels for the row-chunked pair ops of docs/ops.md: of3c.OuterProductMean
 // and of3c.TriangleMultiplication. Both evaluate output rows i in blocks of
 // row_chunk, the loop the MLX lowering runs, so tests of chunk sizes that do
 // not divide N exercise real block boundaries. Values are held in float64
-// and rounded to the accumulation type A at the stage boundaries OPS.md
+// and rounded to the accumulation type A at the stage boundaries docs/ops.md
 // names.
 
 func init() {

@@ -13,7 +13,7 @@
 //
 // Every op registered in package graph has a kernel here (a test keeps the
 // two sets equal), including of3c's fused ops — of3c.Attention with its
-// batch/query chunks and LMA, of3c.SwiGLU with row chunks, as docs/OPS.md
+// batch/query chunks and LMA, of3c.SwiGLU with row chunks, as docs/ops.md
 // specifies them — and ONNX Attention-23. Run, RunWith and EvalNode keep no
 // shared state and are safe for concurrent use.
 package ref

@@ -3,7 +3,7 @@
 // passes, written to an artifact and read back, and run on MLX (cpu) and on
 // the reference executor; outputs must match the recorded PyTorch fp32
 // outputs within 1e-4 max-abs. bf16 and fp16 runs are held to the
-// tolerances documented in docs/BENCHMARKS.md (halfRelTol).
+// tolerances documented in docs/notes/BENCHMARKS.md (halfRelTol).
 package parity
 
 import (
