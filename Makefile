@@ -4,7 +4,7 @@ GO ?= go
 PY := .venv/bin/python
 export PATH := $(CURDIR)/.bin:$(PATH)
 
-.PHONY: setup build test run vet gotest pytest conformance bench fuzz clean
+.PHONY: setup build test run vet gotest pytest conformance bench fuzz docs clean
 
 setup:
 	@bash scripts/setup.sh
@@ -55,6 +55,13 @@ fuzz: setup
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
 	  $(GO) test $$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) || exit 1; done
+
+# Regenerate the generated parts of the docs from the code: docs/cli.md (the
+# flag sets) and docs/architecture.md's pass and lowering-path tables. The
+# same tests, without -update, fail when the docs are stale.
+docs: setup
+	$(GO) test -count=1 ./cmd/of3c -run TestCLIDoc -update
+	$(GO) test -count=1 ./docs -run TestArchitectureDoc -update
 
 clean:
 	rm -rf bin .bin .mlx

@@ -24,7 +24,7 @@ func cmdCompile(args []string, stdout, stderr io.Writer) error {
 	threshold := fs.Int64("chunk-threshold", 0, "attention with fewer keys than this is never chunked along keys (0: planner default)")
 	chunk := fs.Int64("chunk-size", 0, "fixed batch/query chunk size for the planner (0: search)")
 	lma := fs.Int64("lma-kv-chunk", 0, "key/value block size for low-memory attention (0: planner default)")
-	passList := fs.String("passes", "", "comma-separated passes to run, in order (default: all; see `of3c inspect --passes`)")
+	passList := fs.String("passes", "", "comma-separated `PASSES` to run, in order (default: all; docs/architecture.md lists them)")
 	dump := fs.String("dump-dir", "", "write the IR after every pass into this folder")
 	bucketList := fs.String("buckets", "", "token sizes to pad inputs up to at run time, e.g. 256,512,768")
 	pos, err := parseInterleaved(fs, args)
