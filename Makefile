@@ -32,14 +32,15 @@ conformance: build
 	$(GO) run ./tests/conformance/cmd -backend mlx
 
 # Everything CI checks: vet, Go tests (unit, race on the MLX executor, golden,
-# parity), Python fixture tests, ONNX node conformance.
+# parity, the docs checks of ./docs and cmd/of3c), Python fixture tests, ONNX
+# node conformance.
 test: setup vet gotest pytest conformance
 
 run: build
 	@bash scripts/main_job.sh
 
-# Benchmark programs (not tests); their numbers and commands are written
-# down in docs/notes/PERFORMANCE.md and docs/notes/BENCHMARKS.md.
+# Benchmark programs (not tests); the current numbers and their commands are
+# in docs/performance.md, the dated runs in docs/notes/.
 bench: build
 	$(GO) run ./tests/bench/mlxbench
 	$(GO) run ./tests/bench/fastcpu
