@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"of3c/artifact"
 	"of3c/importer/npy"
 	"of3c/runtime/mlx"
 )
@@ -198,5 +199,23 @@ func TestLoweringPathsShown(t *testing.T) {
 	if !strings.Contains(se.String(), "lowering paths on cpu: ") ||
 		!regexp.MustCompile(`(?m)^  \S+ +of3c\.Attention +attention/cpu-fused$`).MatchString(se.String()) {
 		t.Errorf("run --explain:\n%s", se.String())
+	}
+}
+
+// --memory-budget reads sizes with the one parser (internal/units): G is
+// GiB, GB is 10⁹ — the CLI once read G as 10⁹ while the driver read GiB.
+func TestMemoryBudgetUnits(t *testing.T) {
+	if _, err := os.Stat(tinyBlock); err != nil {
+		t.Skip("fixtures not present")
+	}
+	for flagVal, want := range map[string]int64{"1G": 1 << 30, "1GiB": 1 << 30, "1GB": 1e9, "1.5M": 3 << 19} {
+		art := compileFixture(t, tinyBlock, "--buckets", "16", "--memory-budget", flagVal)
+		a, err := artifact.Read(art)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.Manifest.Options.MemoryBudget; got != want {
+			t.Errorf("--memory-budget %s: manifest says %d bytes, want %d", flagVal, got, want)
+		}
 	}
 }
