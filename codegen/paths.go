@@ -9,6 +9,7 @@ import (
 
 	"of3c/graph"
 	"of3c/internal/shapes"
+	"of3c/passes"
 )
 
 // Lowering paths. A fused op has several lowerings — MLX's fused kernels on
@@ -137,8 +138,8 @@ func AttentionPath(o Options, a AttentionSpec) Path {
 	if qk && o.Device == "gpu" && a.BatchChunk <= 0 && a.QueryChunk <= 0 && a.KVChunk <= 0 && sdpaFits(a) {
 		return AttentionGPUSDPA
 	}
-	if qk && o.Device == "cpu" && o.fastKernels() && a.Q.DType == graph.Float32 && a.K.DType == graph.Float32 && a.V.DType == graph.Float32 && allDType(a.Biases, graph.Float32) {
-		return AttentionCPUFused
+	if qk && o.Device == "cpu" && o.fastKernels() && passes.CPUFusedAttention(a.Mode, a.dtypes()...) {
+		return AttentionCPUFused // the planner's condition, so it models what runs
 	}
 	return attentionUnfusedPath(o, a)
 }
@@ -170,13 +171,13 @@ func attentionUnfusedPath(o Options, a AttentionSpec) Path {
 	return AttentionDeferred
 }
 
-func allDType(ops []Operand, dt graph.DType) bool {
-	for _, b := range ops {
-		if b.DType != dt {
-			return false
-		}
+// dtypes lists the dtypes of q, k, v and the biases.
+func (a AttentionSpec) dtypes() []graph.DType {
+	dts := []graph.DType{a.Q.DType, a.K.DType, a.V.DType}
+	for _, b := range a.Biases {
+		dts = append(dts, b.DType)
 	}
-	return true
+	return dts
 }
 
 // biasedLogitsShape is the [batch.., Q, K] shape of q·kᵀ when every bias

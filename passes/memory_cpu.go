@@ -77,21 +77,42 @@ func (p *planner) cpuDefaults(s *planNode) {
 	}
 }
 
-// cpuFusedAttention reports whether the CPU lowering runs attention step s
-// as runtime/mlx's FastAttention kernel (codegen: tracer.fastAttention):
-// f32, mode qk. The kernel never materialises the logits and ignores the
-// chunk attributes. (The planner assumes fp32 precision with the fast
-// kernels on; a bf16/fp16 CPU program's values are half the f32 sizes the
-// planner counts, which covers the unfused attention it runs instead.)
-func (p *planner) cpuFusedAttention(s *planNode) bool {
-	n := s.n
-	if p.opts.Device != "cpu" || n.Op != "Attention" || n.AttrString("mode", graph.AttentionModeQK) != graph.AttentionModeQK {
+// CPUFusedAttention is the condition under which the CPU lowering runs an
+// of3c.Attention as runtime/mlx's FastAttention kernel (with the fast
+// kernels on): mode qk and q, k, v and every present bias f32 on the
+// device. The kernel never materialises the logits and ignores the chunk
+// attributes. codegen's AttentionPath takes its attention/cpu-fused path
+// under exactly this condition, and the planner models it.
+func CPUFusedAttention(mode string, dtypes ...graph.DType) bool {
+	if mode != graph.AttentionModeQK || len(dtypes) < 3 {
 		return false
 	}
-	for _, v := range n.Inputs[:3] {
-		if v == nil || v.Type.DType != graph.Float32 {
+	for _, dt := range dtypes {
+		if dt != graph.Float32 {
 			return false
 		}
 	}
 	return true
+}
+
+// cpuFusedAttention reports whether the CPU lowering runs attention step s
+// as the fused kernel (CPUFusedAttention on the graph's dtypes: the planner
+// assumes fp32 precision with the fast kernels on; a bf16/fp16 CPU
+// program's values are half the f32 sizes the planner counts, which covers
+// the unfused attention it runs instead).
+func (p *planner) cpuFusedAttention(s *planNode) bool {
+	n := s.n
+	if p.opts.Device != "cpu" || n.Op != "Attention" || len(n.Inputs) < 3 {
+		return false
+	}
+	var dts []graph.DType
+	for i, v := range n.Inputs {
+		switch {
+		case v != nil:
+			dts = append(dts, v.Type.DType)
+		case i < 3:
+			return false
+		}
+	}
+	return CPUFusedAttention(n.AttrString("mode", graph.AttentionModeQK), dts...)
 }
