@@ -6,30 +6,12 @@ import (
 	"of3c/internal/shapes"
 )
 
-// broadcastShapes applies numpy (ONNX multidirectional) broadcasting.
-func broadcastShapes(shapes ...[]int64) ([]int64, error) {
-	rank := 0
-	for _, s := range shapes {
-		if len(s) > rank {
-			rank = len(s)
-		}
-	}
-	out := make([]int64, rank)
-	for k := range out {
-		out[k] = 1
-	}
-	for _, s := range shapes {
-		off := rank - len(s)
-		for k, d := range s {
-			o := &out[off+k]
-			switch {
-			case d == *o || d == 1:
-			case *o == 1:
-				*o = d
-			default:
-				return nil, fmt.Errorf("shapes %v do not broadcast", shapes)
-			}
-		}
+// broadcastShapes applies numpy (ONNX multidirectional) broadcasting and
+// checks the result's size.
+func broadcastShapes(ss ...[]int64) ([]int64, error) {
+	out, err := shapes.Broadcast(ss...)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkShape(out); err != nil {
 		return nil, err
