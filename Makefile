@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/.bin:$(PATH)
 MLX ?=
 export MLX
 
-.PHONY: setup build lib test run vet gotest pytest conformance bench fuzz clean
+.PHONY: setup build lib test run vet gotest pytest conformance bench fuzz docs clean
 
 setup:
 	@bash scripts/setup.sh
@@ -43,14 +43,15 @@ conformance: build
 	$(GO) run ./tests/conformance/cmd -backend mlx
 
 # Everything CI checks: vet, Go tests (unit, race on the MLX executor, golden,
-# parity), Python fixture tests, ONNX node conformance.
+# parity, the docs checks of ./docs and cmd/of3c), Python fixture tests, ONNX
+# node conformance.
 test: setup vet gotest pytest conformance
 
 run: build
 	@bash scripts/main_job.sh
 
-# Benchmark programs (not tests); their numbers and commands are written
-# down in docs/PERFORMANCE.md and docs/BENCHMARKS.md.
+# Benchmark programs (not tests); the current numbers and their commands are
+# in docs/performance.md, the dated runs in docs/notes/.
 bench: build
 	$(GO) run ./tests/bench/mlxbench
 	$(GO) run ./tests/bench/fastcpu
@@ -61,11 +62,18 @@ bench: build
 FUZZTIME ?= 30s
 FUZZ_TARGETS := ./graph:FuzzParse ./graph:FuzzInferNode ./graph:FuzzCanonDim \
 	./importer:FuzzLoad ./importer:FuzzDecodeTensor ./importer/npy:FuzzRead \
-	./codegen:FuzzDecodeArtifact ./codegen:FuzzDecodeSafetensors ./codegen:FuzzArtifactSections
+	./artifact:FuzzDecodeArtifact ./artifact:FuzzDecodeSafetensors ./artifact:FuzzArtifactSections
 fuzz: setup
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
 	  $(GO) test $$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) || exit 1; done
+
+# Regenerate the generated parts of the docs from the code: docs/cli.md (the
+# flag sets) and docs/architecture.md's pass and lowering-path tables. The
+# same tests, without -update, fail when the docs are stale.
+docs: setup
+	$(GO) test -count=1 ./cmd/of3c -run TestCLIDoc -update
+	$(GO) test -count=1 ./docs -run TestArchitectureDoc -update
 
 clean:
 	rm -rf bin .bin .mlx

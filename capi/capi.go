@@ -16,7 +16,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"of3c/codegen"
+	"of3c/artifact"
 	"of3c/driver"
 	"of3c/graph"
 )
@@ -109,7 +109,7 @@ func signatureJSON(s *driver.Session) (string, error) {
 	conv := func(vs []*graph.Value) []io {
 		out := []io{}
 		for _, v := range vs {
-			sig := codegen.SigOf(v)
+			sig := artifact.SigOf(v)
 			out = append(out, io{Name: sig.Name, DType: sig.DType, ONNXDType: int(v.Type.DType), Shape: sig.Shape})
 		}
 		return out
@@ -267,12 +267,12 @@ func Compile(src, out, optionsJSON string) error {
 		return errors.New("no output path")
 	}
 	g, m, err := driver.Compile(driver.CompileRequest{Source: src, Of3cVersion: Version, Buckets: o.Buckets,
-		Options: codegen.CompileOptions{Device: o.Device, Precision: o.Precision, MemoryBudget: o.MemoryBudget,
+		Options: artifact.CompileOptions{Device: o.Device, Precision: o.Precision, MemoryBudget: o.MemoryBudget,
 			ChunkThreshold: o.ChunkThreshold, ChunkSize: o.ChunkSize, LMAKVChunk: o.LMAKVChunk, Passes: o.Passes}})
 	if err != nil {
 		return err
 	}
-	return codegen.WriteArtifact(out, m, g)
+	return artifact.Write(out, m, g)
 }
 
 func contains(list []string, x string) bool {

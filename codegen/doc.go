@@ -1,5 +1,6 @@
-// Package codegen lowers an of3c graph (graph.Graph, after the passes) to MLX
-// and reads and writes the compiled artifact (.of3).
+// Package codegen lowers an of3c graph (graph.Graph, after the passes) to MLX.
+// The compiled artifact (.of3) is package artifact's; codegen depends only on
+// graph, passes, runtime/mlx and runtime/ref.
 //
 // # Lowering
 //
@@ -33,7 +34,7 @@
 //     see half precision);
 //   - of3c.Attention converts q, k, v and the biases to f32, evaluates
 //     logits, softmax and P·v in f32, and rounds only its output — the
-//     contract in docs/OPS.md — except on the GPU fused-SDPA path, whose
+//     contract in docs/ops.md — except on the GPU fused-SDPA path, whose
 //     kernel accumulates in f32 itself;
 //   - fp16 has a largest finite value of 65504, so float constants are
 //     clamped to ±65504 when converted (1e9 would otherwise become +inf and
@@ -50,14 +51,20 @@
 // comparisons; ~1e-7 relative for transcendentals). On the GPU they are
 // computed in float32 and converted back at the outputs.
 //
-// # Attention
+// # Lowering paths
 //
-// of3c.Attention lowers to MLX's fused scaled_dot_product_attention, with the
-// biases summed into one additive mask, only where MLX has a fused kernel:
-// the GPU, bf16/fp16, rank-4 inputs, head size a multiple of 8 and ≤ 128.
-// Everywhere else (always on the CPU, where SDPA is only an unfused fallback)
-// it is matmul → precise softmax → matmul in f32. batch_chunk and query_chunk
-// become loops of slices joined by concatenate; kv_chunk becomes the LMA
-// online-softmax loop. Because MLX frees an intermediate as soon as its last
-// reader has run, only one chunk's logits are alive at a time.
+// Fused ops have several lowerings; for each, one decision function in
+// paths.go names the path from the device, the operands' device dtypes and
+// shapes (AttentionPath, SwiGLUPath, TriangleMultiplicationPath,
+// OuterProductMeanPath, LayerNormPath), and the lowering switches on it.
+// PathTable lists them (docs/architecture.md prints it); PlanLowerings
+// decides from graph types at compile time, Program.Lowerings reports what a
+// trace took. For of3c.Attention: MLX's fused scaled_dot_product_attention
+// on the GPU for bf16/fp16 (biases summed into one additive mask);
+// runtime/mlx's FastAttention on the CPU for f32 (no logits materialised);
+// otherwise matmul → softmax → matmul in f32, with batch_chunk and
+// query_chunk as loops of slices joined by concatenate and kv_chunk as the
+// LMA online-softmax loop. Because MLX frees an intermediate as soon as its
+// last reader has run (and the lowering sequences the blocks), only one
+// chunk's logits are alive at a time.
 package codegen

@@ -4,23 +4,26 @@ import (
 	"fmt"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 	"of3c/runtime/mlx"
 )
 
 // A lowering of of3c.TriangleMultiplication that keeps the memory contract
-// of docs/OPS.md under row_chunk: x·W, a and b are computed per block of R
-// pair rows (outgoing) or columns (incoming), b's blocks stay separate GEMM
-// operands, and each output row block is the concatenation of its aᵀ·b
-// products — so no [N, N, 4h] projection and no whole a exist. The
-// registered lowering (lower_pair.go) computes x·W, a and b whole and chunks
-// only the final GEMM. Measured peaks (MLX CPU, f32, c = h = 128, N = 512,
-// the op alone; TestTriangleMultiplicationChunkedPeak): registered 1537 MiB
-// unchunked and 2561 MiB at row_chunk 64; blocked 1282 and 1265 MiB. The
-// blocked form never holds more, but MLX evaluates the lazy graph without
-// sequencing the blocks, so chunking alone saves little on the device until
-// the lowering orders them (each block's inputs depending on the previous
-// block's result). lower_pair.go's lowering delegates here whenever
-// row_chunk splits the rows, and keeps its one-shot form for row_chunk 0.
+// of docs/ops.md under row_chunk (path trimul/blocked): x·W, a and b are
+// computed per block of R pair rows (outgoing) or columns (incoming), b's
+// blocks stay separate GEMM operands, and each output row block is the
+// concatenation of its aᵀ·b products — so no [N, N, 4h] projection and no
+// whole a exist. TriangleMultiplicationPath takes it whenever row_chunk
+// splits the rows; otherwise lower_pair.go computes x·W, a and b whole.
+// Measured peaks (MLX CPU, f32, c = h = 128, the op alone;
+// TestTriangleMultiplicationChunkedPeak), whole / blocked at row_chunk 0 /
+// blocked at row_chunk 64: N = 512 1537 / 1282 / 1250 MiB; N = 384 865 /
+// 721 / 805 MiB; N = 256 384 / 321 / 512 MiB. (Before the blocked form,
+// the one-shot lowering chunking only the final GEMM peaked at 2561 MiB at
+// N = 512, row_chunk 64.) MLX evaluates the lazy graph without sequencing
+// the blocks, so the lowering orders them (each block's inputs depending on
+// the previous block's result); even so, small blocks at small N cost more
+// than they save.
 
 // pairRowBlocks splits n rows into [lo, hi) blocks of chunk (0 or ≥ n: one).
 func pairRowBlocks(n, chunk int64) [][2]int64 {
@@ -32,14 +35,6 @@ func pairRowBlocks(n, chunk int64) [][2]int64 {
 		out = append(out, [2]int64{lo, min(lo+chunk, n)})
 	}
 	return out
-}
-
-func prod64(xs []int64) int64 {
-	p := int64(1)
-	for _, x := range xs {
-		p *= x
-	}
-	return p
 }
 
 // lowerTriangleMultiplicationBlocked: a, b = mask·σ(x Wg)·(x Wp) computed per block
@@ -62,7 +57,7 @@ func lowerTriangleMultiplicationBlocked(t *tracer, n *graph.Node, in []*val) ([]
 		return nil, fmt.Errorf("x %v: want [*, N, N, c]", x.shape)
 	}
 	lead := x.shape[:r-3]
-	B := prod64(lead)
+	B := shapes.Prod(lead)
 	N, C := x.shape[r-2], x.shape[r-1]
 	if w.rank() != 2 || w.shape[0] != C || w.shape[1]%4 != 0 {
 		return nil, fmt.Errorf("W %v: want [%d, 4h]", w.shape, C)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 	"of3c/runtime/mlx"
 )
 
@@ -29,7 +30,7 @@ func (t *tracer) wrapIndex(idx *mlx.Array, dim int64) *mlx.Array {
 
 func lowerGather(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	x, idx := in[0], in[1]
-	axis, err := normAxis(n.AttrInt("axis", 0), x.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", 0), x.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +61,7 @@ func lowerGather(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 
 func lowerGatherElements(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	x, idx := in[0], in[1]
-	axis, err := normAxis(n.AttrInt("axis", 0), x.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", 0), x.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +154,7 @@ func (t *tracer) coordinates(dims []int64) []*mlx.Array {
 func lowerScatterElements(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	s := t.s
 	x, idx, upd := in[0], in[1], in[2]
-	axis, err := normAxis(n.AttrInt("axis", 0), x.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", 0), x.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +217,7 @@ func lowerOneHot(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	}
 	depth := int64(dv[0])
 	r := idx.rank() + 1
-	axis, err := normAxis(n.AttrInt("axis", -1), r)
+	axis, err := shapes.NormAxis(n.AttrInt("axis", -1), r)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +250,7 @@ func lowerTopK(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	if len(kv) != 1 {
 		return nil, fmt.Errorf("k must have one element")
 	}
-	axis, err := normAxis(n.AttrInt("axis", -1), x.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", -1), x.rank())
 	if err != nil {
 		return nil, err
 	}

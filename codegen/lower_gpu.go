@@ -3,38 +3,21 @@ package codegen
 import (
 	"slices"
 
+	"of3c/internal/shapes"
 	"of3c/runtime/mlx"
 )
 
 // gpuWeights is softmax(scale·q·kᵀ + Σ biases) on the GPU through
-// runtime/mlx's custom CUDA kernel (GPUSoftmaxBias): the GEMM writes the
-// logits once and one kernel reads them with every bias in place through
-// broadcast strides and writes the weights. MLX's own ops need a
-// broadcast-add kernel over the full [.., Q, K] logits (strided 4-D
-// indexing: 4.5 ms of a 17 ms PairformerBlock at N = 384 on an H200) and a
-// softmax pass after it (docs/GPU.md). The numerics are the unfused path's:
-// q scaled before the GEMM, the −1e9-clamped biases added in order in f32,
-// a max-subtracted softmax. nil when it does not apply (not the GPU, not
-// f32, bias_only mode, no bias or more than 4, rank over 8, a bias that
-// would enlarge the logits, or Options.NoFastKernels); the caller then
-// takes the unfused path.
+// runtime/mlx's custom CUDA kernel (GPUSoftmaxBias; path
+// AttentionGPUSoftmaxBias): the GEMM writes the logits once and one kernel
+// reads them with every bias in place through broadcast strides and writes
+// the weights. MLX's own ops need a broadcast-add kernel over the full
+// [.., Q, K] logits (strided 4-D indexing: 4.5 ms of a 17 ms PairformerBlock
+// at N = 384 on an H200) and a softmax pass after it (docs/notes/GPU.md).
+// The numerics are the unfused path's: q scaled before the GEMM, the
+// −1e9-clamped biases added in order in f32, a max-subtracted softmax.
 func (at *attention) gpuWeights() *mlx.Array {
-	t := at.t
-	if t.p.opts.Device != "gpu" || t.p.opts.NoFastKernels || at.q == nil || len(at.biases) == 0 || len(at.biases) > 4 {
-		return nil
-	}
-	if at.q.Dtype() != mlx.Float32 || at.k.Dtype() != mlx.Float32 {
-		return nil
-	}
-	for _, b := range at.biases {
-		if b == nil || b.Dtype() != mlx.Float32 {
-			return nil
-		}
-	}
-	if L := at.biasedLogitsShape(); L == nil || len(L) > 8 {
-		return nil
-	}
-	return t.s.GPUSoftmaxBias(at.logits(at.k, nil), at.biases...)
+	return at.t.s.GPUSoftmaxBias(at.logits(at.k, nil), at.biases...)
 }
 
 // sdpaMask is the additive mask of a fused SDPA call: Σ biases (each read
@@ -45,7 +28,7 @@ func (at *attention) gpuWeights() *mlx.Array {
 // logits — the sum must be materialised anyway, e.g. a [B,1,1,K] key mask
 // plus a [1,H,Q,K] pair bias — it is written in one pass by runtime/mlx's
 // GPUBiasSum kernel; MLX's fused broadcast add over 4-D indices took
-// 2 ms per triangle attention at N = 384 (docs/GPU.md).
+// 2 ms per triangle attention at N = 384 (docs/notes/GPU.md).
 func (t *tracer) sdpaMask(biases []*val, batch []int64, Q, K int64, dt mlx.Dtype) (*mlx.Array, bool) {
 	s := t.s
 	var rbs []*mlx.Array
@@ -69,7 +52,7 @@ func (t *tracer) sdpaMask(biases []*val, batch []int64, Q, K int64, dt mlx.Dtype
 		}
 		if sum == nil {
 			sum = bs
-		} else if b, err := broadcastShapes(sum, bs); err == nil {
+		} else if b, err := shapes.Broadcast(sum, bs); err == nil {
 			sum = b
 		} else {
 			return nil, false
@@ -93,4 +76,46 @@ func (t *tracer) sdpaMask(biases []*val, batch []int64, Q, K int64, dt mlx.Dtype
 		mask = s.Maximum(mask, s.Scalar(-f16Max, mlx.Float32))
 	}
 	return s.AsType(mask, dt), true
+}
+
+// fusedSDPA lowers to MLX's fused attention kernel (path AttentionGPUSDPA:
+// the GPU with bf16/fp16 inputs, head size a multiple of 8 up to 128, equal
+// q/v head sizes, mode qk, no chunking — the fused kernel already avoids the
+// logits' memory — heads on axis -3; see sdpaFits). The biases are summed
+// into one additive mask in f32 and rounded to the input dtype, as the
+// kernel requires. ok false when the mask cannot be built.
+func (t *tracer) fusedSDPA(q, k, v *val, biases []*val, scale float64) (*mlx.Array, bool) {
+	qa, ka, va := t.arr(q), t.arr(k), t.arr(v)
+	if qa == nil || ka == nil || va == nil {
+		return nil, false
+	}
+	c := q.shape[q.rank()-1]
+	s := t.s
+	batch, err := shapes.Broadcast(q.shape[:q.rank()-2], k.shape[:k.rank()-2])
+	if err == nil {
+		batch, err = shapes.Broadcast(batch, v.shape[:v.rank()-2])
+	}
+	if err != nil || len(batch) < 1 {
+		return nil, false
+	}
+	H := batch[len(batch)-1]
+	B := int64(1)
+	for _, d := range batch[:len(batch)-1] {
+		B *= d
+	}
+	Q, K := q.shape[q.rank()-2], k.shape[k.rank()-2]
+	to4 := func(a *mlx.Array, rows, cols int64) *mlx.Array {
+		full := append(append([]int64{}, batch...), rows, cols)
+		return s.Reshape(s.BroadcastTo(a, intsOf(full)...), int(B), int(H), int(rows), int(cols))
+	}
+	mask, ok := t.sdpaMask(biases, batch, Q, K, qa.Dtype())
+	if !ok {
+		return nil, false
+	}
+	if mask != nil {
+		mask = to4(mask, Q, K)
+	}
+	out := s.ScaledDotProductAttention(to4(qa, Q, c), to4(ka, K, c), to4(va, K, c), float32(scale), mask)
+	out = s.Reshape(out, intsOf(append(append([]int64{}, batch...), Q, c))...)
+	return out, s.Err() == nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 	"of3c/runtime/mlx"
 )
 
@@ -144,7 +145,7 @@ func lowerReduce(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 			axes = append(axes, int64(i))
 		}
 	}
-	ax, err := normAxes(axes, x.rank())
+	ax, err := shapes.NormAxes(axes, x.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +204,7 @@ func lowerReduce(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 func lowerArgExtremum(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	s := t.s
 	x := in[0]
-	axis, err := normAxis(n.AttrInt("axis", 0), x.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", 0), x.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +251,7 @@ func lowerSoftmax(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	if old {
 		def = 1
 	}
-	axis, err := normAxis(n.AttrInt("axis", def), max(r, 1))
+	axis, err := shapes.NormAxis(n.AttrInt("axis", def), max(r, 1))
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +297,7 @@ func lowerCumSum(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	if len(ax) != 1 {
 		return nil, fmt.Errorf("axis must be a scalar")
 	}
-	axis, err := normAxis(ax[0], in[0].rank())
+	axis, err := shapes.NormAxis(ax[0], in[0].rank())
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 	"of3c/runtime/mlx"
 )
 
@@ -82,7 +83,7 @@ func lowerHardmax(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	if old {
 		def = 1
 	}
-	axis, err := normAxis(n.AttrInt("axis", def), max(r, 1))
+	axis, err := shapes.NormAxis(n.AttrInt("axis", def), max(r, 1))
 	if err != nil {
 		return nil, err
 	}

@@ -44,13 +44,15 @@ func lowerTriangleMultiplication(t *tracer, n *graph.Node, in []*val) ([]*val, e
 	if r < 3 || x.shape[r-3] != x.shape[r-2] || w == nil || w.rank() != 2 || w.shape[0] != x.shape[r-1] || w.shape[1]%4 != 0 {
 		return nil, fmt.Errorf("shapes x %v, W %v: want [*, N, N, c] and [c, 4h]", x.shape, w.shape)
 	}
-	N, h := x.shape[r-2], w.shape[1]/4
-	if rc := n.AttrInt("row_chunk", 0); rc > 0 && rc < N {
-		// Under row_chunk the memory contract of docs/OPS.md needs the
+	h := w.shape[1] / 4
+	path := t.choose(n, t.operands(in))
+	if path == TriMulBlocked {
+		// Under row_chunk the memory contract of docs/ops.md needs the
 		// projections and gates computed per block too, not only the
 		// final GEMM (lower_chunk.go measures both).
 		return lowerTriangleMultiplicationBlocked(t, n, in)
 	}
+	fused := path == TriMulCPUFused
 	acc := t.accDType(x.dt)
 	xw := s.AsType(t.matmul(t.arr(x), t.arr(w), x.dt), acc) // [*, N, N, 4h]
 	xs := append(append([]int64{}, x.shape[:r-1]...), 4*h)
@@ -61,7 +63,7 @@ func lowerTriangleMultiplication(t *tracer, n *graph.Node, in []*val) ([]*val, e
 	gated := func(off int64) *mlx.Array {
 		p := t.sliceAxis(xw, xs, r-1, off, off+h)
 		gl := t.sliceAxis(xw, xs, r-1, off+h, off+2*h)
-		if t.fast(p) {
+		if fused {
 			a := s.FastSigmoidMul(p, gl)
 			if m != nil {
 				a = s.Mul(a, m)
@@ -88,7 +90,7 @@ func lowerTriangleMultiplication(t *tracer, n *graph.Node, in []*val) ([]*val, e
 		rhs = s.Transpose(b, cl...)
 	}
 	var p *mlx.Array
-	if t.fast(lhs) && t.fast(rhs) {
+	if fused {
 		// The channel-first views are gathered into contiguous [*, h, N, N]
 		// by runtime/mlx's tiled multi-threaded copy (MLX's is one scalar
 		// thread), then the h products of N×N·N×N run as single-thread
@@ -148,7 +150,7 @@ func lowerOuterProductMean(t *tracer, n *graph.Node, in []*val) ([]*val, error) 
 	}
 	rc := n.AttrInt("row_chunk", 0)
 	var y *mlx.Array
-	if rc <= 0 || rc >= I {
+	if t.choose(n, t.operands(in)) == OPMWhole {
 		y = block(0, I)
 	} else {
 		var parts []*mlx.Array

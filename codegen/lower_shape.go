@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 	"of3c/runtime/mlx"
 )
 
@@ -157,7 +158,7 @@ func lowerTranspose(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 			p[i] = r - 1 - i
 		}
 	} else {
-		np, err := normAxes(perm, r)
+		np, err := shapes.NormAxes(perm, r)
 		if err != nil || len(np) != r {
 			return nil, fmt.Errorf("bad perm %v for rank %d", perm, r)
 		}
@@ -180,7 +181,7 @@ func lowerSqueeze(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 			}
 		}
 	} else {
-		ax, err := normAxes(axes, x.rank())
+		ax, err := shapes.NormAxes(axes, x.rank())
 		if err != nil {
 			return nil, err
 		}
@@ -210,7 +211,7 @@ func lowerUnsqueeze(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	}
 	x := in[0]
 	r := x.rank() + len(axes)
-	ax, err := normAxes(axes, r)
+	ax, err := shapes.NormAxes(axes, r)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +250,7 @@ func lowerConcat(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	if first == nil {
 		return nil, fmt.Errorf("no inputs")
 	}
-	axis, err := normAxis(n.AttrInt("axis", 0), first.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", 0), first.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +262,7 @@ func lowerConcat(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 
 func lowerSplit(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	x := in[0]
-	axis, err := normAxis(n.AttrInt("axis", 0), x.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", 0), x.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -367,7 +368,7 @@ func lowerSlice(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	for i := range stride {
 		stride[i] = 1
 	}
-	ax, err := normAxes(axes, r)
+	ax, err := shapes.NormAxes(axes, r)
 	if err != nil {
 		return nil, err
 	}
@@ -417,36 +418,12 @@ func onnxSliceBounds(start, end, step, dim int64) (int, int, int, error) {
 	return int(start), stop, int(step), nil
 }
 
-// broadcastShapes is numpy's multidirectional broadcast.
-func broadcastShapes(a, b []int64) ([]int64, error) {
-	n := max(len(a), len(b))
-	out := make([]int64, n)
-	for i := 0; i < n; i++ {
-		da, db := int64(1), int64(1)
-		if j := i - (n - len(a)); j >= 0 {
-			da = a[j]
-		}
-		if j := i - (n - len(b)); j >= 0 {
-			db = b[j]
-		}
-		switch {
-		case da == db || db == 1:
-			out[i] = da
-		case da == 1:
-			out[i] = db
-		default:
-			return nil, fmt.Errorf("shapes %v and %v do not broadcast", a, b)
-		}
-	}
-	return out, nil
-}
-
 func lowerExpand(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	spec, err := t.hostInts(in[1], "the target shape")
 	if err != nil {
 		return nil, err
 	}
-	shape, err := broadcastShapes(in[0].shape, spec)
+	shape, err := shapes.Broadcast(in[0].shape, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -546,7 +523,7 @@ func lowerPad(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 		if err != nil {
 			return nil, err
 		}
-		if axes, err = normAxes(a, r); err != nil {
+		if axes, err = shapes.NormAxes(a, r); err != nil {
 			return nil, err
 		}
 	}

@@ -3,10 +3,10 @@ package codegen
 import (
 	"math"
 	"os"
-	"strconv"
 	"strings"
 
 	"of3c/graph"
+	"of3c/internal/units"
 	"of3c/passes"
 	"of3c/runtime/mlx"
 )
@@ -17,26 +17,27 @@ import (
 // ahead of the thread (CPU) or command buffers (GPU) that run it, and only
 // its memory limit holds that run-ahead back; with the limit a CPU run's
 // peak stays within the planner's estimate (passes/memory_limit.go;
-// docs/PERFORMANCE.md, "Memory planner").
+// docs/notes/PERFORMANCE.md, "Memory planner").
 //
 // Where it applies: on the GPU always — the planner has no GPU model yet
 // (it plans the generic lowering in the graph's dtypes), but the brake
 // works the same way: OF3 PairformerBlock N = 384 on an H200 peaked at
 // 6.14 GiB without and 2.27 GiB (fp32) / 1.66 GiB (bf16) with it, at the
-// same compute time (docs/GPU.md). On the CPU only when the graph was
+// same compute time (docs/notes/GPU.md). On the CPU only when the graph was
 // compiled under a memory budget (Options.Budgeted): there it made runs
 // 12–35 % slower (2-core VM, of3bench: TriangleAttention N = 256 452/428 ms
 // against 335/312 ms without, PairformerBlock N = 256 1688/1680 against
 // 1508/1357 ms) for about the same process RSS.
 //
-// OF3C_MLX_MEMORY_LIMIT=off runs without it, =BYTES with that limit
-// instead. Plans are cached per input signature; callers hold p.mu.
+// OF3C_MLX_MEMORY_LIMIT=off runs without it, =SIZE (units.ParseBytes: 4096,
+// 512M, 8GiB) with that limit instead. Plans are cached per input signature; callers hold p.mu.
 func (p *Program) runLimit(sig string, args []*graph.Tensor) int64 {
 	if e := os.Getenv("OF3C_MLX_MEMORY_LIMIT"); e != "" {
 		// "off": no limit; a byte count: that limit (measurements; on
 		// the GPU too, where the planner has no model of its own yet).
-		v, _ := strconv.ParseInt(e, 10, 64)
-		return max(v, 0)
+		// Anything else that does not parse (e.g. "off") is 0: no limit.
+		v, _ := units.ParseBytes(e)
+		return v
 	}
 	if p.opts.Device == "cpu" && !p.opts.Budgeted {
 		return 0

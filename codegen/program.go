@@ -98,6 +98,8 @@ type Program struct {
 	limits map[string]int64     // MLX memory limit by input signature (memory_limit.go)
 	device mlx.Device
 	closed bool
+
+	lowered loweringLog // the path each fused node took (paths.go)
 }
 
 // compiled is the traced function for one input signature. Each signature
@@ -256,17 +258,7 @@ func (p *Program) Close() {
 }
 
 // devDType is the graph dtype a value of dtype dt has on the device.
-func (p *Program) devDType(dt graph.DType) graph.DType {
-	switch dt {
-	case graph.Float32:
-		return p.opts.computeDType()
-	case graph.Float64:
-		if p.opts.Device == "gpu" {
-			return graph.Float32
-		}
-	}
-	return dt
-}
+func (p *Program) devDType(dt graph.DType) graph.DType { return deviceDType(p.opts, dt) }
 
 // RunInfo describes one Run.
 type RunInfo struct {

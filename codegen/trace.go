@@ -344,30 +344,3 @@ func (t *tracer) axesOf(n *graph.Node, in []*val, idx int, attr string) ([]int64
 	}
 	return nil, false, nil
 }
-
-func normAxis(axis int64, rank int) (int, error) {
-	if axis < -int64(rank) || axis >= int64(rank) {
-		return 0, fmt.Errorf("axis %d is out of range for rank %d", axis, rank)
-	}
-	if axis < 0 {
-		axis += int64(rank)
-	}
-	return int(axis), nil
-}
-
-func normAxes(axes []int64, rank int) ([]int, error) {
-	out := make([]int, len(axes))
-	seen := map[int]bool{}
-	for i, a := range axes {
-		ax, err := normAxis(a, rank)
-		if err != nil {
-			return nil, err
-		}
-		if seen[ax] {
-			return nil, fmt.Errorf("axis %d repeated", a)
-		}
-		seen[ax] = true
-		out[i] = ax
-	}
-	return out, nil
-}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 
+	"of3c/artifact"
 	"of3c/codegen"
 	"of3c/graph"
 	"of3c/importer"
@@ -20,7 +21,7 @@ import (
 // CompileRequest is everything `of3c compile` needs besides the output path.
 type CompileRequest struct {
 	Source  string // path of the ONNX model
-	Options codegen.CompileOptions
+	Options artifact.CompileOptions
 	Buckets []int64
 	DumpDir string
 	// Of3cVersion is recorded in the manifest.
@@ -30,7 +31,7 @@ type CompileRequest struct {
 // Compile imports an ONNX model, optimizes it and checks that every op can
 // be lowered to MLX. It returns the optimized graph and its manifest; it
 // writes nothing except the optional pass dumps.
-func Compile(req CompileRequest) (*graph.Graph, *codegen.Manifest, error) {
+func Compile(req CompileRequest) (*graph.Graph, *artifact.Manifest, error) {
 	o := req.Options
 	lo := codegen.Options{Device: o.Device, Precision: o.Precision}
 	if err := lo.Validate(); err != nil {
@@ -76,22 +77,29 @@ func Compile(req CompileRequest) (*graph.Graph, *codegen.Manifest, error) {
 	if err := codegen.CheckLowerable(g); err != nil {
 		return nil, nil, err
 	}
+	lowerings, err := codegen.PlanLowerings(g, lo)
+	if err != nil {
+		return nil, nil, err
+	}
 	if len(buckets) > 0 && len(tokenDims) == 0 {
 		return nil, nil, fmt.Errorf("--buckets given, but no graph input has a symbolic token dim to pad")
 	}
-	m := &codegen.Manifest{
-		FormatVersion: codegen.FormatVersion, Of3cVersion: req.Of3cVersion, MLXVersion: mlx.Version(),
+	m := &artifact.Manifest{
+		FormatVersion: artifact.FormatVersion, Of3cVersion: req.Of3cVersion, MLXVersion: mlx.Version(),
 		SourceName: filepath.Base(req.Source), SourceSHA256: hex.EncodeToString(sum[:]), SourceBytes: int64(len(src)),
 		Options: o, Buckets: buckets, TokenDims: tokenDims, OpCounts: g.OpCounts(),
 	}
 	if len(buckets) == 0 {
 		m.TokenDims = tokenDims // recorded for `run --buckets`
 	}
+	for _, l := range lowerings {
+		m.Lowerings = append(m.Lowerings, artifact.Lowering{Node: l.Node, Op: l.Op, Path: string(l.Path)})
+	}
 	for _, v := range g.Inputs {
-		m.Inputs = append(m.Inputs, codegen.SigOf(v))
+		m.Inputs = append(m.Inputs, artifact.SigOf(v))
 	}
 	for _, v := range g.Outputs {
-		m.Outputs = append(m.Outputs, codegen.SigOf(v))
+		m.Outputs = append(m.Outputs, artifact.SigOf(v))
 	}
 	if m.PassLog, err = json.Marshal(log); err != nil {
 		return nil, nil, err

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"of3c/codegen"
+	"of3c/artifact"
 	"of3c/importer/npy"
 )
 
@@ -19,16 +19,16 @@ func TestExportONNXExternalData(t *testing.T) {
 		t.Skipf("no onnx/onnxruntime: %v", err)
 	}
 	fx := "../models/of3/testdata/tri_mul_out_tiny_torchscript"
-	g, m, err := Compile(CompileRequest{Source: filepath.Join(fx, "model.onnx"), Options: codegen.CompileOptions{Device: "cpu", Precision: "fp32"}})
+	g, m, err := Compile(CompileRequest{Source: filepath.Join(fx, "model.onnx"), Options: artifact.CompileOptions{Device: "cpu", Precision: "fp32"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	art := filepath.Join(dir, "m.of3")
-	if err := codegen.WriteArtifact(art, m, g); err != nil {
+	if err := artifact.Write(art, m, g); err != nil {
 		t.Fatal(err)
 	}
-	a, err := codegen.ReadArtifact(art)
+	a, err := artifact.Read(art)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"sort"
 	"strings"
 
-	"of3c/codegen"
+	"of3c/artifact"
 	"of3c/graph"
 	"of3c/onnxexport"
 	"of3c/passes"
@@ -23,7 +23,7 @@ import (
 type ArtifactInfo struct {
 	Path      string             `json:"path"`
 	FileBytes int64              `json:"file_bytes"`
-	Manifest  *codegen.Manifest  `json:"manifest"`
+	Manifest  *artifact.Manifest `json:"manifest"`
 	Sections  []SectionSummary   `json:"sections"`
 	Nodes     int                `json:"nodes"`
 	OpCounts  map[string]int     `json:"op_counts"`
@@ -59,13 +59,13 @@ func IsArtifact(path string) (bool, error) {
 	if n < 8 {
 		return false, nil
 	}
-	_, _, err = codegen.ReadSections(bytes.NewReader(head), int64(len(head)))
-	return !errors.Is(err, codegen.ErrNotArtifact), nil
+	_, _, err = artifact.ReadSections(bytes.NewReader(head), int64(len(head)))
+	return !errors.Is(err, artifact.ErrNotArtifact), nil
 }
 
 // InspectArtifact loads an artifact and summarises it.
-func InspectArtifact(path string) (*ArtifactInfo, *codegen.Artifact, error) {
-	a, err := codegen.ReadArtifact(path)
+func InspectArtifact(path string) (*ArtifactInfo, *artifact.Artifact, error) {
+	a, err := artifact.Read(path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -167,7 +167,7 @@ var ExternalDataAbove int64 = 1 << 30
 // (fused ops as ONNX functions; see package onnxexport), weights inline or,
 // above ExternalDataAbove, in PATH.data next to it. Nothing is left at path
 // (or PATH.data) when it fails.
-func ExportONNX(a *codegen.Artifact, path string) error {
+func ExportONNX(a *artifact.Artifact, path string) error {
 	opts := onnxexport.Options{ProducerVersion: a.Manifest.Of3cVersion}
 	if graph.ComputeStats(a.Graph).ParamBytes <= ExternalDataAbove {
 		data, err := onnxexport.Export(a.Graph, opts)

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"of3c/codegen"
+	"of3c/artifact"
 	"of3c/graph"
 	"of3c/importer"
 	"of3c/importer/npy"
@@ -35,7 +35,7 @@ func ReadTensor(path, inputName string) (*graph.Tensor, error) {
 		if err != nil {
 			return nil, err
 		}
-		ts, _, err := codegen.DecodeSafetensors(data)
+		ts, _, err := artifact.DecodeSafetensors(data)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}

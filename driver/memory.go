@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"of3c/internal/units"
 	"of3c/passes"
 	"of3c/runtime/mlx"
 )
@@ -36,13 +37,13 @@ func (s *Session) CheckMemory(dims map[string]int64) error {
 		return nil
 	}
 	msg := fmt.Sprintf("refusing to run at %s: estimated peak %s exceeds %s %s",
-		fmtDims(dims), fmtBytes(cur.PeakBefore), what, fmtBytes(limit))
+		fmtDims(dims), units.FormatBytes(cur.PeakBefore), what, units.FormatBytes(limit))
 	fit, err := passes.PlanMemory(s.Graph, dims, limit, passes.Options{})
 	if err != nil {
 		msg += "; no chunking fits either (" + err.Error() + ")"
 	} else {
 		msg += fmt.Sprintf("; chunking brings it to %s: recompile with --memory-budget %dMiB --buckets %s",
-			fmtBytes(fit.PeakAfter), limit>>20, bucketArg(dims))
+			units.FormatBytes(fit.PeakAfter), limit>>20, bucketArg(dims))
 		if len(fit.Chunks) > 0 {
 			var at []string
 			for k, v := range fit.Chunks[0].Attrs {
@@ -154,44 +155,4 @@ func fmtDimsPlain(d map[string]int64) string {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, d[k]))
 	}
 	return strings.Join(parts, ",")
-}
-
-// FmtBytes renders a byte count with a binary unit.
-func FmtBytes(n int64) string { return fmtBytes(n) }
-
-func fmtBytes(n int64) string {
-	const k = 1024
-	switch {
-	case n >= k*k*k:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(k*k*k))
-	case n >= k*k:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(k*k))
-	case n >= k:
-		return fmt.Sprintf("%.1f KiB", float64(n)/k)
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
-// ParseBytes reads sizes like "8GiB", "512MiB", "1.5G", "1000000".
-func ParseBytes(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	units := []struct {
-		suf string
-		mul float64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}}
-	mul := 1.0
-	for _, u := range units {
-		if strings.HasSuffix(strings.ToUpper(t), strings.ToUpper(u.suf)) {
-			t = strings.TrimSpace(t[:len(t)-len(u.suf)])
-			mul = u.mul
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) || v*mul > math.MaxInt64/2 {
-		return 0, fmt.Errorf("bad size %q (want e.g. 8GiB, 512MiB)", s)
-	}
-	return int64(v * mul), nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"of3c/artifact"
 	"of3c/codegen"
 	"of3c/graph"
 	"of3c/passes"
@@ -62,7 +63,7 @@ func TestPlannerBoundsMLXPeak(t *testing.T) {
 			t.Logf("skipping %s: %v", c.fixture, err)
 			continue
 		}
-		def, _, err := Compile(CompileRequest{Source: src, Options: codegen.CompileOptions{Device: "cpu"}})
+		def, _, err := Compile(CompileRequest{Source: src, Options: artifact.CompileOptions{Device: "cpu"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +80,7 @@ func TestPlannerBoundsMLXPeak(t *testing.T) {
 			for _, v := range c.dims {
 				n = max(n, v)
 			}
-			g, m, err := Compile(CompileRequest{Source: src, Options: codegen.CompileOptions{Device: "cpu", MemoryBudget: budget}, Buckets: []int64{n}})
+			g, m, err := Compile(CompileRequest{Source: src, Options: artifact.CompileOptions{Device: "cpu", MemoryBudget: budget}, Buckets: []int64{n}})
 			if err != nil {
 				continue // the planner refuses: nothing chunkable sets the peak
 			}
@@ -104,7 +105,7 @@ func TestPlannerBoundsMLXPeak(t *testing.T) {
 }
 
 // How far above MLX's measured peak (the largest of three runs) the
-// planner's estimate may be (docs/PERFORMANCE.md, "Memory planner"): where
+// planner's estimate may be (docs/notes/PERFORMANCE.md, "Memory planner"): where
 // the estimate is the in-order peak, planBoundFactor; where it is what MLX's
 // allocation may run ahead to under the run's memory limit (a graph whose
 // largest array keeps that limit high), runAheadFactor — how far the run

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"of3c/artifact"
 	"of3c/codegen"
 	"of3c/graph"
 	"of3c/runtime/ref"
@@ -43,7 +44,7 @@ type Options struct {
 // Session is a loaded model ready to run. Not safe for concurrent Runs.
 type Session struct {
 	Graph    *graph.Graph
-	Manifest *codegen.Manifest
+	Manifest *artifact.Manifest
 	device   string
 	buckets  []int64
 	opts     Options
@@ -55,14 +56,14 @@ type Session struct {
 // passes (anything else is tried as an artifact first).
 func Open(path string, opts Options) (*Session, error) {
 	if strings.HasSuffix(strings.ToLower(path), ".onnx") {
-		g, m, err := Compile(CompileRequest{Source: path, Options: codegen.CompileOptions{
+		g, m, err := Compile(CompileRequest{Source: path, Options: artifact.CompileOptions{
 			Device: deviceForCompile(opts.Device), Precision: opts.Precision}, Buckets: opts.Buckets, Of3cVersion: opts.Of3cVersion})
 		if err != nil {
 			return nil, err
 		}
 		return New(g, m, opts)
 	}
-	a, err := codegen.ReadArtifact(path)
+	a, err := artifact.Read(path)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +78,7 @@ func deviceForCompile(d string) string {
 }
 
 // New makes a session for an optimized graph and its manifest.
-func New(g *graph.Graph, m *codegen.Manifest, opts Options) (*Session, error) {
+func New(g *graph.Graph, m *artifact.Manifest, opts Options) (*Session, error) {
 	s := &Session{Graph: g, Manifest: m, opts: opts, types: map[string]graph.Type{}}
 	s.device = opts.Device
 	if s.device == "" {
@@ -124,6 +125,16 @@ func New(g *graph.Graph, m *codegen.Manifest, opts Options) (*Session, error) {
 		}
 	}
 	return s, nil
+}
+
+// Lowerings are the lowering paths the latest Run took, one per fused node
+// ("path×count" with codegen.FormatLowerings); none on the reference
+// executor or before the first Run.
+func (s *Session) Lowerings() []codegen.Lowering {
+	if s.prog == nil {
+		return nil
+	}
+	return s.prog.Lowerings()
 }
 
 // Device is the executor in use.

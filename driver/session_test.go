@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/codegen"
+	"of3c/artifact"
 	"of3c/graph"
 )
 
@@ -42,23 +42,9 @@ func TestPadCrop(t *testing.T) {
 	}
 }
 
-func TestParseBytes(t *testing.T) {
-	for in, want := range map[string]int64{"8GiB": 8 << 30, "512MiB": 512 << 20, "1000": 1000, "1.5K": 1536, "2GB": 2e9} {
-		got, err := ParseBytes(in)
-		if err != nil || got != want {
-			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "x", "-1G", "1e400"} {
-		if _, err := ParseBytes(bad); err == nil {
-			t.Errorf("ParseBytes(%q) accepted", bad)
-		}
-	}
-}
-
 // A graph over N with a pair input: inputs bind N consistently, and
 // bucketing pads both inputs and crops the output.
-func pairGraph(t *testing.T) (*graph.Graph, *codegen.Manifest) {
+func pairGraph(t *testing.T) (*graph.Graph, *artifact.Manifest) {
 	b := graph.NewBuilder("pair", 17)
 	z := b.Input("z", "f32[N,N,4]")
 	m := b.Input("mask", "f32[N]")
@@ -68,12 +54,12 @@ func pairGraph(t *testing.T) (*graph.Graph, *codegen.Manifest) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	man := &codegen.Manifest{Options: codegen.CompileOptions{Device: "ref"}, TokenDims: TokenDims(g)}
+	man := &artifact.Manifest{Options: artifact.CompileOptions{Device: "ref"}, TokenDims: TokenDims(g)}
 	for _, v := range g.Inputs {
-		man.Inputs = append(man.Inputs, codegen.SigOf(v))
+		man.Inputs = append(man.Inputs, artifact.SigOf(v))
 	}
 	for _, v := range g.Outputs {
-		man.Outputs = append(man.Outputs, codegen.SigOf(v))
+		man.Outputs = append(man.Outputs, artifact.SigOf(v))
 	}
 	return g, man
 }

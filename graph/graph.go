@@ -16,7 +16,7 @@ import (
 // DefaultDomain is the ONNX operator domain "ai.onnx", written "" in ONNX.
 const DefaultDomain = ""
 
-// FusedDomain is the domain of of3c's own fused ops (see docs/OPS.md).
+// FusedDomain is the domain of of3c's own fused ops (see docs/ops.md).
 const FusedDomain = "of3c"
 
 // Value is an edge of the graph: a tensor with a name and a static type.

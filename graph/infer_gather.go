@@ -1,6 +1,10 @@
 package graph
 
-import "fmt"
+import (
+	"fmt"
+
+	"of3c/internal/shapes"
+)
 
 // Indexing ops: Gather, GatherElements, GatherND, ScatterND,
 // ScatterElements, OneHot, NonZero, TopK, and the shape-preserving Trilu and
@@ -27,7 +31,7 @@ func init() {
 			if len(d.Shape) == 0 {
 				return nil, nil, fmt.Errorf("data must have rank >= 1")
 			}
-			if _, err := normAxis(n.AttrInt("axis", 0), len(d.Shape)); err != nil {
+			if _, err := shapes.NormAxis(n.AttrInt("axis", 0), len(d.Shape)); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -98,7 +102,7 @@ func init() {
 			if len(d.Shape) != len(idx.Shape) {
 				return nil, nil, fmt.Errorf("indices rank %d differs from data rank %d", len(idx.Shape), len(d.Shape))
 			}
-			if _, err := normAxis(n.AttrInt("axis", 0), len(d.Shape)); err != nil {
+			if _, err := shapes.NormAxis(n.AttrInt("axis", 0), len(d.Shape)); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -147,7 +151,7 @@ func init() {
 			return nil, nil, fmt.Errorf("axis has rank %d, want a scalar", len(ax.Shape))
 		}
 		if a, ok := knownInt(n.Input(1)); ok && t.Ranked {
-			if _, err := normAxis(a, len(t.Shape)); err != nil {
+			if _, err := shapes.NormAxis(a, len(t.Shape)); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -180,7 +184,7 @@ func inferGather(n *Node) ([]Type, []Shape, error) {
 	if len(d.Shape) == 0 {
 		return nil, nil, fmt.Errorf("data must have rank >= 1")
 	}
-	axis, err := normAxis(n.AttrInt("axis", 0), len(d.Shape))
+	axis, err := shapes.NormAxis(n.AttrInt("axis", 0), len(d.Shape))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -288,7 +292,7 @@ func inferOneHot(n *Node) ([]Type, []Shape, error) {
 		return one(unranked(vals.DType)), nil, nil
 	}
 	r := len(idx.Shape) + 1
-	axis, err := normAxis(n.AttrInt("axis", -1), r)
+	axis, err := shapes.NormAxis(n.AttrInt("axis", -1), r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -348,7 +352,7 @@ func inferTopK(n *Node) ([]Type, []Shape, error) {
 	if len(t.Shape) == 0 {
 		return nil, nil, fmt.Errorf("input must have rank >= 1")
 	}
-	axis, err := normAxis(n.AttrInt("axis", -1), len(t.Shape))
+	axis, err := shapes.NormAxis(n.AttrInt("axis", -1), len(t.Shape))
 	if err != nil {
 		return nil, nil, err
 	}

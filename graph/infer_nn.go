@@ -1,6 +1,10 @@
 package graph
 
-import "fmt"
+import (
+	"fmt"
+
+	"of3c/internal/shapes"
+)
 
 // Neural-network layers: LayerNormalization, RMSNormalization,
 // BatchNormalization (inference), Dropout (inference) and Attention.
@@ -26,7 +30,7 @@ func init() {
 			outs := []Type{unranked(dt), unranked(stash), unranked(stash)}
 			return outs[:len(n.Outputs)], nil, nil
 		}
-		axis, err := normAxis(n.AttrInt("axis", -1), len(x.Shape))
+		axis, err := shapes.NormAxis(n.AttrInt("axis", -1), len(x.Shape))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -54,7 +58,7 @@ func init() {
 		if !x.Ranked {
 			return one(x), nil, nil
 		}
-		axis, err := normAxis(n.AttrInt("axis", -1), len(x.Shape))
+		axis, err := shapes.NormAxis(n.AttrInt("axis", -1), len(x.Shape))
 		if err != nil {
 			return nil, nil, err
 		}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 )
 
-// Shape rules for of3c's fused ops. docs/OPS.md is the specification; the
+// Shape rules for of3c's fused ops. docs/ops.md is the specification; the
 // rules below check what it requires and compute the output type.
 //
 // Identifiers here carry an of3c prefix: this package's other infer files

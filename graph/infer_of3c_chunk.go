@@ -2,7 +2,7 @@ package graph
 
 import "fmt"
 
-// Shape rules for the row-chunked pair ops of docs/OPS.md:
+// Shape rules for the row-chunked pair ops of docs/ops.md:
 // of3c.OuterProductMean and of3c.TriangleMultiplication. The rules check
 // what the specification requires and compute the output type; the helpers
 // they share with infer_of3c.go (of3cFusedFloat, of3cSameDim,

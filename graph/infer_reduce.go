@@ -1,6 +1,10 @@
 package graph
 
-import "fmt"
+import (
+	"fmt"
+
+	"of3c/internal/shapes"
+)
 
 // Reductions (Reduce*, ArgMax/ArgMin) and the normalisations along an axis
 // (Softmax, LogSoftmax, Hardmax).
@@ -32,7 +36,7 @@ func init() {
 			if !t.Ranked {
 				return one(unranked(Int64)), nil, nil
 			}
-			axis, err := normAxis(n.AttrInt("axis", 0), len(t.Shape))
+			axis, err := shapes.NormAxis(n.AttrInt("axis", 0), len(t.Shape))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -62,7 +66,7 @@ func init() {
 				if r == 0 {
 					r = 1 // a scalar normalises to itself along its one implicit axis
 				}
-				if _, err := normAxis(axis, r); err != nil {
+				if _, err := shapes.NormAxis(axis, r); err != nil {
 					return nil, nil, err
 				}
 			}
@@ -131,7 +135,7 @@ func inferReduce(n *Node, axesInputSince int64) ([]Type, []Shape, error) {
 		}
 		return one(TensorType(t.DType, reducedShape(t.Shape, all, keep))), nil, nil
 	}
-	norm, err := normAxes(axes, r)
+	norm, err := shapes.NormAxes(axes, r)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -3,6 +3,8 @@ package graph
 import (
 	"fmt"
 	"math"
+
+	"of3c/internal/shapes"
 )
 
 // Shape-manipulating ops: Reshape, Transpose, Unsqueeze, Squeeze, Expand,
@@ -216,7 +218,7 @@ func inferUnsqueeze(n *Node) ([]Type, []Shape, error) {
 	if err := checkRank(int64(r), "Unsqueeze"); err != nil {
 		return nil, nil, err
 	}
-	norm, err := normAxes(axes, r)
+	norm, err := shapes.NormAxes(axes, r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -269,7 +271,7 @@ func inferSqueeze(n *Node) ([]Type, []Shape, error) {
 			drop[i] = d.Val == 1
 		}
 	default:
-		norm, err := normAxes(axes, r)
+		norm, err := shapes.NormAxes(axes, r)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -372,7 +374,7 @@ func inferConcat(n *Node) ([]Type, []Shape, error) {
 	if r == 0 {
 		return nil, nil, fmt.Errorf("cannot concatenate scalars")
 	}
-	axis, err := normAxis(a.Int, r)
+	axis, err := shapes.NormAxis(a.Int, r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -442,7 +444,7 @@ func inferSplit(n *Node) ([]Type, []Shape, error) {
 		}
 		return outs, nil, nil
 	}
-	axis, err := normAxis(n.AttrInt("axis", 0), len(t.Shape))
+	axis, err := shapes.NormAxis(n.AttrInt("axis", 0), len(t.Shape))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -677,7 +679,7 @@ func inferSlice(n *Node) ([]Type, []Shape, error) {
 		out := t.Shape.Clone()
 		if v := n.Input(3); v != nil {
 			if ax, ok := knownInts(v); ok {
-				norm, err := normAxes(ax, r)
+				norm, err := shapes.NormAxes(ax, r)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -689,7 +691,7 @@ func inferSlice(n *Node) ([]Type, []Shape, error) {
 		}
 		return one(TensorType(t.DType, unknownShape(r))), nil, nil
 	}
-	norm, err := normAxes(axes, r)
+	norm, err := shapes.NormAxes(axes, r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -813,7 +815,7 @@ func inferPad(n *Node) ([]Type, []Shape, error) {
 		if !ok {
 			return one(TensorType(t.DType, unknownShape(r))), nil, nil
 		}
-		if axes, err = normAxes(ax, r); err != nil {
+		if axes, err = shapes.NormAxes(ax, r); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -74,35 +74,6 @@ func withDType(t Type, dt DType) Type {
 
 func one(t Type) []Type { return []Type{t} }
 
-// normAxis maps an axis in [-rank, rank) to [0, rank).
-func normAxis(axis int64, rank int) (int, error) {
-	if axis < -int64(rank) || axis >= int64(rank) {
-		return 0, fmt.Errorf("axis %d is out of range for rank %d", axis, rank)
-	}
-	if axis < 0 {
-		axis += int64(rank)
-	}
-	return int(axis), nil
-}
-
-// normAxes normalises a list of axes and rejects duplicates.
-func normAxes(axes []int64, rank int) ([]int, error) {
-	out := make([]int, len(axes))
-	seen := map[int]bool{}
-	for i, a := range axes {
-		ax, err := normAxis(a, rank)
-		if err != nil {
-			return nil, err
-		}
-		if seen[ax] {
-			return nil, fmt.Errorf("axis %d is repeated in %v", a, axes)
-		}
-		seen[ax] = true
-		out[i] = ax
-	}
-	return out, nil
-}
-
 // constInts returns the contents of a constant integer tensor of at most
 // limit elements.
 func constInts(v *Value, limit int64) ([]int64, bool) {

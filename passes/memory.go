@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
+	"of3c/internal/units"
 )
 
 // The memory planner: for concrete dims it estimates the bytes live at every
@@ -16,7 +18,7 @@ import (
 // that does not fit must never be produced.
 //
 // The estimate models what the MLX lowering does, measured against MLX's
-// own peak (docs/PERFORMANCE.md §6; codegen's TestPlannerBoundsMLXPeak):
+// own peak (docs/notes/PERFORMANCE.md §6; codegen's TestPlannerBoundsMLXPeak):
 // every value is its own buffer, freed after its last reader, except views:
 // Split, Slice, Transpose, Expand, Squeeze/Unsqueeze, Identity, and Reshape
 // of anything but a Transpose share their input's buffer (MLX makes them
@@ -75,13 +77,13 @@ func (p *MemoryPlan) Format() string {
 	for _, k := range sortedKeys(p.Dims) {
 		dims = append(dims, fmt.Sprintf("%s=%d", k, p.Dims[k]))
 	}
-	fmt.Fprintf(&b, "memory plan for %s, budget %s\n", strings.Join(dims, " "), fmtBytes(p.Budget))
-	fmt.Fprintf(&b, "  weights      %s\n", fmtBytes(p.Weights))
-	fmt.Fprintf(&b, "  peak before  %s\n", fmtBytes(p.PeakBefore))
-	fmt.Fprintf(&b, "  peak after   %s  (at %s)\n", fmtBytes(p.PeakAfter), p.PeakNode)
+	fmt.Fprintf(&b, "memory plan for %s, budget %s\n", strings.Join(dims, " "), units.FormatBytes(p.Budget))
+	fmt.Fprintf(&b, "  weights      %s\n", units.FormatBytes(p.Weights))
+	fmt.Fprintf(&b, "  peak before  %s\n", units.FormatBytes(p.PeakBefore))
+	fmt.Fprintf(&b, "  peak after   %s  (at %s)\n", units.FormatBytes(p.PeakAfter), p.PeakNode)
 	if p.RunLimit > 0 {
 		fmt.Fprintf(&b, "  in order     %s, largest single buffer %s: MLX memory limit while running %s\n",
-			fmtBytes(p.InOrder), fmtBytes(p.LargestBuffer), fmtBytes(p.RunLimit))
+			units.FormatBytes(p.InOrder), units.FormatBytes(p.LargestBuffer), units.FormatBytes(p.RunLimit))
 	}
 	if len(p.Chunks) == 0 {
 		b.WriteString("  no chunking needed\n")
@@ -93,29 +95,16 @@ func (p *MemoryPlan) Format() string {
 				at = append(at, fmt.Sprintf("%s=%d", k, c.Attrs[k]))
 			}
 			fmt.Fprintf(&b, "    %-40s %-15s %-40s workspace %s → %s\n", c.Node, c.Op, strings.Join(at, " "),
-				fmtBytes(c.WorkspaceBefore), fmtBytes(c.WorkspaceAfter))
+				units.FormatBytes(c.WorkspaceBefore), units.FormatBytes(c.WorkspaceAfter))
 		}
 	}
 	if len(p.Largest) > 0 {
 		b.WriteString("  largest live at the peak:\n")
 		for _, t := range p.Largest {
-			fmt.Fprintf(&b, "    %-40s %-20s %s\n", t.Name, fmt.Sprint(t.Shape), fmtBytes(t.Bytes))
+			fmt.Fprintf(&b, "    %-40s %-20s %s\n", t.Name, fmt.Sprint(t.Shape), units.FormatBytes(t.Bytes))
 		}
 	}
 	return b.String()
-}
-
-func fmtBytes(n int64) string {
-	const k = 1024
-	switch {
-	case n >= k*k*k:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(k*k*k))
-	case n >= k*k:
-		return fmt.Sprintf("%.2f MiB", float64(n)/(k*k))
-	case n >= k:
-		return fmt.Sprintf("%.2f KiB", float64(n)/k)
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // Apply sets the chosen chunk attributes on g's nodes.
@@ -230,15 +219,15 @@ func PlanMemory(g *graph.Graph, dims map[string]int64, budget int64, opts Option
 			if inOrder, _ := p.peak(); inOrder+inOrderSlack+inOrder/32 < peak {
 				m, _ := p.largestBuffer()
 				return nil, fmt.Errorf("does not fit: peak %s > budget %s at %s, whose buffer (%s) MLX may allocate on top of the run's memory limit, and that limit cannot go below the largest array (%s); in order the run needs %s; %s",
-					fmtBytes(peak), fmtBytes(budget), s.n, fmtBytes(p.stepAlloc(at)), fmtBytes(max(m, p.largestArray())), fmtBytes(inOrder), p.whyNot(s))
+					units.FormatBytes(peak), units.FormatBytes(budget), s.n, units.FormatBytes(p.stepAlloc(at)), units.FormatBytes(max(m, p.largestArray())), units.FormatBytes(inOrder), p.whyNot(s))
 			}
 			live, ws := p.liveAt(at)
 			var big []string
 			for _, t := range p.largestAt(at, 5) {
-				big = append(big, fmt.Sprintf("%s %v %s", t.Name, t.Shape, fmtBytes(t.Bytes)))
+				big = append(big, fmt.Sprintf("%s %v %s", t.Name, t.Shape, units.FormatBytes(t.Bytes)))
 			}
 			return nil, fmt.Errorf("does not fit: peak %s > budget %s at %s (%s of live tensors, %s inside the op, %s of weights); %s; largest live there: %s",
-				fmtBytes(peak), fmtBytes(budget), s.n, fmtBytes(live), fmtBytes(ws), fmtBytes(plan.Weights), p.whyNot(s), strings.Join(big, ", "))
+				units.FormatBytes(peak), units.FormatBytes(budget), s.n, units.FormatBytes(live), units.FormatBytes(ws), units.FormatBytes(plan.Weights), p.whyNot(s), strings.Join(big, ", "))
 		}
 		peak, at = p.bound()
 	}
@@ -530,50 +519,25 @@ func chunked(full, chunk int64) int64 {
 	return full
 }
 
-func prod(xs []int64) int64 {
-	n := int64(1)
-	for _, x := range xs {
-		n *= x
-	}
-	return n
-}
-
 // attentionDims returns the logits' batch size (product of batch dims),
 // queries, keys, and the output's axis-0 size.
 func (p *planner) attentionDims(s *planNode) (batch, q, k, cv int64) {
 	n := s.n
-	var shapes [][]int64
+	var ins [][]int64
 	if n.AttrString("mode", graph.AttentionModeQK) == graph.AttentionModeQK {
 		qs, ks := p.shapes[n.Inputs[0]], p.shapes[n.Inputs[1]]
-		b := broadcastInts(qs[:len(qs)-2], ks[:len(ks)-2])
-		shapes = append(shapes, append(b, qs[len(qs)-2], ks[len(ks)-2]))
+		b, _ := shapes.Broadcast(qs[:len(qs)-2], ks[:len(ks)-2])
+		ins = append(ins, append(b, qs[len(qs)-2], ks[len(ks)-2]))
 	}
 	for _, b := range n.Inputs[3:] {
-		shapes = append(shapes, p.shapes[b])
+		ins = append(ins, p.shapes[b])
 	}
-	l := broadcastInts(shapes...)
+	l, err := shapes.Broadcast(ins...)
+	if err != nil || len(l) < 2 {
+		return 0, 0, 0, 0 // the verifier refuses such a graph before planning
+	}
 	vs := p.shapes[n.Inputs[2]]
-	return prod(l[:len(l)-2]), l[len(l)-2], l[len(l)-1], vs[len(vs)-1]
-}
-
-func broadcastInts(shapes ...[]int64) []int64 {
-	r := 0
-	for _, s := range shapes {
-		r = max(r, len(s))
-	}
-	out := make([]int64, r)
-	for i := range out {
-		out[i] = 1
-	}
-	for _, s := range shapes {
-		off := r - len(s)
-		for i, d := range s {
-			if d != 1 {
-				out[off+i] = d
-			}
-		}
-	}
-	return out
+	return shapes.Prod(l[:len(l)-2]), l[len(l)-2], l[len(l)-1], vs[len(vs)-1]
 }
 
 // workspace estimates a fused op's temporaries under its current chunking.
@@ -588,7 +552,7 @@ func (p *planner) workspace(s *planNode) int64 {
 		return p.attentionWorkspace(s, a)
 	case "SwiGLU":
 		xs := p.shapes[n.Inputs[0]]
-		rows := prod(xs[:len(xs)-1])
+		rows := shapes.Prod(xs[:len(xs)-1])
 		h := p.shapes[n.Inputs[1]][1] / 2
 		cout := h
 		if n.Input(2) != nil {
@@ -665,7 +629,7 @@ func (p *planner) shrink(s *planNode) bool {
 		return step("kv_chunk", k)
 	case "SwiGLU":
 		xs := p.shapes[s.n.Inputs[0]]
-		return step("row_chunk", prod(xs[:len(xs)-1]))
+		return step("row_chunk", shapes.Prod(xs[:len(xs)-1]))
 	case "OuterProductMean", "TriangleMultiplication":
 		return step("row_chunk", p.pairRows(s))
 	}
@@ -704,7 +668,7 @@ func planMemoryPass(c *Context) error {
 		c.Count("chunk:" + ch.Op)
 		c.Notef("%s %s: %v", ch.Op, ch.Node, ch.Attrs)
 	}
-	c.Notef("peak %s → %s (budget %s)", fmtBytes(plan.PeakBefore), fmtBytes(plan.PeakAfter), fmtBytes(plan.Budget))
+	c.Notef("peak %s → %s (budget %s)", units.FormatBytes(plan.PeakBefore), units.FormatBytes(plan.PeakAfter), units.FormatBytes(plan.Budget))
 	return nil
 }
 
@@ -754,7 +718,7 @@ func (p *planner) attentionWorkspace(s *planNode, a int64) int64 {
 			return 0
 		}
 		xs := p.shapes[x]
-		e := float64(prod(xs))
+		e := float64(shapes.Prod(xs))
 		if j := len(xs) - len(s.outDims); out0 > 0 && j >= 0 && xs[j] > 1 {
 			e *= fb
 		}
@@ -765,7 +729,7 @@ func (p *planner) attentionWorkspace(s *planNode, a int64) int64 {
 	}
 	ws += block(n.Inputs[2], 1)
 	if fb < 1 || fq < 1 {
-		ws += prod(s.outDims) * a
+		ws += shapes.Prod(s.outDims) * a
 	}
 	return ws
 }
@@ -776,5 +740,5 @@ func (p *planner) attentionOutBatch(s *planNode, fb float64) int64 {
 	if len(s.outDims) < 2 {
 		return 1
 	}
-	return max(1, int64(float64(prod(s.outDims[:len(s.outDims)-2]))*fb))
+	return max(1, int64(float64(shapes.Prod(s.outDims[:len(s.outDims)-2]))*fb))
 }

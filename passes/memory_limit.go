@@ -1,9 +1,12 @@
 package passes
 
-import "of3c/graph"
+import (
+	"of3c/graph"
+	"of3c/internal/shapes"
+)
 
 // Why the runtime sets MLX's memory limit (measured on MLX 0.32.4, CPU; the
-// numbers are in docs/PERFORMANCE.md, "Memory planner"):
+// numbers are in docs/notes/PERFORMANCE.md, "Memory planner"):
 //
 // MLX evaluates a graph by encoding its ops one after another on the calling
 // thread — allocating each op's output (and the copies it makes of
@@ -181,13 +184,13 @@ func (p *planner) fusedLargest(s *planNode) int64 {
 		return batch * chunked(q, s.chunk["query_chunk"]) * chunked(k, s.chunk["kv_chunk"]) * a
 	case "SwiGLU":
 		xs := p.shapes[n.Inputs[0]]
-		rows := prod(xs[:len(xs)-1])
+		rows := shapes.Prod(xs[:len(xs)-1])
 		return chunked(rows, s.chunk["row_chunk"]) * p.shapes[n.Inputs[1]][1] * a
 	case "TriangleMultiplication":
 		xs, ws := p.shapes[n.Inputs[0]], p.shapes[n.Inputs[2]]
 		rows := p.pairRows(s)
 		r := chunked(rows, s.chunk["row_chunk"])
-		w := prod(xs[:len(xs)-2]) * ws[1] * a // x·W, [*, N, N, 4h]
+		w := shapes.Prod(xs[:len(xs)-2]) * ws[1] * a // x·W, [*, N, N, 4h]
 		if r < rows {
 			w = w / rows * r / 2 // one block's [R, N, 2h]
 		}
@@ -195,7 +198,7 @@ func (p *planner) fusedLargest(s *planNode) int64 {
 	case "OuterProductMean":
 		as, bs := p.shapes[n.Inputs[0]], p.shapes[n.Inputs[1]]
 		r := chunked(p.pairRows(s), s.chunk["row_chunk"])
-		return prod(as[:len(as)-3]) * r * as[len(as)-1] * bs[len(bs)-2] * bs[len(bs)-1] * a
+		return shapes.Prod(as[:len(as)-3]) * r * as[len(as)-1] * bs[len(bs)-2] * bs[len(bs)-1] * a
 	}
 	return 0
 }

@@ -1,6 +1,8 @@
 package passes
 
-// Workspace estimates of the row-chunked pair ops (docs/OPS.md), matching
+import "of3c/internal/shapes"
+
+// Workspace estimates of the row-chunked pair ops (docs/ops.md), matching
 // what codegen/lower_chunk.go keeps alive at once. R is the row block
 // (row_chunk, or all rows), B the product of the leading batch dims, A the
 // accumulation type's size.
@@ -31,7 +33,7 @@ func (p *planner) pairWorkspace(s *planNode) int64 {
 	switch n.Op {
 	case "OuterProductMean":
 		as, bs, ws := p.shapes[n.Inputs[0]], p.shapes[n.Inputs[1]], p.shapes[n.Inputs[2]]
-		batch := prod(as[:len(as)-3])
+		batch := shapes.Prod(as[:len(as)-3])
 		c, e, j, cout := as[len(as)-1], bs[len(bs)-1], bs[len(bs)-2], ws[1]
 		w := batch * r * j * (2*c*e + cout) * a
 		if r < rows {
@@ -40,7 +42,7 @@ func (p *planner) pairWorkspace(s *planNode) int64 {
 		return w
 	case "TriangleMultiplication":
 		xs, ws := p.shapes[n.Inputs[0]], p.shapes[n.Inputs[2]]
-		batch := prod(xs[:len(xs)-3])
+		batch := shapes.Prod(xs[:len(xs)-3])
 		nn, h := xs[len(xs)-2], ws[1]/4
 		if r >= rows {
 			// One shot: x·W [N, N, 4h], a, and b's projection and gate

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"of3c/graph"
+	"of3c/internal/units"
 	"of3c/runtime/ref"
 )
 
@@ -197,7 +198,7 @@ func inTriMul(n *graph.Node) bool {
 // blocked lowering keeps b whole, the finished row blocks (until they are
 // concatenated) and the output — three [N, N, h] tensors — besides the
 // residual stream, LN_in and the gate, whatever the chunk. (That is more
-// than the unfused export's 3.02 GiB; see docs/PERFORMANCE.md, "Memory
+// than the unfused export's 3.02 GiB; see docs/notes/PERFORMANCE.md, "Memory
 // planner".)
 func TestPlanPairformerOf3At1024(t *testing.T) {
 	fx := generatedFixture(t, "pairformer_block_of3_torchscript")
@@ -230,18 +231,18 @@ func TestPlanPairformerOf3At1024(t *testing.T) {
 		tot, p := stepTotals(t, g, dims)
 		tri := maxWhere(tot, p, inTriMul)
 		t.Logf("%s: whole block peak %s → %s (at %s); triangle-multiplication steps after planning: %s",
-			[]string{"without pair-op fusion", "with pair-op fusion"}[i], fmtBytes(plan.PeakBefore), fmtBytes(plan.PeakAfter), plan.PeakNode, fmtBytes(tri))
+			[]string{"without pair-op fusion", "with pair-op fusion"}[i], units.FormatBytes(plan.PeakBefore), units.FormatBytes(plan.PeakAfter), plan.PeakNode, units.FormatBytes(tri))
 		if i == 0 {
 			triBefore = tri
 		} else {
 			triAfter = tri
 			for _, c := range plan.Chunks {
-				t.Logf("  %s %s %v workspace %s → %s", c.Op, c.Node, c.Attrs, fmtBytes(c.WorkspaceBefore), fmtBytes(c.WorkspaceAfter))
+				t.Logf("  %s %s %v workspace %s → %s", c.Op, c.Node, c.Attrs, units.FormatBytes(c.WorkspaceBefore), units.FormatBytes(c.WorkspaceAfter))
 			}
 		}
 	}
 	if triBefore < 3<<30 || triAfter > budget {
-		t.Errorf("triangle-multiplication peak %s → %s, want ≥ 3 GiB → ≤ the budget", fmtBytes(triBefore), fmtBytes(triAfter))
+		t.Errorf("triangle-multiplication peak %s → %s, want ≥ 3 GiB → ≤ the budget", units.FormatBytes(triBefore), units.FormatBytes(triAfter))
 	}
 	// Triangle attention needs 3.06 GiB in order on the CPU (the [N, N, 388] merged
 	// q/k/v/bias projection, the residual stream, LN of it and the attention
@@ -290,9 +291,9 @@ func TestPlanOuterProductMeanOf3Widths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("unfused peak %s; fused %s → %s with %v", fmtBytes(before.PeakAfter), fmtBytes(plan.PeakBefore), fmtBytes(plan.PeakAfter), plan.Chunks)
+	t.Logf("unfused peak %s; fused %s → %s with %v", units.FormatBytes(before.PeakAfter), units.FormatBytes(plan.PeakBefore), units.FormatBytes(plan.PeakAfter), plan.Chunks)
 	if before.PeakAfter < 6<<30 || plan.PeakAfter > budget || len(plan.Chunks) != 1 || plan.Chunks[0].Attrs["row_chunk"] == 0 {
-		t.Errorf("plan %+v (unfused peak %s)", plan, fmtBytes(before.PeakAfter))
+		t.Errorf("plan %+v (unfused peak %s)", plan, units.FormatBytes(before.PeakAfter))
 	}
 	// The planned graph still computes the unfused result (small dims).
 	if err := plan.Apply(g); err != nil {

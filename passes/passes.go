@@ -1,5 +1,5 @@
 // Package passes turns an imported graph into an optimized one: cleanup,
-// fusions into of3c ops (docs/OPS.md), projection merging and memory
+// fusions into of3c ops (docs/ops.md), projection merging and memory
 // rewrites chosen by a planner.
 //
 // The whole pipeline is the table below, in order. Run executes all of it or

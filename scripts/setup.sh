@@ -11,7 +11,7 @@ say() { echo "setup: $*" >&2; }
 # protobuf-compiler + libonnx-dev: onnx.proto and protoc, to check the generated
 #   ONNX Go types are current; libonnx-testdata: ONNX backend node tests
 #   (conformance); libopenblas0-pthread: optimized BLAS measured against the
-#   reference BLAS bundled in the mlx-cpu wheel (docs/PERFORMANCE.md).
+#   reference BLAS bundled in the mlx-cpu wheel (docs/notes/PERFORMANCE.md).
 DEB_PKGS="protobuf-compiler libonnx-dev libonnx-testdata libopenblas0-pthread"
 missing=""
 for p in $DEB_PKGS; do

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"of3c/artifact"
 	"of3c/importer/npy"
 	"of3c/runtime/mlx"
 )
@@ -173,5 +174,48 @@ func TestCompileFailureLeavesNothing(t *testing.T) {
 	}
 	if err := cmdCompile([]string{bad, "-o", out, "--precision", "fp8"}, &so, &se); err == nil || !strings.Contains(err.Error(), "precision") {
 		t.Errorf("bad precision: err = %v", err)
+	}
+}
+
+// compile prints the planned lowering paths, `run --explain` the ones taken.
+func TestLoweringPathsShown(t *testing.T) {
+	if _, err := os.Stat(tinyBlock); err != nil || !mlx.Available() {
+		t.Skip("needs fixtures and MLX")
+	}
+	out := filepath.Join(t.TempDir(), "m.of3")
+	var so, se bytes.Buffer
+	if err := cmdCompile([]string{filepath.Join(tinyBlock, "model.onnx"), "-o", out}, &so, &se); err != nil {
+		t.Fatalf("compile: %v\n%s", err, se.String())
+	}
+	if !regexp.MustCompile(`(?m)^  lowering on cpu: .*attention/cpu-fused×\d+`).MatchString(so.String()) {
+		t.Errorf("compile summary lacks the lowering paths:\n%s", so.String())
+	}
+	so.Reset()
+	se.Reset()
+	sd := filepath.Join(tinyBlock, "test_data_set_0")
+	if err := cmdRun([]string{out, "--inputs", sd, "--explain"}, &so, &se); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(se.String(), "lowering paths on cpu: ") ||
+		!regexp.MustCompile(`(?m)^  \S+ +of3c\.Attention +attention/cpu-fused$`).MatchString(se.String()) {
+		t.Errorf("run --explain:\n%s", se.String())
+	}
+}
+
+// --memory-budget reads sizes with the one parser (internal/units): G is
+// GiB, GB is 10⁹ — the CLI once read G as 10⁹ while the driver read GiB.
+func TestMemoryBudgetUnits(t *testing.T) {
+	if _, err := os.Stat(tinyBlock); err != nil {
+		t.Skip("fixtures not present")
+	}
+	for flagVal, want := range map[string]int64{"1G": 1 << 30, "1GiB": 1 << 30, "1GB": 1e9, "1.5M": 3 << 19} {
+		art := compileFixture(t, tinyBlock, "--buckets", "16", "--memory-budget", flagVal)
+		a, err := artifact.Read(art)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.Manifest.Options.MemoryBudget; got != want {
+			t.Errorf("--memory-budget %s: manifest says %d bytes, want %d", flagVal, got, want)
+		}
 	}
 }

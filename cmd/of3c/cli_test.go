@@ -106,19 +106,6 @@ func TestInspectBadFiles(t *testing.T) {
 	}
 }
 
-func TestParseBytes(t *testing.T) {
-	for in, want := range map[string]int64{"8GiB": 8 << 30, "512MiB": 512 << 20, "1.5G": 1500000000, "4096": 4096, "2 gib": 2 << 30} {
-		if got, err := parseBytes(in); err != nil || got != want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "GiB", "-1GiB", "lots", "1e30"} {
-		if _, err := parseBytes(bad); err == nil {
-			t.Errorf("parseBytes(%q) succeeded", bad)
-		}
-	}
-}
-
 func head(s string) string {
 	if len(s) > 200 {
 		return s[:200]

@@ -9,8 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"of3c/artifact"
 	"of3c/codegen"
 	"of3c/driver"
+	"of3c/internal/units"
 	"of3c/passes"
 )
 
@@ -23,7 +25,7 @@ func cmdCompile(args []string, stdout, stderr io.Writer) error {
 	threshold := fs.Int64("chunk-threshold", 0, "attention with fewer keys than this is never chunked along keys (0: planner default)")
 	chunk := fs.Int64("chunk-size", 0, "fixed batch/query chunk size for the planner (0: search)")
 	lma := fs.Int64("lma-kv-chunk", 0, "key/value block size for low-memory attention (0: planner default)")
-	passList := fs.String("passes", "", "comma-separated passes to run, in order (default: all; see `of3c inspect --passes`)")
+	passList := fs.String("passes", "", "comma-separated `PASSES` to run, in order (default: all; docs/architecture.md lists them)")
 	dump := fs.String("dump-dir", "", "write the IR after every pass into this folder")
 	bucketList := fs.String("buckets", "", "token sizes to pad inputs up to at run time, e.g. 256,512,768")
 	pos, err := parseInterleaved(fs, args)
@@ -39,9 +41,9 @@ func cmdCompile(args []string, stdout, stderr io.Writer) error {
 	if err := (&codegen.Options{Device: *device, Precision: *precision}).Validate(); err != nil {
 		return usagef("%v", err) // --device cuda, --precision fp8: usage errors, as in run
 	}
-	opts := codegen.CompileOptions{Device: *device, Precision: *precision, ChunkThreshold: *threshold, ChunkSize: *chunk, LMAKVChunk: *lma}
+	opts := artifact.CompileOptions{Device: *device, Precision: *precision, ChunkThreshold: *threshold, ChunkSize: *chunk, LMAKVChunk: *lma}
 	if *budget != "" {
-		if opts.MemoryBudget, err = parseBytes(*budget); err != nil {
+		if opts.MemoryBudget, err = units.ParseBytes(*budget); err != nil {
 			return usagef("--memory-budget: %v", err)
 		}
 	}
@@ -70,7 +72,7 @@ func cmdCompile(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := codegen.WriteArtifact(*out, m, g); err != nil {
+	if err := artifact.Write(*out, m, g); err != nil {
 		return err
 	}
 	printCompileSummary(stdout, pos[0], *out, m, time.Since(start))
@@ -99,7 +101,7 @@ func parseBuckets(s string) ([]int64, error) {
 	return out, nil
 }
 
-func printCompileSummary(w io.Writer, src, out string, m *codegen.Manifest, took time.Duration) {
+func printCompileSummary(w io.Writer, src, out string, m *artifact.Manifest, took time.Duration) {
 	fmt.Fprintf(w, "compiled %s → %s in %s (device %s, precision %s)\n", src, out, took.Round(time.Millisecond), m.Options.Device, m.Options.Precision)
 	for _, s := range m.Inputs {
 		fmt.Fprintf(w, "  input  %-12s %s[%s]\n", s.Name, s.DType, strings.Join(s.Shape, ","))
@@ -133,6 +135,9 @@ func printCompileSummary(w io.Writer, src, out string, m *codegen.Manifest, took
 	if len(ops) > 0 {
 		fmt.Fprintf(w, "  fused: %s\n", strings.Join(ops, " "))
 	}
+	if l := m.LoweringSummary(); l != "" {
+		fmt.Fprintf(w, "  lowering on %s: %s\n", m.Options.Device, l)
+	}
 	if len(m.Buckets) > 0 {
 		fmt.Fprintf(w, "  buckets %v on %s\n", m.Buckets, strings.Join(m.TokenDims, ","))
 	}
@@ -140,20 +145,7 @@ func printCompileSummary(w io.Writer, src, out string, m *codegen.Manifest, took
 		var plan passes.MemoryPlan
 		if json.Unmarshal(m.MemoryPlan, &plan) == nil {
 			fmt.Fprintf(w, "  memory plan: peak %s → %s for budget %s (%d chunked ops)\n",
-				humanBytes(plan.PeakBefore), humanBytes(plan.PeakAfter), humanBytes(plan.Budget), len(plan.Chunks))
+				units.FormatBytes(plan.PeakBefore), units.FormatBytes(plan.PeakAfter), units.FormatBytes(plan.Budget), len(plan.Chunks))
 		}
 	}
-}
-
-func humanBytes(n int64) string {
-	const k = 1024
-	switch {
-	case n >= k*k*k:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(k*k*k))
-	case n >= k*k:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(k*k))
-	case n >= k:
-		return fmt.Sprintf("%.1f KiB", float64(n)/k)
-	}
-	return fmt.Sprintf("%d B", n)
 }

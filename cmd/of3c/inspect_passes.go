@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"of3c/graph"
+	"of3c/internal/units"
 	"of3c/passes"
 )
 
@@ -94,7 +95,7 @@ func (p *passFlags) apply(g *graph.Graph, stdout, stderr io.Writer) (*graph.Grap
 	}
 	var budget int64
 	if *p.budget != "" {
-		if budget, err = parseBytes(*p.budget); err != nil {
+		if budget, err = units.ParseBytes(*p.budget); err != nil {
 			return nil, usagef("--budget: %v", err)
 		}
 	}

@@ -112,8 +112,16 @@ func newFlags(name string, stderr io.Writer, synopsis string) *flag.FlagSet {
 		fmt.Fprintf(stderr, "usage: of3c %s\n\noptions:\n", synopsis)
 		fs.PrintDefaults()
 	}
+	if flagSetMade != nil {
+		flagSetMade(fs, synopsis)
+	}
 	return fs
 }
+
+// flagSetMade, when set (by TestCLIDoc, which renders docs/cli.md), is
+// given every flag set as it is made; the test reads its flags after the
+// command has defined them and stopped at -h.
+var flagSetMade func(fs *flag.FlagSet, synopsis string)
 
 // parseInterleaved parses flags that may come before or after positional
 // arguments (`of3c run model.of3 --inputs d` and `of3c run --inputs d model.of3`).

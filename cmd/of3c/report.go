@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"of3c/driver"
+	"of3c/internal/units"
 )
 
 // runReport is what `run --report FILE` writes (JSON) and, for the timing
@@ -47,9 +48,9 @@ func (r *runReport) print(w io.Writer) {
 			r.Compute.Median, r.Compute.Min, r.Transfer.Median)
 	}
 	if r.PeakMLXBytes > 0 {
-		fmt.Fprintf(w, "peak memory: MLX %s, process RSS %s\n", humanBytes(r.PeakMLXBytes), humanBytes(r.PeakRSSBytes))
+		fmt.Fprintf(w, "peak memory: MLX %s, process RSS %s\n", units.FormatBytes(r.PeakMLXBytes), units.FormatBytes(r.PeakRSSBytes))
 	} else {
-		fmt.Fprintf(w, "peak memory: process RSS %s\n", humanBytes(r.PeakRSSBytes))
+		fmt.Fprintf(w, "peak memory: process RSS %s\n", units.FormatBytes(r.PeakRSSBytes))
 	}
 }
 

@@ -41,6 +41,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	atol := fs.Float64("atol", 1e-4, "absolute tolerance for --check")
 	rtol := fs.Float64("rtol", 0, "relative tolerance for --check: an element passes when |got − want| ≤ atol + rtol·|want|")
 	precision := fs.String("precision", "", "compute precision for ONNX models compiled on the fly (fp32|bf16|fp16)")
+	explain := fs.Bool("explain", false, "print on stderr the lowering path each fused node took (docs/architecture.md lists them)")
 	pos, err := parseInterleaved(fs, joinReportJSON(args))
 	if err != nil {
 		return err
@@ -144,6 +145,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	prog.done()
+	if *explain {
+		printLowerings(stderr, sess)
+	}
 
 	rep := &runReport{
 		Model: pos[0], Device: sess.Device(), Of3cVersion: version,
@@ -329,5 +333,30 @@ func (p *progress) done() {
 	if p.tty && p.n > 0 {
 		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.n))
 		p.n = 0
+	}
+}
+
+// printLowerings writes the lowering path each fused node took in the
+// session's latest run, with what the compile planned when it differs.
+func printLowerings(w io.Writer, sess *driver.Session) {
+	ls := sess.Lowerings()
+	if len(ls) == 0 {
+		fmt.Fprintf(w, "lowering: no fused nodes lowered on %s\n", sess.Device())
+		return
+	}
+	planned := map[string]string{}
+	for _, l := range sess.Manifest.Lowerings {
+		planned[l.Node] = l.Path
+	}
+	fmt.Fprintf(w, "lowering paths on %s: %s\n", sess.Device(), codegen.FormatLowerings(ls))
+	for _, l := range ls {
+		note := ""
+		if l.Block > 0 {
+			note = fmt.Sprintf(" (CPU blocks of %d)", l.Block)
+		}
+		if p, ok := planned[l.Node]; ok && p != string(l.Path) && sess.Device() == sess.Manifest.Options.Device {
+			note += fmt.Sprintf(" (compile planned %s)", p)
+		}
+		fmt.Fprintf(w, "  %-40s %-30s %s%s\n", l.Node, l.Op, l.Path, note)
 	}
 }

@@ -9,7 +9,7 @@
 // through GPU page faults, and reading an output on the host first copies it
 // into fresh managed memory (Buffer::raw_ptr -> move_to_unified_memory),
 // which the host then faults back in. On an H200 that cost 84 ms of a 120 ms
-// PairformerBlock call at N = 384 (docs/GPU.md).
+// PairformerBlock call at N = 384 (docs/notes/GPU.md).
 //
 // Here, with the CUDA driver API that libmlx already loaded (libcuda.so.1,
 // found with dlopen(RTLD_NOLOAD), never loaded by us):

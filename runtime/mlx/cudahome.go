@@ -9,7 +9,7 @@ import (
 // $CUDA_HOME/include to $CUDA_HOME/include/cccl, while MLX 0.32.4's NVRTC JIT
 // adds only $CUDA_HOME/include to the include path: every JIT kernel then
 // fails to compile ("cannot open source file cuda/std/type_traits",
-// docs/GPU.md). fixCUDAHome detects that layout and points CUDA_HOME and
+// docs/notes/GPU.md). fixCUDAHome detects that layout and points CUDA_HOME and
 // CUDA_PATH at a folder in the user cache whose include/ holds links to
 // both, before MLX starts. It never changes a layout that already works.
 

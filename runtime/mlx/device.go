@@ -84,7 +84,7 @@ func (s *Scope) Devices() []Device {
 
 // BLAS is the file of the BLAS library MLX's CPU GEMM calls in this process
 // (the wheel's bundled reference BLAS unless OpenBLAS was interposed; see
-// docs/PERFORMANCE.md), or "" when unknown.
+// docs/notes/PERFORMANCE.md), or "" when unknown.
 func BLAS() string { return libBLAS() }
 
 // GPUTransfers says how inputs reach and outputs leave the GPU with MLX's

@@ -329,7 +329,70 @@ void alloc_out(mx::array& out) {
   advise_huge(out.data<void>(), out.nbytes());
 }
 
-// ---- the primitive ----
+// ---- the primitives ----
+
+// CPUPrimitive is what every fast CPU kernel's MLX primitive shares: the
+// dtype/layout check of its inputs, the output buffer (fresh, or the
+// donated input's), the hand-off of the work to the stream's command
+// encoder, a refusal to run on the GPU, and equivalence by type (kernels
+// with parameters extend is_equivalent). A kernel implements eval_cpu with
+// these and output_shapes; its work is a static run(...) taking the weak
+// copies.
+class CPUPrimitive : public mx::Primitive {
+ public:
+  using mx::Primitive::Primitive;
+
+  void eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) override {
+    throw std::runtime_error(std::string(name()) + ": a fast CPU kernel cannot run on the GPU");
+  }
+
+  bool is_equivalent(const mx::Primitive& other) const override {
+    return typeid(other) == typeid(*this);
+  }
+
+ protected:
+  // require_f32 throws unless inputs[from:] are float32 and, with dense,
+  // row-contiguous without gaps (what the kernels read as flat arrays).
+  void require_f32(const std::vector<mx::array>& inputs, bool dense, size_t from = 0,
+                   const char* what = "inputs") const {
+    for (size_t i = from; i < inputs.size(); i++) {
+      const auto& in = inputs[i];
+      if (in.dtype() != mx::float32)
+        throw std::runtime_error(std::string(name()) + ": " + what + " must be float32");
+      if (dense && (!in.flags().row_contiguous || in.data_size() != in.size()))
+        throw std::runtime_error(std::string(name()) + ": " + what + " must be row-contiguous");
+    }
+  }
+
+  // out_like_or_donate gives out x's buffer when x is donatable and of the
+  // same size (elementwise kernels write in place), else a fresh one.
+  static void out_like_or_donate(const mx::array& x, mx::array& out) {
+    if (x.is_donatable() && x.nbytes() == out.nbytes()) {
+      out.copy_shared_buffer(x);
+    } else {
+      alloc_out(out);
+    }
+  }
+
+  // dispatch registers the inputs and the output with the stream's command
+  // encoder and queues task(ins, out). Like MLX's own CPU primitives, the
+  // task holds weak copies: cpu::eval keeps the input buffers alive until
+  // the stream has run the task, and the output belongs to the array being
+  // evaluated.
+  template <class Task>
+  void dispatch(const std::vector<mx::array>& inputs, mx::array& out, Task task) {
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    std::vector<mx::array> ins;
+    ins.reserve(inputs.size());
+    for (const auto& in : inputs) {
+      enc.set_input_array(in);
+      ins.push_back(mx::array::unsafe_weak_copy(in));
+    }
+    enc.set_output_array(out);
+    enc.dispatch([ins = std::move(ins), out = mx::array::unsafe_weak_copy(out),
+                  task = std::move(task)]() mutable { task(ins, out); });
+  }
+};
 
 enum class Op { Exp, Sigmoid, SigmoidMul, SiluMul, SwiGLU, Softmax, LayerNorm };
 
@@ -346,46 +409,26 @@ const char* op_name(Op op) {
   return "FastCPU";
 }
 
-class FastCPU : public mx::Primitive {
+class FastCPU : public CPUPrimitive {
  public:
   // For LayerNorm: has_w/has_b say which of inputs[1], inputs[2] are the
   // weight and bias (a missing one is simply not an input).
   FastCPU(mx::Stream s, Op op, float eps = 0, bool has_w = false, bool has_b = false)
-      : mx::Primitive(s), op_(op), eps_(eps), has_w_(has_w), has_b_(has_b) {}
+      : CPUPrimitive(s), op_(op), eps_(eps), has_w_(has_w), has_b_(has_b) {}
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
     auto& out = outputs[0];
-    for (const auto& in : inputs) {
-      if (in.dtype() != mx::float32 || !in.flags().row_contiguous || in.data_size() != in.size())
-        throw std::runtime_error(std::string(name()) + ": inputs must be row-contiguous float32");
-    }
-    const auto& x = inputs[0];
-    bool elementwise = op_ != Op::SwiGLU;
-    if (elementwise && x.is_donatable() && x.nbytes() == out.nbytes()) {
-      out.copy_shared_buffer(x);
+    require_f32(inputs, true);
+    if (op_ != Op::SwiGLU) {  // elementwise: may write over x
+      out_like_or_donate(inputs[0], out);
     } else {
       alloc_out(out);
     }
     if (out.size() == 0) return;
-    auto& enc = mx::cpu::get_command_encoder(stream());
-    std::vector<mx::array> ins;
-    ins.reserve(inputs.size());
-    for (const auto& in : inputs) {
-      enc.set_input_array(in);
-      ins.push_back(mx::array::unsafe_weak_copy(in));
-    }
-    enc.set_output_array(out);
-    // Like MLX's own CPU primitives, the task holds weak copies: cpu::eval
-    // keeps the input buffers alive until the stream has run the task, and
-    // the output belongs to the array being evaluated.
-    enc.dispatch([ins = std::move(ins), out = mx::array::unsafe_weak_copy(out), op = op_,
-                  eps = eps_, has_w = has_w_, has_b = has_b_]() mutable {
+    dispatch(inputs, out, [op = op_, eps = eps_, has_w = has_w_, has_b = has_b_](
+                              std::vector<mx::array>& ins, mx::array& out) {
       run(op, ins, out, eps, has_w, has_b);
     });
-  }
-
-  void eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) override {
-    throw std::runtime_error("fast CPU kernel on GPU");
   }
 
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
@@ -395,7 +438,7 @@ class FastCPU : public mx::Primitive {
   }
 
   bool is_equivalent(const mx::Primitive& other) const override {
-    if (typeid(other) != typeid(*this)) return false;
+    if (!CPUPrimitive::is_equivalent(other)) return false;
     const auto& o = static_cast<const FastCPU&>(other);
     return o.op_ == op_ && o.eps_ == eps_ && o.has_w_ == has_w_ && o.has_b_ == has_b_;
   }
@@ -467,37 +510,18 @@ class FastCPU : public mx::Primitive {
 // its element for logits index (i_0..i_{r-1}) is at sum_d i_d * st_d with
 // st_d = 0 on its size-1 axes, so no broadcast is materialized; a bias whose
 // last axis is 1 is one scalar per row.
-class FastSoftmaxBias : public mx::Primitive {
+class FastSoftmaxBias : public CPUPrimitive {
  public:
-  FastSoftmaxBias(mx::Stream s, float scale) : mx::Primitive(s), scale_(scale) {}
+  FastSoftmaxBias(mx::Stream s, float scale) : CPUPrimitive(s), scale_(scale) {}
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
     auto& out = outputs[0];
-    for (const auto& in : inputs) {
-      if (in.dtype() != mx::float32 || !in.flags().row_contiguous || in.data_size() != in.size())
-        throw std::runtime_error(std::string(name()) + ": inputs must be row-contiguous float32");
-    }
-    const auto& x = inputs[0];
-    if (x.is_donatable() && x.nbytes() == out.nbytes()) {
-      out.copy_shared_buffer(x);
-    } else {
-      alloc_out(out);
-    }
+    require_f32(inputs, true);
+    out_like_or_donate(inputs[0], out);
     if (out.size() == 0) return;
-    auto& enc = mx::cpu::get_command_encoder(stream());
-    std::vector<mx::array> ins;
-    ins.reserve(inputs.size());
-    for (const auto& in : inputs) {
-      enc.set_input_array(in);
-      ins.push_back(mx::array::unsafe_weak_copy(in));
-    }
-    enc.set_output_array(out);
-    enc.dispatch([ins = std::move(ins), out = mx::array::unsafe_weak_copy(out),
-                  scale = scale_]() mutable { run(ins, out, scale); });
-  }
-
-  void eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) override {
-    throw std::runtime_error("fast CPU kernel on GPU");
+    dispatch(inputs, out, [scale = scale_](std::vector<mx::array>& ins, mx::array& out) {
+      run(ins, out, scale);
+    });
   }
 
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
@@ -505,8 +529,8 @@ class FastSoftmaxBias : public mx::Primitive {
   }
 
   bool is_equivalent(const mx::Primitive& other) const override {
-    if (typeid(other) != typeid(*this)) return false;
-    return static_cast<const FastSoftmaxBias&>(other).scale_ == scale_;
+    return CPUPrimitive::is_equivalent(other) &&
+           static_cast<const FastSoftmaxBias&>(other).scale_ == scale_;
   }
 
   const char* name() const override { return "FastCPUSoftmaxBias"; }
@@ -574,23 +598,18 @@ class FastSoftmaxBias : public mx::Primitive {
 // allocated, so there is no chunking to do, no page faults on fresh logits
 // buffers, and no BLAS call (whose per-call cost and idle threads dominate at
 // these sizes: 256x32x256 GEMMs).
-class FastAttention : public mx::Primitive {
+class FastAttention : public CPUPrimitive {
  public:
   // heads_inner: store the output with axes -3 and -2 swapped in memory
   // ([.., H, M, Dv] laid out as [.., M, H, Dv]), so that the usual
   // transpose back to [.., M, H, Dv] and the merge of the heads are views.
   FastAttention(mx::Stream s, float scale, bool heads_inner)
-      : mx::Primitive(s), scale_(scale), heads_inner_(heads_inner) {}
+      : CPUPrimitive(s), scale_(scale), heads_inner_(heads_inner) {}
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
     auto& out = outputs[0];
-    for (size_t i = 0; i < inputs.size(); i++) {
-      const auto& in = inputs[i];
-      if (in.dtype() != mx::float32)
-        throw std::runtime_error(std::string(name()) + ": inputs must be float32");
-      if (i >= 3 && (!in.flags().row_contiguous || in.data_size() != in.size()))
-        throw std::runtime_error(std::string(name()) + ": biases must be row-contiguous");
-    }
+    require_f32(inputs, false);  // q, k, v: read through their strides
+    require_f32(inputs, true, 3, "biases");
     if (heads_inner_ && out.ndim() >= 3) {
       // Row-major strides of the shape with axes r-3, r-2 swapped, then
       // swapped back; flags as MLX defines them (size-1 axes ignored).
@@ -624,20 +643,9 @@ class FastAttention : public mx::Primitive {
       alloc_out(out);
     }
     if (out.size() == 0) return;
-    auto& enc = mx::cpu::get_command_encoder(stream());
-    std::vector<mx::array> ins;
-    ins.reserve(inputs.size());
-    for (const auto& in : inputs) {
-      enc.set_input_array(in);
-      ins.push_back(mx::array::unsafe_weak_copy(in));
-    }
-    enc.set_output_array(out);
-    enc.dispatch([ins = std::move(ins), out = mx::array::unsafe_weak_copy(out),
-                  scale = scale_]() mutable { run(ins, out, scale); });
-  }
-
-  void eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) override {
-    throw std::runtime_error("fast CPU kernel on GPU");
+    dispatch(inputs, out, [scale = scale_](std::vector<mx::array>& ins, mx::array& out) {
+      run(ins, out, scale);
+    });
   }
 
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
@@ -645,7 +653,7 @@ class FastAttention : public mx::Primitive {
   }
 
   bool is_equivalent(const mx::Primitive& other) const override {
-    if (typeid(other) != typeid(*this)) return false;
+    if (!CPUPrimitive::is_equivalent(other)) return false;
     const auto& o = static_cast<const FastAttention&>(other);
     return o.scale_ == scale_ && o.heads_inner_ == heads_inner_;
   }
@@ -802,38 +810,25 @@ class FastAttention : public mx::Primitive {
 // input is contiguous are memcpy'd, a transpose (an input axis of stride 1
 // that is not the last) is copied in 32x32 tiles, and anything else
 // (broadcasts, stepped slices) is gathered row by row.
-class FastContiguous : public mx::Primitive {
+class FastContiguous : public CPUPrimitive {
  public:
-  explicit FastContiguous(mx::Stream s) : mx::Primitive(s) {}
+  explicit FastContiguous(mx::Stream s) : CPUPrimitive(s) {}
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
     const auto& in = inputs[0];
     auto& out = outputs[0];
-    if (in.dtype() != mx::float32)
-      throw std::runtime_error(std::string(name()) + ": input must be float32");
+    require_f32(inputs, false, 0, "input");
     if (in.flags().row_contiguous) {
       out.copy_shared_buffer(in);
       return;
     }
     alloc_out(out);
     if (out.size() == 0) return;
-    auto& enc = mx::cpu::get_command_encoder(stream());
-    enc.set_input_array(in);
-    enc.set_output_array(out);
-    enc.dispatch([in = mx::array::unsafe_weak_copy(in),
-                  out = mx::array::unsafe_weak_copy(out)]() mutable { run(in, out); });
-  }
-
-  void eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) override {
-    throw std::runtime_error("fast CPU kernel on GPU");
+    dispatch(inputs, out, [](std::vector<mx::array>& ins, mx::array& out) { run(ins[0], out); });
   }
 
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
     return {inputs[0].shape()};
-  }
-
-  bool is_equivalent(const mx::Primitive& other) const override {
-    return typeid(other) == typeid(*this);
   }
 
   const char* name() const override { return "FastCPUContiguous"; }
@@ -940,39 +935,21 @@ class FastContiguous : public mx::Primitive {
 // (a batch item, or a block of its rows when there are few items) packs its
 // b (and a, when a's rows are not contiguous) into per-thread buffers and
 // runs k_gemm; the pool spreads the units.
-class FastMatMul : public mx::Primitive {
+class FastMatMul : public CPUPrimitive {
  public:
-  explicit FastMatMul(mx::Stream s) : mx::Primitive(s) {}
+  explicit FastMatMul(mx::Stream s) : CPUPrimitive(s) {}
 
   void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override {
     auto& out = outputs[0];
-    for (const auto& in : inputs)
-      if (in.dtype() != mx::float32)
-        throw std::runtime_error(std::string(name()) + ": inputs must be float32");
+    require_f32(inputs, false);
     alloc_out(out);
     if (out.size() == 0) return;
-    auto& enc = mx::cpu::get_command_encoder(stream());
-    std::vector<mx::array> ins;
-    for (const auto& in : inputs) {
-      enc.set_input_array(in);
-      ins.push_back(mx::array::unsafe_weak_copy(in));
-    }
-    enc.set_output_array(out);
-    enc.dispatch([ins = std::move(ins), out = mx::array::unsafe_weak_copy(out)]() mutable {
-      run(ins[0], ins[1], out);
-    });
-  }
-
-  void eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) override {
-    throw std::runtime_error("fast CPU kernel on GPU");
+    dispatch(inputs, out,
+             [](std::vector<mx::array>& ins, mx::array& out) { run(ins[0], ins[1], out); });
   }
 
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
     return {out_shape(inputs[0], inputs[1])};
-  }
-
-  bool is_equivalent(const mx::Primitive& other) const override {
-    return typeid(other) == typeid(*this);
   }
 
   const char* name() const override { return "FastCPUMatMul"; }

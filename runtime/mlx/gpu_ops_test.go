@@ -8,7 +8,7 @@ import (
 )
 
 // GPUSoftmaxBias is checked numerically on the GPU by the fixtures' --check
-// runs (docs/GPU.md); here: its argument errors, and that asking for it where
+// runs (docs/notes/GPU.md); here: its argument errors, and that asking for it where
 // MLX has no CUDA backend is an error, not a crash.
 func TestGPUKernelErrors(t *testing.T) {
 	cases := []struct {

@@ -54,7 +54,7 @@ var (
 // input of the ops in a command buffer alive until the buffer completes (20
 // ops by default), so a lower count frees intermediates sooner: on an H100,
 // the OF3 PairformerBlock at N = 384 peaked at 8.03 → 6.14 GiB (fp32) and
-// 4.84 → 2.44 GiB (bf16) with 2, within ±3 % of the time (docs/GPU.md).
+// 4.84 → 2.44 GiB (bf16) with 2, within ±3 % of the time (docs/notes/GPU.md).
 // MLX's CPU backend ignores it; Metal (macOS) reads it too but was not
 // measured, so it is left alone there.
 const gpuOpsPerBuffer = "2"

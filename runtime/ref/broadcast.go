@@ -1,31 +1,17 @@
 package ref
 
-import "fmt"
+import (
+	"fmt"
 
-// broadcastShapes applies numpy (ONNX multidirectional) broadcasting.
-func broadcastShapes(shapes ...[]int64) ([]int64, error) {
-	rank := 0
-	for _, s := range shapes {
-		if len(s) > rank {
-			rank = len(s)
-		}
-	}
-	out := make([]int64, rank)
-	for k := range out {
-		out[k] = 1
-	}
-	for _, s := range shapes {
-		off := rank - len(s)
-		for k, d := range s {
-			o := &out[off+k]
-			switch {
-			case d == *o || d == 1:
-			case *o == 1:
-				*o = d
-			default:
-				return nil, fmt.Errorf("shapes %v do not broadcast", shapes)
-			}
-		}
+	"of3c/internal/shapes"
+)
+
+// broadcastShapes applies numpy (ONNX multidirectional) broadcasting and
+// checks the result's size.
+func broadcastShapes(ss ...[]int64) ([]int64, error) {
+	out, err := shapes.Broadcast(ss...)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkShape(out); err != nil {
 		return nil, err
@@ -50,7 +36,7 @@ func broadcastStrides(in, out []int64) []int64 {
 // broadcastIndex calls fn for every element of out, in row-major order, with
 // the matching flat index into each input.
 func broadcastIndex(out []int64, ins [][]int64, fn func(o int, idx []int)) {
-	total := int(numel(out))
+	total := int(shapes.Prod(out))
 	idx := make([]int, len(ins))
 	same := true
 	for _, s := range ins {

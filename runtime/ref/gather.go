@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 )
 
 func init() {
@@ -50,7 +51,7 @@ func kernelGather(n *graph.Node, in []*array) ([]*array, error) {
 	if x.rank() == 0 {
 		return nil, fmt.Errorf("Gather from a scalar")
 	}
-	axis, err := normAxis(n.AttrInt("axis", 0), x.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", 0), x.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +129,7 @@ func kernelGatherElements(n *graph.Node, in []*array) ([]*array, error) {
 	if err != nil {
 		return nil, err
 	}
-	axis, err := normAxis(n.AttrInt("axis", 0), x.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", 0), x.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +203,7 @@ func kernelScatterElements(n *graph.Node, in []*array) ([]*array, error) {
 	if upd.dt != x.dt || !equalShape(upd.shape, idx.shape) {
 		return nil, fmt.Errorf("ScatterElements updates %s%v must match data dtype %s and indices shape %v", upd.dt, upd.shape, x.dt, idx.shape)
 	}
-	axis, err := normAxis(n.AttrInt("axis", 0), x.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", 0), x.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -237,12 +238,12 @@ func ndTargets(data, idx *array, batch int, fn func(t int, off int) error) (slic
 			return 0, fmt.Errorf("batch dims of indices %v and data %v differ", idx.shape, data.shape)
 		}
 	}
-	sliceLen = int(numel(data.shape[batch+q:]))
-	batchSize := int(numel(data.shape[:batch]))
-	perBatchData := int(numel(data.shape[batch:]))
+	sliceLen = int(shapes.Prod(data.shape[batch+q:]))
+	batchSize := int(shapes.Prod(data.shape[:batch]))
+	perBatchData := int(shapes.Prod(data.shape[batch:]))
 	tuples := idx.size() / max(q, 1)
 	if q == 0 {
-		tuples = int(numel(idx.shape[:idx.rank()-1]))
+		tuples = int(shapes.Prod(idx.shape[:idx.rank()-1]))
 	}
 	perBatchTuples := tuples / max(batchSize, 1)
 	st := strides(data.shape[batch:])
@@ -289,7 +290,7 @@ func kernelGatherND(n *graph.Node, in []*array) ([]*array, error) {
 		return nil, err
 	}
 	_, err = ndTargets(x, idx, batch, func(t, off int) error {
-		l := int(numel(x.shape[batch+q:]))
+		l := int(shapes.Prod(x.shape[batch+q:]))
 		for j := 0; j < l; j++ {
 			copyElem(r, t*l+j, x, off+j)
 		}
@@ -334,7 +335,7 @@ func kernelScatterND(n *graph.Node, in []*array) ([]*array, error) {
 	}
 	r := x.clone()
 	_, err = ndTargets(x, idx, 0, func(t, off int) error {
-		l := int(numel(x.shape[q:]))
+		l := int(shapes.Prod(x.shape[q:]))
 		for j := 0; j < l; j++ {
 			red(r, off+j, upd, t*l+j)
 		}
@@ -371,7 +372,7 @@ func kernelOneHot(n *graph.Node, in []*array) ([]*array, error) {
 	if depth <= 0 {
 		return nil, fmt.Errorf("OneHot depth %d", depth)
 	}
-	axis, err := normAxis(n.AttrInt("axis", -1), idx.rank()+1)
+	axis, err := shapes.NormAxis(n.AttrInt("axis", -1), idx.rank()+1)
 	if err != nil {
 		return nil, err
 	}
@@ -380,7 +381,7 @@ func kernelOneHot(n *graph.Node, in []*array) ([]*array, error) {
 	if err != nil {
 		return nil, err
 	}
-	outer, inner := int(numel(idx.shape[:axis])), int(numel(idx.shape[axis:]))
+	outer, inner := int(shapes.Prod(idx.shape[:axis])), int(shapes.Prod(idx.shape[axis:]))
 	iv := idx.floats()
 	for o := 0; o < outer; o++ {
 		for i := 0; i < inner; i++ {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 )
 
 func init() {
@@ -353,8 +354,8 @@ func kernelEinsum(n *graph.Node, in []*array) ([]*array, error) {
 		}
 	}
 	r := newArray(in[0].dt, outShape)
-	total := int(numel(dims))
-	inner := int(numel(dims[len(out):]))
+	total := int(shapes.Prod(dims))
+	inner := int(shapes.Prod(dims[len(out):]))
 	// Integer operands accumulate in int64 (exact, wrapping like numpy).
 	isInt := !isFloat(in[0].dt)
 	counter := make([]int64, len(dims))

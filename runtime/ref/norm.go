@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 )
 
 func init() {
@@ -86,14 +87,14 @@ func softmaxKernel(fn rowFn) kernel {
 		if rank == 0 {
 			return nil, fmt.Errorf("%s of a scalar", n.Op)
 		}
-		axis, err := normAxis(n.AttrInt("axis", def), rank)
+		axis, err := shapes.NormAxis(n.AttrInt("axis", def), rank)
 		if err != nil {
 			return nil, err
 		}
 		var outer, mid, inner int
 		if legacy {
-			outer = int(numel(x.shape[:axis]))
-			mid, inner = int(numel(x.shape[axis:])), 1
+			outer = int(shapes.Prod(x.shape[:axis]))
+			mid, inner = int(shapes.Prod(x.shape[axis:])), 1
 		} else {
 			outer, mid, inner = splitAt(x.shape, axis)
 		}
@@ -129,8 +130,8 @@ func normalizeTail(x, scale, bias *array, axis int, eps float64, rms bool, stash
 			return nil, nil, nil, fmt.Errorf("bias: %w", err)
 		}
 	}
-	outer := int(numel(x.shape[:axis]))
-	inner := int(numel(x.shape[axis:]))
+	outer := int(shapes.Prod(x.shape[:axis]))
+	inner := int(shapes.Prod(x.shape[axis:]))
 	statShape := append([]int64{}, x.shape...)
 	for k := axis; k < len(statShape); k++ {
 		statShape[k] = 1
@@ -192,7 +193,7 @@ func kernelLayerNorm(n *graph.Node, in []*array) ([]*array, error) {
 	if b := opt(in, 2); b != nil && b.dt != x.dt {
 		return nil, fmt.Errorf("LayerNormalization bias is %s, x is %s", b.dt, x.dt)
 	}
-	axis, err := normAxis(n.AttrInt("axis", -1), x.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", -1), x.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +220,7 @@ func kernelRMSNorm(n *graph.Node, in []*array) ([]*array, error) {
 	if !isFloat(x.dt) || scale.dt != x.dt {
 		return nil, fmt.Errorf("RMSNormalization takes floats of one dtype, got %s and %s", x.dt, scale.dt)
 	}
-	axis, err := normAxis(n.AttrInt("axis", -1), x.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", -1), x.rank())
 	if err != nil {
 		return nil, err
 	}

@@ -5,9 +5,10 @@ import (
 	"math"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 )
 
-// Kernels for of3c's fused ops, following docs/OPS.md (the contract). The
+// Kernels for of3c's fused ops, following docs/ops.md (the contract). The
 // chunked forms run the same loops the MLX lowering runs, so numeric tests of
 // chunking exercise real block boundaries here.
 
@@ -16,10 +17,10 @@ func init() {
 	register(kernelSwiGLU, graph.FusedDomain+".SwiGLU")
 }
 
-// maskedLogit is what a −inf bias element is read as (OPS.md, "Masks and −inf").
+// maskedLogit is what a −inf bias element is read as (docs/ops.md, "Masks and −inf").
 const maskedLogit = -1e9
 
-// accType is the accumulation type A of OPS.md: f64 for f64 inputs, f32
+// accType is the accumulation type A of docs/ops.md: f64 for f64 inputs, f32
 // otherwise.
 func accType(dt graph.DType) graph.DType {
 	if dt == graph.Float64 {
@@ -175,7 +176,7 @@ func (at *attention) with(ins []*array) *attention {
 	return &c
 }
 
-// run applies batch_chunk, then query_chunk, then kv_chunk (OPS.md,
+// run applies batch_chunk, then query_chunk, then kv_chunk (docs/ops.md,
 // "Attributes combine"), each as a loop over blocks.
 func (at *attention) run() (*array, error) {
 	switch {
@@ -267,7 +268,7 @@ func (at *attention) keyCount() int64 {
 }
 
 // lma is low-memory attention: key/value blocks with an online softmax
-// (running max m, normaliser l, weighted sum acc; OPS.md "kv_chunk").
+// (running max m, normaliser l, weighted sum acc; docs/ops.md "kv_chunk").
 func (at *attention) lma() (*array, error) {
 	kTotal := at.keyCount()
 	if vk := at.v.shape[at.v.rank()-2]; vk != kTotal {
@@ -499,7 +500,7 @@ func kernelSwiGLU(n *graph.Node, in []*array) ([]*array, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows := numel(x.shape[:x.rank()-1])
+	rows := shapes.Prod(x.shape[:x.rank()-1])
 	if chunk == 0 || chunk > rows {
 		chunk = max(rows, 1)
 	}

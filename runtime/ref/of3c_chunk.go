@@ -4,13 +4,14 @@ import (
 	"fmt"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 )
 
-// Kernels for the row-chunked pair ops of docs/OPS.md: of3c.OuterProductMean
+// Kernels for the row-chunked pair ops of docs/ops.md: of3c.OuterProductMean
 // and of3c.TriangleMultiplication. Both evaluate output rows i in blocks of
 // row_chunk, the loop the MLX lowering runs, so tests of chunk sizes that do
 // not divide N exercise real block boundaries. Values are held in float64
-// and rounded to the accumulation type A at the stage boundaries OPS.md
+// and rounded to the accumulation type A at the stage boundaries docs/ops.md
 // names.
 
 func init() {
@@ -83,7 +84,7 @@ func kernelOuterProductMean(n *graph.Node, in []*array) ([]*array, error) {
 	if bias != nil && (bias.rank() != 1 || bias.shape[0] != CO) {
 		return nil, fmt.Errorf("bias %v: want [%d]", bias.shape, CO)
 	}
-	batch := numel(a.shape[:r-3])
+	batch := shapes.Prod(a.shape[:r-3])
 	blocks, err := rowBlocks(n, I)
 	if err != nil {
 		return nil, err
@@ -181,7 +182,7 @@ func kernelTriangleMultiplication(n *graph.Node, in []*array) ([]*array, error) 
 			st *= mask.shape[d]
 		}
 	}
-	batch := numel(x.shape[:r-3])
+	batch := shapes.Prod(x.shape[:r-3])
 	blocks, err := rowBlocks(n, N)
 	if err != nil {
 		return nil, err

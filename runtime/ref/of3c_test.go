@@ -6,10 +6,11 @@ import (
 	"testing"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 )
 
 func randT(rng *rand.Rand, shape ...int64) *graph.Tensor {
-	vals := make([]float32, numel(shape))
+	vals := make([]float32, shapes.Prod(shape))
 	for k := range vals {
 		vals[k] = float32(rng.NormFloat64())
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 )
 
 // ONNX Attention (opset 23+): scaled dot-product attention with optional
@@ -215,7 +216,7 @@ func attentionBias(n *graph.Node, mask, pastK, nonpad *array, batch, qLen, kvLen
 			shape := append([]int64{}, m.shape...)
 			shape[len(shape)-1] = kvLen
 			padded := newArray(graph.Float64, shape)
-			rows := numel(shape[:len(shape)-1])
+			rows := shapes.Prod(shape[:len(shape)-1])
 			for r := int64(0); r < rows; r++ {
 				for c := int64(0); c < kvLen; c++ {
 					if c < last {

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 )
 
 func init() {
@@ -58,7 +59,7 @@ func reduceAxes(n *graph.Node, in []*array, rank int) (axes []bool, noop bool, e
 		}
 		return axes, false, nil
 	}
-	ax, err := normAxes(list, rank)
+	ax, err := shapes.NormAxes(list, rank)
 	if err != nil {
 		return nil, false, err
 	}
@@ -69,7 +70,7 @@ func reduceAxes(n *graph.Node, in []*array, rank int) (axes []bool, noop bool, e
 }
 
 // reduceIndex maps every input element to its output slot and returns the
-// output shape (keepdims applied). Every slot receives numel(in)/numel(out)
+// output shape (keepdims applied). Every slot receives shapes.Prod(in)/shapes.Prod(out)
 // elements.
 func reduceIndex(shape []int64, axes []bool, keep bool) (outShape []int64, slot []int) {
 	kept := make([]int64, len(shape))
@@ -87,7 +88,7 @@ func reduceIndex(shape []int64, axes []bool, keep bool) (outShape []int64, slot 
 	}
 	// Each input element's slot: its index with reduced dims zeroed, in the
 	// kept shape's row-major order.
-	total := int(numel(shape))
+	total := int(shapes.Prod(shape))
 	slot = make([]int, total)
 	broadcastIndex(shape, [][]int64{kept}, func(o int, idx []int) { slot[o] = idx[0] })
 	return outShape, slot
@@ -269,7 +270,7 @@ func argReduce(isMax bool) kernel {
 		if err != nil {
 			return nil, err
 		}
-		axis, err := normAxis(n.AttrInt("axis", 0), max(x.rank(), 1))
+		axis, err := shapes.NormAxis(n.AttrInt("axis", 0), max(x.rank(), 1))
 		if err != nil {
 			return nil, err
 		}
@@ -318,7 +319,7 @@ func kernelCumSum(n *graph.Node, in []*array) ([]*array, error) {
 	if err != nil {
 		return nil, err
 	}
-	axis, err := normAxis(a, x.rank())
+	axis, err := shapes.NormAxis(a, x.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +377,7 @@ func kernelTopK(n *graph.Node, in []*array) ([]*array, error) {
 	} else {
 		k = n.AttrInt("k", -1) // opset 1
 	}
-	axis, err := normAxis(n.AttrInt("axis", -1), x.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", -1), x.rank())
 	if err != nil {
 		return nil, err
 	}

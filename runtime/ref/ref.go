@@ -13,7 +13,7 @@
 //
 // Every op registered in package graph has a kernel here (a test keeps the
 // two sets equal), including of3c's fused ops — of3c.Attention with its
-// batch/query chunks and LMA, of3c.SwiGLU with row chunks, as docs/OPS.md
+// batch/query chunks and LMA, of3c.SwiGLU with row chunks, as docs/ops.md
 // specifies them — and ONNX Attention-23. Run, RunWith and EvalNode keep no
 // shared state and are safe for concurrent use.
 package ref
@@ -25,6 +25,7 @@ import (
 	"sort"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 )
 
 // array is the executor's working form of a tensor. Float dtypes keep their
@@ -497,14 +498,6 @@ func wrapInt(dt graph.DType, v int64) int64 {
 
 // ---- constructors and accessors ----
 
-func numel(shape []int64) int64 {
-	n := int64(1)
-	for _, d := range shape {
-		n *= d
-	}
-	return n
-}
-
 // maxElements bounds any tensor a kernel allocates, so absurd shapes from a
 // malformed graph give an error instead of exhausting memory.
 const maxElements = 1 << 31
@@ -527,7 +520,7 @@ func checkShape(shape []int64) error {
 // checked with checkShape.
 func newArray(dt graph.DType, shape []int64) *array {
 	a := &array{dt: dt, shape: append([]int64{}, shape...)}
-	n := numel(shape)
+	n := shapes.Prod(shape)
 	if isFloat(dt) {
 		a.f = make([]float64, n)
 	} else {
@@ -677,35 +670,6 @@ func opt(in []*array, k int) *array {
 		return nil
 	}
 	return in[k]
-}
-
-// normAxis maps a possibly negative axis into [0, rank).
-func normAxis(axis int64, rank int) (int, error) {
-	if axis < -int64(rank) || axis >= int64(rank) {
-		return 0, fmt.Errorf("axis %d out of range for rank %d", axis, rank)
-	}
-	if axis < 0 {
-		axis += int64(rank)
-	}
-	return int(axis), nil
-}
-
-// normAxes maps and checks a list of axes; duplicates are an error.
-func normAxes(axes []int64, rank int) ([]int, error) {
-	out := make([]int, len(axes))
-	seen := map[int]bool{}
-	for k, ax := range axes {
-		a, err := normAxis(ax, rank)
-		if err != nil {
-			return nil, err
-		}
-		if seen[a] {
-			return nil, fmt.Errorf("axis %d repeated in %v", ax, axes)
-		}
-		seen[a] = true
-		out[k] = a
-	}
-	return out, nil
 }
 
 // strides returns row-major element strides.

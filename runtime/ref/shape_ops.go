@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"of3c/graph"
+	"of3c/internal/shapes"
 )
 
 func init() {
@@ -54,7 +55,7 @@ func resolveShape(in []int64, target []int64, allowZero bool) ([]int64, error) {
 		}
 		known *= d
 	}
-	total := numel(in)
+	total := shapes.Prod(in)
 	if infer >= 0 {
 		if known == 0 || total%known != 0 {
 			return nil, fmt.Errorf("cannot reshape %v to %v", in, target)
@@ -126,7 +127,7 @@ func kernelTranspose(n *graph.Node, in []*array) ([]*array, error) {
 		if len(p) != x.rank() {
 			return nil, fmt.Errorf("perm %v for rank %d", p, x.rank())
 		}
-		if perm, err = normAxes(p, x.rank()); err != nil {
+		if perm, err = shapes.NormAxes(p, x.rank()); err != nil {
 			return nil, fmt.Errorf("perm %v: %w", p, err)
 		}
 	} else {
@@ -163,7 +164,7 @@ func kernelUnsqueeze(n *graph.Node, in []*array) ([]*array, error) {
 		return nil, fmt.Errorf("Unsqueeze needs axes")
 	}
 	rank := x.rank() + len(axes)
-	ax, err := normAxes(axes, rank)
+	ax, err := shapes.NormAxes(axes, rank)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +196,7 @@ func kernelSqueeze(n *graph.Node, in []*array) ([]*array, error) {
 	}
 	drop := make([]bool, x.rank())
 	if ok {
-		ax, err := normAxes(axes, x.rank())
+		ax, err := shapes.NormAxes(axes, x.rank())
 		if err != nil {
 			return nil, err
 		}
@@ -231,8 +232,8 @@ func kernelFlatten(n *graph.Node, in []*array) ([]*array, error) {
 	if axis < 0 {
 		axis += int64(x.rank())
 	}
-	outer := numel(x.shape[:axis])
-	return []*array{x.reshaped([]int64{outer, numel(x.shape[axis:])})}, nil
+	outer := shapes.Prod(x.shape[:axis])
+	return []*array{x.reshaped([]int64{outer, shapes.Prod(x.shape[axis:])})}, nil
 }
 
 func kernelExpand(n *graph.Node, in []*array) ([]*array, error) {
@@ -267,7 +268,7 @@ func kernelConcat(n *graph.Node, in []*array) ([]*array, error) {
 	if err != nil {
 		return nil, err
 	}
-	axis, err := normAxis(n.AttrInt("axis", 0), first.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", 0), first.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +333,7 @@ func kernelSplit(n *graph.Node, in []*array) ([]*array, error) {
 	if err != nil {
 		return nil, err
 	}
-	axis, err := normAxis(n.AttrInt("axis", 0), x.rank())
+	axis, err := shapes.NormAxis(n.AttrInt("axis", 0), x.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -453,7 +454,7 @@ func kernelSlice(n *graph.Node, in []*array) ([]*array, error) {
 	if len(axes) != len(starts) || len(steps) != len(starts) {
 		return nil, fmt.Errorf("Slice starts, axes and steps differ in length")
 	}
-	ax, err := normAxes(axes, x.rank())
+	ax, err := shapes.NormAxes(axes, x.rank())
 	if err != nil {
 		return nil, err
 	}
@@ -583,7 +584,7 @@ func kernelPad(n *graph.Node, in []*array) ([]*array, error) {
 		if err != nil {
 			return nil, err
 		}
-		if axes, err = normAxes(list, rank); err != nil {
+		if axes, err = shapes.NormAxes(list, rank); err != nil {
 			return nil, err
 		}
 	}
@@ -691,7 +692,7 @@ func kernelSize(n *graph.Node, in []*array) ([]*array, error) {
 		return nil, err
 	}
 	r := newArray(graph.Int64, nil)
-	r.i[0] = numel(x.shape)
+	r.i[0] = shapes.Prod(x.shape)
 	return []*array{r}, nil
 }
 

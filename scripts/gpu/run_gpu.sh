@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # of3c on an NVIDIA GPU through MLX's CUDA backend (mlx-cuda-13 0.32.4's libmlx.so, same headers as the
-# mlx-cpu wheel bin/of3c is built against). See docs/GPU.md for how it was run and what came out.
+# mlx-cpu wheel bin/of3c is built against). See docs/notes/GPU.md for how it was run and what came out.
 #
 #   scripts/gpu/run_gpu.sh stage DIR      copy DIR/part.* into /tmp/mlxcuda_parts (transport in pieces)
 #   scripts/gpu/run_gpu.sh env            print the exports the other steps use
@@ -11,7 +11,7 @@
 #
 # Knobs: STEPS="2 3" (order of step 2 = fixtures, step 3 = real sizes; step 1 always), FIXTURES="...",
 # NS=256,384, REPEAT=20, TMO=180 (per-command timeout, s), WORK=/tmp/gpu, MLXDIR=/tmp/mlxcuda, OF3C=bin/of3c.
-# The exact call sequence used on the device is in docs/GPU.md ("Rerunning").
+# The exact call sequence used on the device is in docs/notes/GPU.md ("Rerunning").
 #
 # The library comes from mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl: its mlx/lib and
 # mlx_cuda_13.libs folders, tarred, `xz -T2 -6`, split into 30 MB parts (.devfix/p{1,2,3}/part.K);

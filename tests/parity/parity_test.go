@@ -3,7 +3,7 @@
 // passes, written to an artifact and read back, and run on MLX (cpu) and on
 // the reference executor; outputs must match the recorded PyTorch fp32
 // outputs within 1e-4 max-abs. bf16 and fp16 runs are held to the
-// tolerances documented in docs/BENCHMARKS.md (halfRelTol).
+// tolerances documented in docs/notes/BENCHMARKS.md (halfRelTol).
 package parity
 
 import (
@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"of3c/artifact"
 	"of3c/codegen"
 	"of3c/driver"
 	"of3c/graph"
@@ -110,17 +111,17 @@ func peak(t *testing.T, x *graph.Tensor) float64 {
 
 // compileRoundTrip compiles a fixture and passes it through the artifact
 // encoder and decoder, returning what a user's `of3c run` would load.
-func compileRoundTrip(t *testing.T, model string) (*graph.Graph, *codegen.Manifest) {
+func compileRoundTrip(t *testing.T, model string) (*graph.Graph, *artifact.Manifest) {
 	t.Helper()
 	g, m, err := driver.Compile(driver.CompileRequest{Source: model, Of3cVersion: "parity"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := codegen.EncodeArtifact(m, g)
+	data, err := artifact.Encode(m, g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := codegen.DecodeArtifact(data)
+	a, err := artifact.Decode(data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // Command fastcpu times MLX's own CPU ops against the fast CPU kernels of
 // runtime/mlx (fastcpu.go) on OpenFold3-sized f32 arrays, printing the min
-// and median of -reps evaluations in ms. See docs/PERFORMANCE.md, "Fast CPU
+// and median of -reps evaluations in ms. See docs/notes/PERFORMANCE.md, "Fast CPU
 // kernels". OF3C_FASTCPU_THREADS=1 runs the kernels single-threaded;
 // OF3C_FASTCPU_ISA=avx2|generic caps their SIMD variant.
 package main

@@ -1,6 +1,6 @@
 // Command mlxbench measures the MLX binding: fp32 GEMM throughput (with numpy
 // and onnxruntime as peers, via peers.py), per-op call overhead, and the
-// effect of compile on a chain of elementwise ops. See docs/PERFORMANCE.md.
+// effect of compile on a chain of elementwise ops. See docs/notes/PERFORMANCE.md.
 package main
 
 import (

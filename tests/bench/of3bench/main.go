@@ -28,10 +28,12 @@ import (
 	"strings"
 	"time"
 
+	"of3c/artifact"
 	"of3c/codegen"
 	"of3c/driver"
 	"of3c/graph"
 	"of3c/importer/npy"
+	"of3c/internal/units"
 	"of3c/passes"
 	"of3c/runtime/mlx"
 )
@@ -160,7 +162,7 @@ func run(threads, repeat int, pf, ta []int64, mdPath string) error {
 			// attention and transition intermediates.
 			var est int64
 			budget, est = chunkBudget(c.model, c.n)
-			chunking = fmt.Sprintf("budget %s (estimate unchunked %s)", driver.FmtBytes(budget), driver.FmtBytes(est))
+			chunking = fmt.Sprintf("budget %s (estimate unchunked %s)", units.FormatBytes(budget), units.FormatBytes(est))
 		}
 		env := threadEnv(threads)
 		of := childResult(exec.Command(os.Args[0], "-child", "-model", c.model, "-inputs", in, "-out", ofOut,
@@ -194,7 +196,7 @@ func run(threads, repeat int, pf, ta []int64, mdPath string) error {
 	if mdPath != "" {
 		cmd := "go run ./tests/bench/of3bench " + strings.Join(os.Args[1:], " ")
 		text := header + "\n\ncommand: `" + cmd + "`\n\n" + strings.Join(rows, "\n") + "\n"
-		return codegen.WriteFileAtomic(mdPath, []byte(text))
+		return artifact.WriteFileAtomic(mdPath, []byte(text))
 	}
 	return nil
 }
@@ -237,7 +239,7 @@ func mem(r result, v int64) string {
 	if r.Err != "" || v == 0 {
 		return "—"
 	}
-	return driver.FmtBytes(v)
+	return units.FormatBytes(v)
 }
 
 func ratio(ort, of result, chunked bool) string {
@@ -250,7 +252,7 @@ func ratio(ort, of result, chunked bool) string {
 // writeInputs generates inputs for the model at N: activations uniform in
 // [-1, 1], masks all ones except the last 5% of tokens (padding-like).
 func writeInputs(model string, n int64, path string) error {
-	g, _, err := driver.Compile(driver.CompileRequest{Source: model, Options: codegen.CompileOptions{Passes: []string{"infer-shapes"}}})
+	g, _, err := driver.Compile(driver.CompileRequest{Source: model, Options: artifact.CompileOptions{Passes: []string{"infer-shapes"}}})
 	if err != nil {
 		return err
 	}
@@ -357,7 +359,7 @@ func cpuModel() string {
 // runChild compiles and times of3c in this process.
 func runChild(model, inputs, out string, budget int64, repeat int) result {
 	start := time.Now()
-	opts := codegen.CompileOptions{Device: "cpu", Precision: "fp32"}
+	opts := artifact.CompileOptions{Device: "cpu", Precision: "fp32"}
 	var buckets []int64
 	_, ts, err := npy.ReadNPZ(inputs)
 	if err != nil {
@@ -444,7 +446,7 @@ func runProfile(model string, n, budget int64, device, precision string) error {
 	if err != nil {
 		return err
 	}
-	opts := codegen.CompileOptions{Device: device, Precision: precision}
+	opts := artifact.CompileOptions{Device: device, Precision: precision}
 	var buckets []int64
 	if budget > 0 {
 		opts.MemoryBudget, buckets = budget, []int64{n}

@@ -1,4 +1,4 @@
-package codegen
+package artifact
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"of3c/graph"
-	"of3c/runtime/mlx"
+	"of3c/runtime/ref"
 )
 
 func smallModel(t testing.TB) *graph.Graph {
@@ -30,7 +30,8 @@ func smallModel(t testing.TB) *graph.Graph {
 
 func testManifest(g *graph.Graph) *Manifest {
 	m := &Manifest{Of3cVersion: "test", MLXVersion: "test", SourceName: "small.onnx", SourceSHA256: strings.Repeat("ab", 32),
-		Options: CompileOptions{Device: "cpu", Precision: "fp32"}, Buckets: []int64{8, 16}, TokenDims: []string{"N"}}
+		Options: CompileOptions{Device: "cpu", Precision: "fp32"}, Buckets: []int64{8, 16}, TokenDims: []string{"N"},
+		Lowerings: []Lowering{{"swiglu", "of3c.SwiGLU", "swiglu/cpu-fused"}, {"ln", "LayerNormalization", "layernorm/cpu-fused"}}}
 	for _, v := range g.Inputs {
 		m.Inputs = append(m.Inputs, SigOf(v))
 	}
@@ -44,19 +45,22 @@ func TestArtifactRoundTrip(t *testing.T) {
 	g := smallModel(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "m.of3")
-	if err := WriteArtifact(path, testManifest(g), g); err != nil {
+	if err := Write(path, testManifest(g), g); err != nil {
 		t.Fatal(err)
 	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
 		t.Fatalf("temp files left behind: %v", entries)
 	}
-	a, err := ReadArtifact(path)
+	a, err := Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a.Manifest.FormatVersion != FormatVersion || a.Manifest.Inputs[0].Shape[0] != "N" || len(a.Manifest.Buckets) != 2 {
 		t.Errorf("manifest: %+v", a.Manifest)
+	}
+	if got := a.Manifest.LoweringSummary(); got != "layernorm/cpu-fused×1 swiglu/cpu-fused×1" {
+		t.Errorf("lowerings: %q", got)
 	}
 	if got, want := len(a.Graph.Nodes), len(g.Nodes); got != want {
 		t.Errorf("graph has %d nodes, want %d", got, want)
@@ -72,41 +76,35 @@ func TestArtifactRoundTrip(t *testing.T) {
 			t.Errorf("constant %q did not survive", c.Name)
 		}
 	}
-	if needsMLX := mlxOK(); needsMLX {
-		in := map[string]*graph.Tensor{"x": randT(t, graph.Float32, []int64{5, 16}, 3, -1, 1)}
-		p1, err := NewProgram(g, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p1.Close()
-		p2, err := NewProgram(a.Graph, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p2.Close()
-		o1, _, err := p1.Run(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o2, _, err := p2.Run(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k := range o1 {
-			if !bytes.Equal(o1[k].Data, o2[k].Data) {
-				t.Errorf("output %q differs after the round trip", k)
-			}
+	// The decoded graph computes what the original does (the reference
+	// executor, so this runs without MLX).
+	x, err := graph.RandomTensor(graph.Float32, []int64{5, 16}, 3, -1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := map[string]*graph.Tensor{"x": x}
+	o1, err := ref.Run(g, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o2, err := ref.Run(a.Graph, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range o1 {
+		if !bytes.Equal(o1[k].Data, o2[k].Data) {
+			t.Errorf("output %q differs after the round trip", k)
 		}
 	}
 }
 
 func TestArtifactCorruption(t *testing.T) {
 	g := smallModel(t)
-	data, err := EncodeArtifact(testManifest(g), g)
+	data, err := Encode(testManifest(g), g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := DecodeArtifact(data); err != nil {
+	if _, err := Decode(data); err != nil {
 		t.Fatal(err)
 	}
 	infos, _, err := ReadSections(bytes.NewReader(data), int64(len(data)))
@@ -119,7 +117,7 @@ func TestArtifactCorruption(t *testing.T) {
 		for _, at := range []int64{s.Offset, s.Offset + s.Length/2, s.Offset + s.Length - 1} {
 			bad := append([]byte{}, data...)
 			bad[at] ^= 0x40
-			_, err := DecodeArtifact(bad)
+			_, err := Decode(bad)
 			if err == nil || !strings.Contains(err.Error(), s.Name) {
 				t.Errorf("flip in section %s at %d: err = %v", s.Name, at, err)
 			}
@@ -128,20 +126,20 @@ func TestArtifactCorruption(t *testing.T) {
 	for _, at := range []int{20, 40, 90} {
 		bad := append([]byte{}, data...)
 		bad[at] ^= 1
-		if _, err := DecodeArtifact(bad); err == nil || !strings.Contains(err.Error(), "header") {
+		if _, err := Decode(bad); err == nil || !strings.Contains(err.Error(), "header") {
 			t.Errorf("flip in header at %d: err = %v", at, err)
 		}
 	}
 	bad := append([]byte{}, data...)
 	binary.LittleEndian.PutUint32(bad[8:], FormatVersion+1)
-	if _, err := DecodeArtifact(bad); err == nil || !strings.Contains(err.Error(), "format version") {
+	if _, err := Decode(bad); err == nil || !strings.Contains(err.Error(), "format version") {
 		t.Errorf("future version: err = %v", err)
 	}
-	if _, err := DecodeArtifact([]byte("hello, this is not an artifact")); err == nil || !strings.Contains(err.Error(), "magic") {
+	if _, err := Decode([]byte("hello, this is not an artifact")); err == nil || !strings.Contains(err.Error(), "magic") {
 		t.Errorf("not an artifact: err = %v", err)
 	}
 	for _, n := range []int{0, 7, 15, 16, 100, len(data) / 2, len(data) - 1} {
-		_, err := DecodeArtifact(data[:n])
+		_, err := Decode(data[:n])
 		if err == nil {
 			t.Errorf("truncated to %d bytes: accepted", n)
 		} else if n > 16 && !strings.Contains(err.Error(), "truncated") {
@@ -185,7 +183,7 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 
 func FuzzDecodeArtifact(f *testing.F) {
 	g := smallModel(f)
-	data, err := EncodeArtifact(testManifest(g), g)
+	data, err := Encode(testManifest(g), g)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -193,7 +191,7 @@ func FuzzDecodeArtifact(f *testing.F) {
 	f.Add(data[:200])
 	f.Add([]byte("OF3C\x00\r\n\x1a\x01\x00\x00\x00\x01\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		a, err := DecodeArtifact(b)
+		a, err := Decode(b)
 		if err == nil && a.Graph == nil {
 			t.Fatal("no error and no graph")
 		}
@@ -212,7 +210,7 @@ func FuzzDecodeSafetensors(f *testing.F) {
 // manifest JSON, the ONNX graph bytes and the safetensors weights.
 func FuzzArtifactSections(f *testing.F) {
 	g := smallModel(f)
-	data, err := EncodeArtifact(testManifest(g), g)
+	data, err := Encode(testManifest(g), g)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -226,8 +224,6 @@ func FuzzArtifactSections(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _ = DecodeArtifact(c)
+		_, _ = Decode(c)
 	})
 }
-
-func mlxOK() bool { return mlx.Available() }

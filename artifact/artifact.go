@@ -1,4 +1,8 @@
-package codegen
+// Package artifact is the .of3 compiled-model format: the container
+// (sectioned, checksummed), its manifest, and the safetensors weights
+// section. It sits above graph and importer (the graph section is ONNX)
+// and below the driver; codegen does not depend on it.
+package artifact
 
 import (
 	"bytes"
@@ -11,6 +15,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"of3c/graph"
@@ -114,6 +119,40 @@ type Manifest struct {
 	MemoryPlan json.RawMessage `json:"memory_plan,omitempty"`
 
 	OpCounts map[string]int `json:"op_counts,omitempty"`
+
+	// Lowerings are the lowering paths planned for the fused nodes on
+	// Options.Device (codegen.PlanLowerings, from the graph's types; a run
+	// decides again for its concrete shapes). Absent in artifacts written
+	// before the field existed.
+	Lowerings []Lowering `json:"lowerings,omitempty"`
+}
+
+// Lowering is one fused node's lowering path, e.g. {"attention_3",
+// "of3c.Attention", "attention/gpu-sdpa"} (docs/architecture.md lists the
+// paths).
+type Lowering struct {
+	Node string `json:"node"`
+	Op   string `json:"op"`
+	Path string `json:"path"`
+}
+
+// LoweringSummary renders the lowerings as "path×count" per path, sorted,
+// e.g. "attention/cpu-fused×4 swiglu/cpu-fused×2" ("" when none).
+func (m *Manifest) LoweringSummary() string {
+	count := map[string]int{}
+	for _, l := range m.Lowerings {
+		count[l.Path]++
+	}
+	keys := make([]string, 0, len(count))
+	for p := range count {
+		keys = append(keys, p)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s×%d", k, count[k])
+	}
+	return strings.Join(parts, " ")
 }
 
 // Artifact is a loaded .of3 file.
@@ -132,9 +171,9 @@ type SectionInfo struct {
 	SHA256 [32]byte
 }
 
-// EncodeArtifact serializes m and g into the container bytes. Constants
+// Encode serializes m and g into the container bytes. Constants
 // larger than the graph section's inline limit go to the weights section.
-func EncodeArtifact(m *Manifest, g *graph.Graph) ([]byte, error) {
+func Encode(m *Manifest, g *graph.Graph) ([]byte, error) {
 	const small = 1024
 	gb, err := importer.Encode(g, importer.EncodeOptions{OmitWeights: true, SmallConstBytes: small, ProducerVersion: m.Of3cVersion})
 	if err != nil {
@@ -247,9 +286,9 @@ func WriteAtomic(path string, write func(io.Writer) error) (err error) {
 	return nil
 }
 
-// WriteArtifact encodes and atomically writes an artifact.
-func WriteArtifact(path string, m *Manifest, g *graph.Graph) error {
-	data, err := EncodeArtifact(m, g)
+// Write encodes and atomically writes an artifact.
+func Write(path string, m *Manifest, g *graph.Graph) error {
+	data, err := Encode(m, g)
 	if err != nil {
 		return err
 	}
@@ -262,9 +301,9 @@ func WriteArtifact(path string, m *Manifest, g *graph.Graph) error {
 // ErrNotArtifact is returned (wrapped) for a file without the .of3 magic.
 var ErrNotArtifact = errors.New("not an of3c artifact (bad magic)")
 
-// ReadArtifact opens, verifies and decodes an artifact file. Only bytes the
+// Read opens, verifies and decodes an artifact file. Only bytes the
 // section table points at, within the file's actual size, are read.
-func ReadArtifact(path string) (*Artifact, error) {
+func Read(path string) (*Artifact, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -277,16 +316,16 @@ func ReadArtifact(path string) (*Artifact, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
-	a, err := readArtifact(f, st.Size())
+	a, err := read(f, st.Size())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return a, nil
 }
 
-// DecodeArtifact decodes an artifact held in memory.
-func DecodeArtifact(data []byte) (*Artifact, error) {
-	return readArtifact(bytes.NewReader(data), int64(len(data)))
+// Decode decodes an artifact held in memory.
+func Decode(data []byte) (*Artifact, error) {
+	return read(bytes.NewReader(data), int64(len(data)))
 }
 
 // ReadSections verifies the container structure and checksums and returns
@@ -360,7 +399,7 @@ func ReadSections(r io.ReaderAt, size int64) ([]SectionInfo, map[string][]byte, 
 	return infos, secs, nil
 }
 
-func readArtifact(r io.ReaderAt, size int64) (*Artifact, error) {
+func read(r io.ReaderAt, size int64) (*Artifact, error) {
 	infos, secs, err := ReadSections(r, size)
 	if err != nil {
 		return nil, err

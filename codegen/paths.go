@@ -1,0 +1,494 @@
+package codegen
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"of3c/graph"
+	"of3c/internal/shapes"
+	"of3c/passes"
+)
+
+// Lowering paths. A fused op has several lowerings — MLX's fused kernels on
+// the GPU, runtime/mlx's CPU kernels, plain MLX ops — and which one runs
+// depends on the device, the operands' dtypes on the device and their
+// shapes. Each fused op has one decision function (AttentionPath,
+// SwiGLUPath, TriangleMultiplicationPath, OuterProductMeanPath,
+// LayerNormPath) that names the path; the lowering switches on the name.
+// The decisions take no MLX arrays, so they run at compile time (PlanLowerings,
+// recorded in the artifact's manifest) and in tests without a GPU, and the
+// tracer records the path each node took (Program.Lowerings).
+
+// Path names one lowering of a fused op, as "op/variant".
+type Path string
+
+// The paths. PathTable documents each one.
+const (
+	AttentionGPUSDPA        Path = "attention/gpu-sdpa"
+	AttentionCPUFused       Path = "attention/cpu-fused"
+	AttentionLMA            Path = "attention/lma"
+	AttentionCPUSoftmaxBias Path = "attention/cpu-softmax-bias"
+	AttentionGPUSoftmaxBias Path = "attention/gpu-softmax-bias"
+	AttentionCPUSoftmax     Path = "attention/cpu-softmax"
+	AttentionGPUSoftmax     Path = "attention/gpu-softmax"
+	AttentionDeferred       Path = "attention/deferred-division"
+
+	SwiGLUCPUFused Path = "swiglu/cpu-fused"
+	SwiGLUMLX      Path = "swiglu/mlx"
+
+	TriMulBlocked  Path = "trimul/blocked"
+	TriMulCPUFused Path = "trimul/cpu-fused"
+	TriMulMLX      Path = "trimul/mlx"
+
+	OPMWhole   Path = "opm/whole"
+	OPMBlocked Path = "opm/row-blocked"
+
+	LayerNormCPUFused Path = "layernorm/cpu-fused"
+	LayerNormMLX      Path = "layernorm/mlx"
+)
+
+// PathInfo documents a lowering path.
+type PathInfo struct {
+	Path    Path
+	Op      string // qualified op
+	Devices string // "cpu", "gpu" or "cpu, gpu"
+	When    string // the decision's condition, in words
+	Does    string // what runs
+}
+
+// PathTable lists every lowering path in decision order per op (the first
+// whose condition holds is taken). docs/architecture.md prints it.
+var PathTable = []PathInfo{
+	{AttentionGPUSDPA, "of3c.Attention", "gpu", "mode qk; q, k, v bf16/fp16 of one dtype; head size a multiple of 8 up to 128, v's the same; rank ≥ 3; no chunk attributes; the biases broadcast into the logits",
+		"MLX's fused scaled_dot_product_attention; the biases summed into one additive mask (GPUBiasSum kernel for 2-4 full-size f32 biases)"},
+	{AttentionCPUFused, "of3c.Attention", "cpu", "mode qk; q, k, v and the biases f32 on the device; fast kernels on",
+		"runtime/mlx FastAttention(HeadsInner): logits per thread block, never materialised; chunk attributes ignored"},
+	{AttentionLMA, "of3c.Attention", "cpu, gpu", "kv_chunk splits the keys",
+		"MLX ops: key blocks with an online (running max) softmax, after any batch/query chunking"},
+	{AttentionCPUSoftmaxBias, "of3c.Attention", "cpu", "mode qk; at least one bias; no f64; every bias broadcasts into q·kᵀ without enlarging it; fast kernels on",
+		"GEMM, runtime/mlx FastSoftmaxBias (biases read in place), GEMM; CPU default batch blocks"},
+	{AttentionGPUSoftmaxBias, "of3c.Attention", "gpu", "mode qk; 1-4 biases, each broadcasting into q·kᵀ without enlarging it; logits rank ≤ 8; fast kernels on",
+		"GEMM, runtime/mlx GPUSoftmaxBias CUDA kernel, GEMM"},
+	{AttentionCPUSoftmax, "of3c.Attention", "cpu", "f32 logits; fast kernels on",
+		"logits as MLX ops, runtime/mlx FastSoftmax, GEMM; CPU default batch blocks"},
+	{AttentionGPUSoftmax, "of3c.Attention", "gpu", "otherwise on the GPU", "logits as MLX ops, MLX's softmax, GEMM"},
+	{AttentionDeferred, "of3c.Attention", "cpu", "otherwise (f64, or fast kernels off)",
+		"MLX ops: exp(L − max) (as expm1 + 1), GEMM, then the division by the row sums; CPU default batch blocks"},
+
+	{SwiGLUCPUFused, "of3c.SwiGLU", "cpu", "the x·W product is f32; fast kernels on", "one GEMM, runtime/mlx FastSwiGLU, the W_out GEMM; in CPU default row blocks"},
+	{SwiGLUMLX, "of3c.SwiGLU", "cpu, gpu", "otherwise", "one GEMM, sigmoid and products as MLX ops in f32, the W_out GEMM (row blocks on the CPU)"},
+
+	{TriMulBlocked, "of3c.TriangleMultiplication", "cpu, gpu", "row_chunk splits the rows",
+		"projections, gates and products per row block, blocks sequenced (the memory contract of docs/ops.md)"},
+	{TriMulCPUFused, "of3c.TriangleMultiplication", "cpu", "accumulation in f32; fast kernels on",
+		"x·W whole, runtime/mlx FastSigmoidMul gates, FastContiguous + FastMatMul channel GEMMs"},
+	{TriMulMLX, "of3c.TriangleMultiplication", "cpu, gpu", "otherwise", "x·W whole, gates and the batched channel GEMM as MLX ops"},
+
+	{OPMBlocked, "of3c.OuterProductMean", "cpu, gpu", "row_chunk splits the rows", "the outer products and projection per row block"},
+	{OPMWhole, "of3c.OuterProductMean", "cpu, gpu", "otherwise", "one batched GEMM for the outer products, one for the projection"},
+
+	{LayerNormCPUFused, "LayerNormalization", "cpu", "x not f64; fast kernels on", "runtime/mlx FastLayerNorm over the flattened normalised axes"},
+	{LayerNormMLX, "LayerNormalization", "cpu, gpu", "otherwise", "MLX's fast::layer_norm"},
+}
+
+// Operand is a fused op's input as a decision sees it.
+type Operand struct {
+	// DType is the dtype on the device (after Options.Precision;
+	// graph.Undefined: the optional input is absent).
+	DType graph.DType
+	// Shape holds the dims; a dim unknown at compile time is a negative
+	// number, the same one for the same symbol.
+	Shape []int64
+}
+
+func (o Operand) present() bool { return o.DType != graph.Undefined }
+
+func (o Operand) rank() int { return len(o.Shape) }
+
+// last returns the i-th dim from the end (1: the last), or 0.
+func (o Operand) last(i int) int64 {
+	if len(o.Shape) < i {
+		return 0
+	}
+	return o.Shape[len(o.Shape)-i]
+}
+
+// splits reports whether a chunk c (> 0) cuts a dim d into several blocks;
+// an unknown d (< 0) is assumed to be larger.
+func splits(c, d int64) bool { return c > 0 && (d < 0 || c < d) }
+
+func (o Options) fastKernels() bool { return !o.NoFastKernels }
+
+// AttentionSpec is an of3c.Attention node as AttentionPath sees it.
+type AttentionSpec struct {
+	Mode    string // graph.AttentionModeQK or "bias_only"
+	Q, K, V Operand
+	// Biases are the present biases, in order.
+	Biases                          []Operand
+	BatchChunk, QueryChunk, KVChunk int64
+}
+
+// AttentionPath decides how an of3c.Attention runs. o must be validated
+// (Device and Precision set).
+func AttentionPath(o Options, a AttentionSpec) Path {
+	qk := a.Mode == graph.AttentionModeQK && a.Q.present() && a.K.present()
+	if qk && o.Device == "gpu" && a.BatchChunk <= 0 && a.QueryChunk <= 0 && a.KVChunk <= 0 && sdpaFits(a) {
+		return AttentionGPUSDPA
+	}
+	if qk && o.Device == "cpu" && o.fastKernels() && passes.CPUFusedAttention(a.Mode, a.dtypes()...) {
+		return AttentionCPUFused // the planner's condition, so it models what runs
+	}
+	return attentionUnfusedPath(o, a)
+}
+
+// attentionUnfusedPath is the decision among the paths that compute the
+// logits (the batch and query chunking apply to all of them).
+func attentionUnfusedPath(o Options, a AttentionSpec) Path {
+	if splits(a.KVChunk, a.V.last(2)) {
+		return AttentionLMA
+	}
+	qk := a.Mode == graph.AttentionModeQK && a.Q.present() && a.K.present()
+	// The unfused paths compute in f32 (halves are widened) unless an
+	// operand of the logits is f64.
+	f64 := a.Q.DType == graph.Float64 || a.K.DType == graph.Float64
+	for _, b := range a.Biases {
+		f64 = f64 || b.DType == graph.Float64
+	}
+	L := biasedLogitsShape(a)
+	switch {
+	case o.Device == "cpu" && o.fastKernels() && qk && len(a.Biases) > 0 && !f64 && L != nil:
+		return AttentionCPUSoftmaxBias
+	case o.Device == "gpu" && o.fastKernels() && qk && len(a.Biases) >= 1 && len(a.Biases) <= 4 && !f64 && L != nil && len(L) <= 8:
+		return AttentionGPUSoftmaxBias
+	case o.Device == "cpu" && o.fastKernels() && !f64:
+		return AttentionCPUSoftmax
+	case o.Device == "gpu":
+		return AttentionGPUSoftmax
+	}
+	return AttentionDeferred
+}
+
+// dtypes lists the dtypes of q, k, v and the biases.
+func (a AttentionSpec) dtypes() []graph.DType {
+	dts := []graph.DType{a.Q.DType, a.K.DType, a.V.DType}
+	for _, b := range a.Biases {
+		dts = append(dts, b.DType)
+	}
+	return dts
+}
+
+// biasedLogitsShape is the [batch.., Q, K] shape of q·kᵀ when every bias
+// broadcasts to it without enlarging it, nil otherwise (or in bias_only
+// mode): the condition for the one-pass softmax-with-biases kernels
+// (FastSoftmaxBias on the CPU, GPUSoftmaxBias on the GPU).
+func biasedLogitsShape(a AttentionSpec) []int64 {
+	if a.Mode != graph.AttentionModeQK || a.Q.rank() < 2 || a.K.rank() < 2 {
+		return nil
+	}
+	batch, err := shapes.Broadcast(a.Q.Shape[:a.Q.rank()-2], a.K.Shape[:a.K.rank()-2])
+	if err != nil {
+		return nil
+	}
+	L := append(batch, a.Q.last(2), a.K.last(2))
+	for _, b := range a.Biases {
+		if b.rank() > len(L) {
+			return nil
+		}
+		for i, d := range b.Shape {
+			if l := L[len(L)-b.rank()+i]; d != 1 && d != l {
+				return nil
+			}
+		}
+	}
+	return L
+}
+
+// sdpaFits is the condition of MLX's fused SDPA kernel: bf16/fp16 q, k, v
+// of one dtype, head size a multiple of 8 up to 128 and equal for q and v,
+// rank ≥ 3 (heads on axis −3), and biases that sum to a mask broadcasting
+// into the [batch.., Q, K] logits.
+func sdpaFits(a AttentionSpec) bool {
+	dt := a.Q.DType
+	if dt != graph.BFloat16 && dt != graph.Float16 || a.K.DType != dt || a.V.DType != dt {
+		return false
+	}
+	c := a.Q.last(1)
+	if c <= 0 || c%8 != 0 || c > 128 || a.V.last(1) != c || a.Q.rank() < 3 || a.K.rank() < 3 || a.V.rank() < 3 {
+		return false
+	}
+	batch, err := shapes.Broadcast(a.Q.Shape[:a.Q.rank()-2], a.K.Shape[:a.K.rank()-2], a.V.Shape[:a.V.rank()-2])
+	if err != nil {
+		return false
+	}
+	full := append(batch, a.Q.last(2), a.K.last(2))
+	var sum []int64
+	for _, b := range a.Biases {
+		if b.rank() > len(full) {
+			return false
+		}
+		if sum == nil {
+			sum = b.Shape
+		} else if sum, err = shapes.Broadcast(sum, b.Shape); err != nil {
+			return false
+		}
+	}
+	if sum != nil {
+		if f, err := shapes.Broadcast(full, sum); err != nil || !slices.Equal(f, full) {
+			return false
+		}
+	}
+	return true
+}
+
+// promote is the dtype MLX gives a binary op of a and b (floats only).
+func promote(a, b graph.DType) graph.DType {
+	switch {
+	case a == b:
+		return a
+	case a == graph.Float64 || b == graph.Float64:
+		return graph.Float64
+	}
+	return graph.Float32 // f32 with anything, or f16 with bf16
+}
+
+// SwiGLUPath decides how an of3c.SwiGLU over x and W runs.
+func SwiGLUPath(o Options, x, w Operand) Path {
+	if o.Device == "cpu" && o.fastKernels() && promote(x.DType, w.DType) == graph.Float32 {
+		return SwiGLUCPUFused
+	}
+	return SwiGLUMLX
+}
+
+// accDType is the dtype a pair op accumulates in: f64 for f64, else f32.
+func accDType(dt graph.DType) graph.DType {
+	if dt == graph.Float64 {
+		return graph.Float64
+	}
+	return graph.Float32
+}
+
+// TriangleMultiplicationPath decides how an of3c.TriangleMultiplication
+// over x [*, N, N, c] with row_chunk rc runs.
+func TriangleMultiplicationPath(o Options, x Operand, rc int64) Path {
+	if splits(rc, x.last(2)) {
+		return TriMulBlocked
+	}
+	if o.Device == "cpu" && o.fastKernels() && accDType(x.DType) == graph.Float32 {
+		return TriMulCPUFused
+	}
+	return TriMulMLX
+}
+
+// OuterProductMeanPath decides how an of3c.OuterProductMean over
+// a [*, S, I, c] with row_chunk rc runs.
+func OuterProductMeanPath(o Options, a Operand, rc int64) Path {
+	if splits(rc, a.last(2)) {
+		return OPMBlocked
+	}
+	return OPMWhole
+}
+
+// LayerNormPath decides how a LayerNormalization over x runs.
+func LayerNormPath(o Options, x Operand) Path {
+	if o.Device == "cpu" && o.fastKernels() && x.DType != graph.Float64 {
+		return LayerNormCPUFused
+	}
+	return LayerNormMLX
+}
+
+// attentionSpecOf describes an of3c.Attention node with operands in.
+func attentionSpecOf(n *graph.Node, in []Operand) AttentionSpec {
+	at := func(i int) Operand {
+		if i < len(in) {
+			return in[i]
+		}
+		return Operand{}
+	}
+	a := AttentionSpec{
+		Mode: n.AttrString("mode", graph.AttentionModeQK),
+		Q:    at(0), K: at(1), V: at(2),
+		BatchChunk: n.AttrInt("batch_chunk", 0), QueryChunk: n.AttrInt("query_chunk", 0), KVChunk: n.AttrInt("kv_chunk", 0),
+	}
+	if a.Mode != graph.AttentionModeQK {
+		a.Q, a.K = Operand{}, Operand{}
+	}
+	for i := 3; i < len(in); i++ {
+		if in[i].present() {
+			a.Biases = append(a.Biases, in[i])
+		}
+	}
+	return a
+}
+
+// decide applies the decision function of n's op to its operands (nil
+// entries: absent inputs); "" for ops without lowering paths.
+func decide(o Options, n *graph.Node, in []Operand) Path {
+	at := func(i int) Operand {
+		if i < len(in) {
+			return in[i]
+		}
+		return Operand{}
+	}
+	switch n.QualifiedOp() {
+	case graph.FusedDomain + ".Attention":
+		return AttentionPath(o, attentionSpecOf(n, in))
+	case graph.FusedDomain + ".SwiGLU":
+		return SwiGLUPath(o, at(0), at(1))
+	case graph.FusedDomain + ".TriangleMultiplication":
+		return TriangleMultiplicationPath(o, at(0), n.AttrInt("row_chunk", 0))
+	case graph.FusedDomain + ".OuterProductMean":
+		return OuterProductMeanPath(o, at(0), n.AttrInt("row_chunk", 0))
+	case "LayerNormalization":
+		return LayerNormPath(o, at(0))
+	}
+	return ""
+}
+
+// Lowering is the path one fused node takes.
+type Lowering struct {
+	Node string `json:"node"`
+	Op   string `json:"op"`
+	Path Path   `json:"path"`
+	// Block is the chunk a CPU lowering chose by itself for the traced
+	// shapes (attention's batch_chunk, SwiGLU's row_chunk under
+	// passes.CPUAttentionBlock and CPUSwiGLUBlock; 0: none). Set only in
+	// Program.Lowerings.
+	Block int64 `json:"block,omitempty"`
+}
+
+// deviceDType is the graph dtype a value of dtype dt has on o's device.
+func deviceDType(o Options, dt graph.DType) graph.DType {
+	switch dt {
+	case graph.Float32:
+		return o.computeDType()
+	case graph.Float64:
+		if o.Device == "gpu" {
+			return graph.Float32
+		}
+	}
+	return dt
+}
+
+// PlanLowerings decides, from the graph's types, the path of every node
+// that has lowering paths, in graph order: what a run on o's device takes
+// (a dim that is symbolic in the graph is taken to be larger than any
+// chunk). A run decides again for its concrete shapes and records what it
+// took (Program.Lowerings); the two agree unless a chunk attribute turns
+// out to cover a whole symbolic dim.
+func PlanLowerings(g *graph.Graph, o Options) ([]Lowering, error) {
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("codegen: %w", err)
+	}
+	syms, fresh := map[string]int64{}, int64(-1)
+	operand := func(v *graph.Value) Operand {
+		if v == nil || !v.Type.Ranked {
+			return Operand{}
+		}
+		op := Operand{DType: deviceDType(o, v.Type.DType), Shape: make([]int64, len(v.Type.Shape))}
+		for i, d := range v.Type.Shape {
+			switch {
+			case d.IsStatic():
+				op.Shape[i] = d.Val
+			case d.IsUnknown(): // equal to nothing else
+				fresh--
+				op.Shape[i] = fresh
+			default: // the same symbol (or expression) gets the same number
+				k := d.String()
+				if _, ok := syms[k]; !ok {
+					fresh--
+					syms[k] = fresh
+				}
+				op.Shape[i] = syms[k]
+			}
+		}
+		return op
+	}
+	var out []Lowering
+	for _, n := range g.Nodes {
+		in := make([]Operand, len(n.Inputs))
+		for i, v := range n.Inputs {
+			in[i] = operand(v)
+		}
+		if p := decide(o, n, in); p != "" {
+			out = append(out, Lowering{Node: nodeName(n), Op: n.QualifiedOp(), Path: p})
+		}
+	}
+	return out, nil
+}
+
+// loweringLog records what a program's traces chose, by node.
+type loweringLog struct {
+	mu    sync.Mutex
+	order []*graph.Node
+	by    map[*graph.Node]Lowering
+}
+
+// operands describes traced values for the decisions.
+func (t *tracer) operands(in []*val) []Operand {
+	ops := make([]Operand, len(in))
+	for i, v := range in {
+		if v != nil {
+			ops[i] = Operand{DType: t.p.devDType(v.dt), Shape: v.shape}
+		}
+	}
+	return ops
+}
+
+// choose decides n's path for the traced operands and records it.
+func (t *tracer) choose(n *graph.Node, ops []Operand) Path {
+	p := decide(t.p.opts, n, ops)
+	t.record(n, p, 0)
+	return p
+}
+
+// record notes that n took path p (with a self-chosen block).
+func (t *tracer) record(n *graph.Node, p Path, block int64) {
+	l := &t.p.lowered
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.by == nil {
+		l.by = map[*graph.Node]Lowering{}
+	}
+	if _, ok := l.by[n]; !ok {
+		l.order = append(l.order, n)
+	}
+	l.by[n] = Lowering{Node: nodeName(n), Op: n.QualifiedOp(), Path: p, Block: block}
+}
+
+// Lowerings returns the path each fused node took in the latest trace
+// (graph order; empty before the first Run).
+func (p *Program) Lowerings() []Lowering {
+	l := &p.lowered
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Lowering, 0, len(l.order))
+	for _, n := range l.order {
+		out = append(out, l.by[n])
+	}
+	return out
+}
+
+// FormatLowerings renders lowerings as "path×count" per path, sorted, e.g.
+// "attention/cpu-fused×4 swiglu/cpu-fused×2".
+func FormatLowerings(ls []Lowering) string {
+	count := map[Path]int{}
+	for _, l := range ls {
+		count[l.Path]++
+	}
+	keys := make([]string, 0, len(count))
+	for p := range count {
+		keys = append(keys, string(p))
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s×%d", k, count[Path(k)])
+	}
+	return b.String()
+}
