@@ -168,12 +168,21 @@ func checkDeclaredTypes(t *testing.T, path string, g *graph.Graph) {
 		if err != nil || byName[vi.GetName()] == nil {
 			continue
 		}
-		got := byName[vi.GetName()].Type
+		v := byName[vi.GetName()]
+		got := v.Type
 		bad := declared.DType != graph.Undefined && declared.DType != got.DType
 		if declared.Ranked && got.Ranked {
 			bad = bad || len(declared.Shape) != len(got.Shape)
 			for i := 0; !bad && i < len(declared.Shape); i++ {
 				d, o := declared.Shape[i], got.Shape[i]
+				// torch 2.11's dynamo exporter declares an Einsum whose ellipsis
+				// broadcasts a 1 against the MSA axis S ("...hqk,...hkc->...qhc"
+				// in openfold3's pair-weighted averaging) with the 1, not S; the
+				// op's output has S (numpy broadcasting, and onnxruntime and
+				// PyTorch agree). The declaration is wrong there, not the rule.
+				if v.Producer != nil && v.Producer.Op == "Einsum" && d.Equal(graph.D(1)) && o.IsSymbolic() {
+					continue
+				}
 				bad = !d.IsUnknown() && !o.IsUnknown() && !d.Equal(o)
 			}
 		}
