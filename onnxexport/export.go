@@ -1,5 +1,5 @@
 // Package onnxexport writes an optimized graph as a self-contained ONNX
-// model: every fused op of the of3c domain (docs/OPS.md) becomes a call of a
+// model: every fused op of the of3c domain (docs/ops.md) becomes a call of a
 // model-local ONNX function, in the of3c domain, whose body is the op's
 // decomposition into standard ONNX ops. onnx.checker accepts the result and
 // onnxruntime runs it (inlining the functions), so the compiled graph can be
@@ -148,7 +148,7 @@ func (e *exporter) call(n *graph.Node, np *onnxpb.NodeProto) error {
 			Attribute:   n.AttrNames(),
 			Node:        b.nodes,
 			OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(e.opset)}},
-			DocString:   proto.String(fmt.Sprintf("of3c.%s (docs/OPS.md) as standard ONNX ops, for inputs %s", n.Op, sig)),
+			DocString:   proto.String(fmt.Sprintf("of3c.%s (docs/ops.md) as standard ONNX ops, for inputs %s", n.Op, sig)),
 		})
 	}
 	np.OpType = proto.String(name)
@@ -256,7 +256,7 @@ func (b *body) sliceLast(x string, lo, hi int64) string {
 	return b.op("Slice", []string{x, b.ints(lo), b.ints(hi), b.ints(-1)})
 }
 
-// accum is the accumulation type A of docs/OPS.md.
+// accum is the accumulation type A of docs/ops.md.
 func accum(t graph.DType) graph.DType {
 	if t == graph.Float64 {
 		return graph.Float64
@@ -322,7 +322,7 @@ func (b *body) attention(n *graph.Node) error {
 			continue
 		}
 		if n.Inputs[k].Type.Rank() == 0 {
-			continue // a rank-0 bias does not change a softmax (docs/OPS.md)
+			continue // a rank-0 bias does not change a softmax (docs/ops.md)
 		}
 		ba := b.cast(b.in[k], A)
 		isNegInf := b.op("IsInf", []string{ba}, intAttr("detect_positive", 0), intAttr("detect_negative", 1))

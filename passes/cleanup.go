@@ -515,7 +515,7 @@ func canonicalForm(g *graph.Graph, n *graph.Node) (string, *graph.Value, error) 
 // multiplies by the Python float in f32 and rounds after) gives 0 — and −inf
 // for masked ones. So x·(±inf) with an infinite splat f16 constant becomes
 // Where(x = 0, 0, x·(±inf)): exactly PyTorch's result. The −inf that remains
-// is what of3c.Attention reads as −1e9 (docs/OPS.md), which makes a fully
+// is what of3c.Attention reads as −1e9 (docs/ops.md), which makes a fully
 // masked row uniform, as in the f32 model. (1e9·mask − 1e9 is NaN in PyTorch
 // f16 too, inf − inf, and is left as it is.)
 func f16InfMask(g *graph.Graph, n *graph.Node) (string, *graph.Value, error) {

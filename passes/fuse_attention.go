@@ -7,8 +7,8 @@ import (
 	"of3c/graph"
 )
 
-// fuseAttention: softmax(scale·q·kᵀ + Σ biases)·v → of3c.Attention
-// (docs/OPS.md). The anchor is every Softmax over the last axis:
+// attentionRule: softmax(scale·q·kᵀ + Σ biases)·v → of3c.Attention
+// (docs/ops.md). The anchor is every Softmax over the last axis:
 //
 //	Softmax(L) with L = Add-tree of leaves, one leaf optionally the scores
 //	  scores = [Mul/Div by scalar]* MatMul([Mul/Div]* q, [Mul/Div]* [Transpose] [Mul/Div]* kᵀ)
@@ -19,46 +19,18 @@ import (
 // source order. Without a scores leaf the softmax is over biases alone: the
 // bias-only form (MSA pair-weighted averaging). Einsum and Gemm have been
 // rewritten to MatMul and Div-by-constant to Mul by canonicalize; Div is
-// still accepted so the fusion also works on a pass list without it.
-func fuseAttention(c *Context) error {
-	g := c.G
-	m := NewMatcher(g)
-	for _, n := range append([]*graph.Node(nil), g.Nodes...) {
-		if n.Op != "Softmax" || n.Domain != graph.DefaultDomain {
-			continue
-		}
-		fused, why, err := tryAttention(g, m, n)
-		if err != nil {
-			return err
-		}
-		if fused == nil {
-			c.Explain("attention", n, why, nil)
-			continue
-		}
-		c.Count("attention:" + fused.AttrString("mode", graph.AttentionModeQK))
-		c.Notef("%s ← %s (%d biases, mode %s, scale %.6g)", fused.Outputs[0].Name, n,
-			len(fused.Inputs)-3, fused.AttrString("mode", graph.AttentionModeQK), fused.AttrFloat("scale", 0))
-		if _, err := removeDead(g); err != nil {
-			return err
-		}
-		m.Refresh()
-	}
-	// Failed attempts may leave unused Transposes behind.
-	if _, err := removeDead(g); err != nil {
-		return err
-	}
-	return nil
-}
+// still accepted so the fusion also works on a pass list without it. The
+// match only reads the graph; k's transpose to [*, K, c] is made in Build.
+var attentionRule = &FusionRule{Name: "attention", Anchors: []string{"Softmax"}, Match: matchAttention}
 
-// tryAttention fuses at Softmax node s, or says why not.
-func tryAttention(g *graph.Graph, m *Matcher, s *graph.Node) (*graph.Node, string, error) {
+func matchAttention(m *Matcher, s *graph.Node) (*Fusion, *Miss) {
 	L, P := s.Input(0), s.Outputs[0]
 	if L == nil || P == nil || !L.Type.Ranked {
-		return nil, "softmax input has unknown rank", nil
+		return nil, missf("softmax input has unknown rank")
 	}
 	rank := L.Type.Rank()
 	if rank < 2 {
-		return nil, "softmax input has rank < 2", nil
+		return nil, missf("softmax input has rank < 2")
 	}
 	axis := s.AttrInt("axis", -1)
 	if s.Opset > 0 && s.Opset < 13 {
@@ -67,13 +39,13 @@ func tryAttention(g *graph.Graph, m *Matcher, s *graph.Node) (*graph.Node, strin
 		axis = s.AttrInt("axis", 1)
 	}
 	if ax, err := normAxis(axis, rank); err != nil || ax != rank-1 {
-		return nil, fmt.Sprintf("softmax is over axis %d, not the last", axis), nil
+		return nil, missf("softmax is over axis %d, not the last", axis)
 	}
 	if !L.Type.DType.IsFloat() {
-		return nil, "softmax of a non-float type", nil
+		return nil, missf("softmax of a non-float type")
 	}
 	// A softmax upcast for precision, Cast(T→f32) … Softmax … Cast(f32→T)
-	// with T = f16/bf16, is what the fused op does anyway (docs/OPS.md:
+	// with T = f16/bf16, is what the fused op does anyway (docs/ops.md:
 	// accumulation in f32): look through both Casts.
 	if lc := L.Producer; lc != nil && lc.Op == "Cast" && lc.Domain == graph.DefaultDomain && m.SingleUse(L) && m.SingleUse(P) {
 		low := lc.Inputs[0]
@@ -87,41 +59,36 @@ func tryAttention(g *graph.Graph, m *Matcher, s *graph.Node) (*graph.Node, strin
 	// Probabilities → MatMul(P, v), through a Reshape/Unsqueeze that only
 	// adds leading 1s (MSA: a.unsqueeze(0) against v: [S, H, K, c]).
 	if !m.SingleUse(P) {
-		return nil, fmt.Sprintf("the probabilities have %d readers; the fused op does not produce them", len(m.Uses(P))), nil
+		return nil, missf("the probabilities have %d readers; the fused op does not produce them", len(m.Uses(P)))
 	}
 	pv := m.Uses(P)[0]
 	pIn := P
 	if (pv.Op == "Unsqueeze" || pv.Op == "Reshape") && pv.Domain == graph.DefaultDomain && addsLeadingOnes(P, pv.Outputs[0]) {
 		if !m.SingleUse(pv.Outputs[0]) {
-			return nil, "the unsqueezed probabilities have several readers", nil
+			return nil, missf("the unsqueezed probabilities have several readers")
 		}
 		pIn = pv.Outputs[0]
 		pv = m.Uses(pIn)[0]
 	}
 	if pv.Op != "MatMul" || pv.Domain != graph.DefaultDomain || pv.Input(0) != pIn || pv.Input(1) == pIn {
-		return nil, fmt.Sprintf("the probabilities are read by %s, not as the left operand of MatMul(P, v)", pv), nil
+		return nil, missf("the probabilities are read by %s, not as the left operand of MatMul(P, v)", pv)
 	}
 	v := pv.Input(1)
 	if !v.Type.Ranked || v.Type.Rank() < 2 {
-		return nil, "v has rank < 2", nil
+		return nil, missf("v has rank < 2")
 	}
 	out := pv.Outputs[0]
 
 	// The logits: leaves of the Add-tree rooted at L.
 	if !m.SingleUse(L) {
-		return nil, "the logits have several readers", nil
+		return nil, missf("the logits have several readers")
 	}
 	leaves := addLeaves(m, L, true)
-	var q, k *graph.Value
-	scale := 1.0
+	var sc *scores
 	scoresAt := -1
 	for i, leaf := range leaves {
-		qq, kk, sc, _, err := matchScores(g, m, leaf)
-		if err != nil {
-			return nil, "", err
-		}
-		if qq != nil {
-			q, k, scale, scoresAt = qq, kk, sc, i
+		if got, miss := matchScores(m, leaf); miss == nil {
+			sc, scoresAt = got, i
 			break
 		}
 	}
@@ -135,35 +102,46 @@ func tryAttention(g *graph.Graph, m *Matcher, s *graph.Node) (*graph.Node, strin
 			continue
 		}
 		if !leaf.Type.Ranked || leaf.Type.Rank() < 1 {
-			return nil, fmt.Sprintf("bias %s has no rank ≥ 1", leaf), nil
+			return nil, missf("bias %s has no rank ≥ 1", leaf)
 		}
 		if leaf.Type.DType != v.Type.DType {
-			return nil, fmt.Sprintf("bias %s is %s, v is %s", leaf, leaf.Type.DType, v.Type.DType), nil
+			return nil, missf("bias %s is %s, v is %s", leaf, leaf.Type.DType, v.Type.DType)
 		}
 		biases = append(biases, leaf)
 	}
-	attrs := map[string]graph.Attr{}
-	inputs := []*graph.Value{q, k, v}
-	if q == nil {
+	mode := graph.AttentionModeQK
+	if sc == nil {
 		if len(biases) == 0 {
-			return nil, "no scores and no biases", nil
+			return nil, missf("no scores and no biases")
 		}
-		attrs["mode"] = graph.Attr{Kind: graph.AttrString, Str: graph.AttentionModeBiasOnly}
-		inputs = []*graph.Value{nil, nil, v}
-	} else {
-		attrs["scale"] = graph.Attr{Kind: graph.AttrFloat, Float: float32(scale)}
+		mode = graph.AttentionModeBiasOnly
 	}
-	inputs = append(inputs, biases...)
-	fusedOut, err := addOp(g, graph.FusedDomain+".Attention", attrs, inputs...)
-	if err != nil {
-		return nil, fmt.Sprintf("fused op would be ill-typed: %v", err), nil
-	}
-	if !fusedOut.Type.Equal(out.Type) {
-		removeNode(g, fusedOut.Producer)
-		return nil, fmt.Sprintf("fused op would give %s where the graph has %s", fusedOut.Type, out.Type), nil
-	}
-	replaceValue(g, out, fusedOut)
-	return fusedOut.Producer, "", nil
+	return &Fusion{
+		Replace: out,
+		Build: func(g *graph.Graph) (*graph.Value, error) {
+			attrs := map[string]graph.Attr{}
+			inputs := []*graph.Value{nil, nil, v}
+			if sc != nil {
+				k, err := transposeOf(g, sc.kSrc, sc.kPerm)
+				if err != nil {
+					return nil, err
+				}
+				inputs = []*graph.Value{sc.q, k, v}
+				attrs["scale"] = graph.Attr{Kind: graph.AttrFloat, Float: float32(sc.scale)}
+			} else {
+				attrs["mode"] = graph.Attr{Kind: graph.AttrString, Str: graph.AttentionModeBiasOnly}
+			}
+			return addOp(g, graph.FusedDomain+".Attention", attrs, append(inputs, biases...)...)
+		},
+		Counts: []string{"attention:" + mode},
+		Note: func(o *graph.Value) string {
+			scale := 0.0
+			if sc != nil {
+				scale = sc.scale
+			}
+			return fmt.Sprintf("%s ← %s (%d biases, mode %s, scale %.6g)", o.Name, s, len(biases), mode, scale)
+		},
+	}, nil
 }
 
 // addsLeadingOnes reports whether out is in with only leading 1-dims added.
@@ -224,51 +202,56 @@ func peelScale(v *graph.Value) (*graph.Value, float64) {
 	}
 }
 
-// matchScores recognises scale·q·kᵀ at v and returns q, k (in [*, K, c]
-// layout, a Transpose added when the graph only has kᵀ) and the scale.
-func matchScores(g *graph.Graph, m *Matcher, v *graph.Value) (q, k *graph.Value, scale float64, why string, err error) {
+// scores is a matched scale·q·kᵀ: k is Transpose(kSrc, kPerm) in [*, K, c]
+// (made by Build; identity perms add nothing, and transposeOf composes with
+// the exporter's own transposes).
+type scores struct {
+	q, kSrc *graph.Value
+	kPerm   []int64
+	scale   float64
+}
+
+// matchScores recognises scale·q·kᵀ at v without changing the graph.
+func matchScores(m *Matcher, v *graph.Value) (*scores, *Miss) {
 	if !m.SingleUse(v) {
-		return nil, nil, 0, "the scores have several readers", nil
+		return nil, missf("the scores have several readers")
 	}
 	base, f := peelScale(v)
 	if base != v && !m.SingleUse(base) {
-		return nil, nil, 0, "the unscaled scores have several readers", nil
+		return nil, missf("the unscaled scores have several readers")
 	}
 	mm := base.Producer
 	if mm == nil || mm.Op != "MatMul" || mm.Domain != graph.DefaultDomain {
-		return nil, nil, 0, "no MatMul under the scale", nil
+		return nil, missf("no MatMul under the scale")
 	}
 	a, b := mm.Input(0), mm.Input(1)
 	if a == nil || b == nil || !a.Type.Ranked || !b.Type.Ranked || a.Type.Rank() < 2 || b.Type.Rank() < 2 {
-		return nil, nil, 0, "MatMul operands of rank < 2", nil
+		return nil, missf("MatMul operands of rank < 2")
 	}
 	if a.IsConst() || b.IsConst() {
 		// A product with a constant is a projection, not q·kᵀ.
-		return nil, nil, 0, "MatMul by a constant", nil
+		return nil, missf("MatMul by a constant")
 	}
 	qv, fq := peelScale(a)
 	kt, fk := peelScale(b)
-	kv := kt
+	// kᵀ = kt; k = Transpose(kt, swap last two), or, with √scale on k before
+	// an explicit transpose (SDPA exports scale both sides), Transpose of
+	// the unscaled k with the composed perm.
+	src, perm := kt, swapLast2(kt.Type.Rank())
 	if n := kt.Producer; n != nil && n.Op == "Transpose" && n.Domain == graph.DefaultDomain {
-		// √scale on k before the transpose (SDPA exports scale both sides).
 		inner, fk2 := peelScale(n.Inputs[0])
 		if inner != n.Inputs[0] {
-			perm, ok := permOf(n)
+			p, ok := permOf(n)
 			if !ok {
-				return nil, nil, 0, "malformed Transpose", nil
+				return nil, missf("malformed Transpose")
 			}
 			fk *= fk2
-			if kv, err = transposeOf(g, inner, perm); err != nil {
-				return nil, nil, 0, "", err
-			}
+			src, perm = inner, composePerm(p, perm)
 		}
 	}
-	if kv, err = transposeOf(g, kv, swapLast2(kv.Type.Rank())); err != nil {
-		return nil, nil, 0, "", err
-	}
-	scale = f * fq * fk
+	scale := f * fq * fk
 	if scale == 0 || math.IsInf(scale, 0) || math.IsNaN(scale) {
-		return nil, nil, 0, fmt.Sprintf("scale %g", scale), nil
+		return nil, missf("scale %g", scale)
 	}
-	return qv, kv, scale, "", nil
+	return &scores{q: qv, kSrc: src, kPerm: perm, scale: scale}, nil
 }

@@ -57,85 +57,85 @@ var (
 	)
 )
 
-// fuseLayerNorm recovers ONNX LayerNormalization (axis −1) from its
-// decomposed form.
-func fuseLayerNorm(c *Context) error {
-	g := c.G
-	m := NewMatcher(g)
-	for _, n := range append([]*graph.Node(nil), g.Nodes...) {
-		if len(n.Outputs) != 1 || n.Domain != graph.DefaultDomain {
-			continue
+// layerNormRule recovers ONNX LayerNormalization (axis −1) from its
+// decomposed form. It anchors on the outermost node only: a node whose single
+// reader would also match is left for that reader.
+var layerNormRule = &FusionRule{Name: "layernorm", Anchors: []string{"Add", "Mul", "Div"}, Match: matchLayerNorm}
+
+func matchLayerNorm(m *Matcher, n *graph.Node) (*Fusion, *Miss) {
+	if len(n.Outputs) != 1 {
+		return nil, nil
+	}
+	mt, ok := m.MatchNode(lnPattern, n)
+	if !ok {
+		if f, ok := m.LastFailure(); ok && f.Matched >= 3 && n.Op == "Div" {
+			return nil, &Miss{Reason: "pattern did not match", Detail: &f}
 		}
-		switch n.Op {
-		case "Add", "Mul", "Div":
-		default:
-			continue
+		return nil, nil
+	}
+	if uses := m.Uses(n.Outputs[0]); len(uses) == 1 && !m.g.IsOutput(n.Outputs[0]) {
+		if _, outer := m.MatchNode(lnPattern, uses[0]); outer {
+			return nil, nil
 		}
-		// Anchor on the outermost node only: a node whose single reader
-		// would also match is left for that reader.
-		mt, ok := m.MatchNode(lnPattern, n)
-		if !ok {
-			if f, ok := m.LastFailure(); ok && f.Matched >= 3 && n.Op == "Div" {
-				c.Explain("layernorm", n, "pattern did not match", &f)
+	}
+	x := mt.Value("x")
+	if !x.Type.Ranked || x.Type.Rank() < 1 || !x.Type.DType.IsFloat() {
+		return nil, nil
+	}
+	cdim := x.Type.Shape[x.Type.Rank()-1]
+	if !cdim.IsStatic() {
+		return nil, missf("the normalized axis has no static size")
+	}
+	eps, _ := scalarValue(mt.Value("eps").Const)
+	gamma, beta := mt.Value("gamma"), mt.Value("beta")
+	for _, p := range []*graph.Value{gamma, beta} {
+		if p != nil {
+			if err := lnParamCheck(p, cdim.Val, x.Type.DType); err != nil {
+				return nil, missf("%v", err)
 			}
-			continue
 		}
-		if uses := m.Uses(n.Outputs[0]); len(uses) == 1 && !g.IsOutput(n.Outputs[0]) {
-			if _, outer := m.MatchNode(lnPattern, uses[0]); outer {
-				continue
-			}
-		}
-		if esc, ok := m.Closed(mt); !ok {
-			c.Explain("layernorm", n, fmt.Sprintf("%s is read outside the pattern", esc), nil)
-			continue
-		}
-		x := mt.Value("x")
-		out := n.Outputs[0]
-		if !x.Type.Ranked || x.Type.Rank() < 1 || !x.Type.DType.IsFloat() {
-			continue
-		}
-		cdim := x.Type.Shape[x.Type.Rank()-1]
-		if !cdim.IsStatic() {
-			c.Explain("layernorm", n, "the normalized axis has no static size", nil)
-			continue
-		}
-		eps, _ := scalarValue(mt.Value("eps").Const)
-		gamma, err := lnParam(g, mt.Value("gamma"), cdim.Val, x.Type.DType, 1)
-		if err != nil {
-			c.Explain("layernorm", n, err.Error(), nil)
-			continue
-		}
-		inputs := []*graph.Value{x, gamma}
-		if b := mt.Value("beta"); b != nil {
-			beta, err := lnParam(g, b, cdim.Val, x.Type.DType, 0)
+	}
+	return &Fusion{
+		Replace: n.Outputs[0],
+		Closed:  []*Match{mt},
+		Build: func(g *graph.Graph) (*graph.Value, error) {
+			gv, err := lnParam(g, gamma, cdim.Val, x.Type.DType, 1)
 			if err != nil {
-				c.Explain("layernorm", n, err.Error(), nil)
-				continue
+				return nil, err
 			}
-			inputs = append(inputs, beta)
+			inputs := []*graph.Value{x, gv}
+			if beta != nil {
+				bv, err := lnParam(g, beta, cdim.Val, x.Type.DType, 0)
+				if err != nil {
+					return nil, err
+				}
+				inputs = append(inputs, bv)
+			}
+			return addOp(g, "LayerNormalization", map[string]graph.Attr{
+				"axis":    {Kind: graph.AttrInt, Int: -1},
+				"epsilon": {Kind: graph.AttrFloat, Float: float32(eps)},
+			}, inputs...)
+		},
+		Counts: []string{"layernorm"},
+		Note: func(o *graph.Value) string {
+			return fmt.Sprintf("%s ← LayerNormalization(%s, eps=%g)", o.Name, x.Name, eps)
+		},
+	}, nil
+}
+
+// lnParamCheck says whether lnParam can turn v into a [c] parameter.
+func lnParamCheck(v *graph.Value, c int64, dt graph.DType) error {
+	t := v.Const
+	if t.DType != dt {
+		return fmt.Errorf("parameter %s is %s, the input %s", v, t.DType, dt)
+	}
+	for i, d := range t.Shape {
+		if i < len(t.Shape)-1 && d != 1 {
+			return fmt.Errorf("parameter %s%v varies along more than the last axis", v, t.Shape)
 		}
-		ln, err := addOp(g, "LayerNormalization", map[string]graph.Attr{
-			"axis":    {Kind: graph.AttrInt, Int: -1},
-			"epsilon": {Kind: graph.AttrFloat, Float: float32(eps)},
-		}, inputs...)
-		if err != nil {
-			return err
-		}
-		if ln.Type.Ranked && !ln.Type.Equal(out.Type) {
-			removeNode(g, ln.Producer)
-			c.Explain("layernorm", n, fmt.Sprintf("LayerNormalization would give %s, the graph %s", ln.Type, out.Type), nil)
-			continue
-		}
-		if !ln.Type.Ranked {
-			ln.Type = out.Type
-		}
-		replaceValue(g, out, ln)
-		c.Count("layernorm")
-		c.Notef("%s ← LayerNormalization(%s, eps=%g)", ln.Name, x.Name, eps)
-		if _, err := removeDead(g); err != nil {
-			return err
-		}
-		m.Refresh()
+	}
+	if n := t.NumElements(); n != c && n != 1 {
+		return fmt.Errorf("parameter %s%v does not match %d channels", v, t.Shape, c)
 	}
 	return nil
 }

@@ -6,8 +6,8 @@ import (
 	"of3c/graph"
 )
 
-// fuseOuterProductMean: the outer product and projection of OpenFold3's
-// OuterProductMean → of3c.OuterProductMean (docs/OPS.md). Both exporters
+// outerProductRule: the outer product and projection of OpenFold3's
+// OuterProductMean → of3c.OuterProductMean (docs/ops.md). Both exporters
 // write Σ_s a[s,i,c]·b[s,j,e] as one GEMM over flattened (row, channel)
 // axes and unflatten it:
 //
@@ -35,86 +35,48 @@ var opmPattern = Op("MatMul",
 	weight2D("w"),
 )
 
-func fuseOuterProductMean(c *Context) error {
-	g := c.G
-	m := NewMatcher(g)
-	for _, n := range append([]*graph.Node(nil), g.Nodes...) {
-		if n.Op != "MatMul" || n.Domain != graph.DefaultDomain || len(n.Outputs) != 1 || !n.Input(1).IsConst() {
-			continue
-		}
-		if !containsNode(g, n) {
-			continue
-		}
-		mt, ok := m.MatchNode(opmPattern, n)
-		if !ok {
-			f, failed := m.LastFailure()
-			out, why, err := tryOPMEinsum(g, m, n)
-			if err != nil {
-				return err
-			}
-			if out != nil {
-				c.Count("outer-product-mean:einsum")
-				c.Notef("%s ← Σ_s %s⊗%s · %s (einsum)", out.Name, out.Producer.Inputs[0].Name, out.Producer.Inputs[1].Name, n.Input(1).Name)
-				if _, err := removeDead(g); err != nil {
-					return err
-				}
-				m.Refresh()
-				continue
-			}
-			if why != "" {
-				c.Explain("outer-product-mean", n, why, nil)
-			} else if failed && f.Matched >= 3 {
-				c.Explain("outer-product-mean", n, "pattern did not match", &f)
-			}
-			continue
-		}
-		if esc, ok := m.Closed(mt); !ok {
-			c.Explain("outer-product-mean", n, fmt.Sprintf("%s is read outside the pattern", esc), nil)
-			continue
-		}
-		if why := opmShapesOK(mt); why != "" {
-			c.Explain("outer-product-mean", n, why, nil)
-			continue
-		}
-		a, b, w := mt.Value("a"), mt.Value("b"), mt.Value("w")
-		inputs := []*graph.Value{a, b, w}
-		replaced := n.Outputs[0]
-		// Absorb "+ bias" with a constant [c_out] bias (either operand order).
-		if m.SingleUse(replaced) {
-			if u := m.Uses(replaced)[0]; u.Op == "Add" && u.Domain == graph.DefaultDomain && len(u.Inputs) == 2 {
-				other := u.Inputs[0]
-				if other == replaced {
-					other = u.Inputs[1]
-				}
-				if other != replaced && other.IsConst() && len(other.Const.Shape) == 1 &&
-					other.Const.DType == w.Const.DType && other.Const.Shape[0] == w.Const.Shape[1] {
-					inputs = append(inputs, other)
-					replaced = u.Outputs[0]
-				}
-			}
-		}
-		out, err := addOp(g, graph.FusedDomain+".OuterProductMean", nil, inputs...)
-		if err != nil {
-			c.Explain("outer-product-mean", n, fmt.Sprintf("fused op would be ill-typed: %v", err), nil)
-			continue
-		}
-		if !out.Type.Equal(replaced.Type) {
-			removeNode(g, out.Producer)
-			c.Explain("outer-product-mean", n, fmt.Sprintf("fused op would give %s where the graph has %s", out.Type, replaced.Type), nil)
-			continue
-		}
-		replaceValue(g, replaced, out)
-		c.Count("outer-product-mean")
-		if len(inputs) == 4 {
-			c.Count("outer-product-mean+bias")
-		}
-		c.Notef("%s ← Σ_s %s⊗%s · %s", out.Name, a.Name, b.Name, w.Name)
-		if _, err := removeDead(g); err != nil {
-			return err
-		}
-		m.Refresh()
+// outerProductRule anchors on the projection MatMul by W_out and tries the
+// GEMM form (opmPattern) first, then the einsum form (fuse_opm_einsum.go).
+var outerProductRule = &FusionRule{Name: "outer-product-mean", Anchors: []string{"MatMul"}, Match: matchOuterProduct}
+
+func matchOuterProduct(m *Matcher, n *graph.Node) (*Fusion, *Miss) {
+	if len(n.Outputs) != 1 || n.Input(1) == nil || !n.Input(1).IsConst() {
+		return nil, nil
 	}
-	return nil
+	mt, ok := m.MatchNode(opmPattern, n)
+	if !ok {
+		f, failed := m.LastFailure()
+		if fu, miss := matchOPMEinsum(m, n); fu != nil || miss != nil {
+			return fu, miss
+		}
+		if failed && f.Matched >= 3 {
+			return nil, &Miss{Reason: "pattern did not match", Detail: &f}
+		}
+		return nil, nil
+	}
+	if why := opmShapesOK(mt); why != "" {
+		return nil, missf("%s", why)
+	}
+	a, b, w := mt.Value("a"), mt.Value("b"), mt.Value("w")
+	inputs := []*graph.Value{a, b, w}
+	replaced := n.Outputs[0]
+	counts := []string{"outer-product-mean"}
+	if bias := biasOf(m, replaced, w.Const); bias != nil {
+		inputs = append(inputs, bias)
+		replaced = m.Uses(replaced)[0].Outputs[0]
+		counts = append(counts, "outer-product-mean+bias")
+	}
+	return &Fusion{
+		Replace: replaced,
+		Closed:  []*Match{mt},
+		Build: func(g *graph.Graph) (*graph.Value, error) {
+			return addOp(g, graph.FusedDomain+".OuterProductMean", nil, inputs...)
+		},
+		Counts: counts,
+		Note: func(o *graph.Value) string {
+			return fmt.Sprintf("%s ← Σ_s %s⊗%s · %s", o.Name, a.Name, b.Name, w.Name)
+		},
+	}, nil
 }
 
 // opmShapesOK checks that the reshapes and transposes of a match are the
@@ -162,15 +124,4 @@ func opmShapesOK(mt *Match) string {
 		return fmt.Sprintf("W_out %v does not take c·e = %d channels", w.Const.Shape, ch.Val*e.Val)
 	}
 	return ""
-}
-
-// containsNode reports whether n is still in g (an earlier rewrite in the
-// same sweep may have removed it).
-func containsNode(g *graph.Graph, n *graph.Node) bool {
-	for _, x := range g.Nodes {
-		if x == n {
-			return true
-		}
-	}
-	return false
 }

@@ -21,46 +21,38 @@ import (
 // The operands are brought to the fused op's [S, N, c] with transposes that
 // cancel against the exporter's own (transposeOf composes them).
 
-// opmEinsumMatch is a matched einsum outer product.
-type opmEinsumMatch struct {
-	a, b   *graph.Value // [S, N, c] after transposes, lead axes squeezed
-	lead   int
-	replac *graph.Value // the value the fused op replaces (MatMul or + bias)
-	inputs []*graph.Value
-}
-
-// tryOPMEinsum matches MatMul(Reshape(Einsum(X, Y)), W) at mm and builds the
-// fused op's operands. It returns a reason when mm looked like a candidate
-// (its left operand is a Reshape of an Einsum) but is not one.
-func tryOPMEinsum(g *graph.Graph, m *Matcher, mm *graph.Node) (*graph.Value, string, error) {
+// matchOPMEinsum matches MatMul(Reshape(Einsum(X, Y)), W) at mm. It returns
+// nil, nil when mm is not a candidate (its left operand is not a Reshape of
+// an Einsum), and a Miss when it is one but does not fit.
+func matchOPMEinsum(m *Matcher, mm *graph.Node) (*Fusion, *Miss) {
 	flat := mm.Input(0)
 	w := mm.Input(1)
 	rs := flat.Producer
 	if rs == nil || rs.Op != "Reshape" || rs.Domain != graph.DefaultDomain || !w.IsConst() || len(w.Const.Shape) != 2 {
-		return nil, "", nil
+		return nil, nil
 	}
 	ein := rs.Input(0).Producer
 	if ein == nil || ein.Op != "Einsum" || ein.Domain != graph.DefaultDomain || len(ein.Inputs) != 2 {
-		return nil, "", nil
+		return nil, nil
 	}
 	if !m.SingleUse(flat) || !m.SingleUse(rs.Input(0)) {
-		return nil, "the outer product or its flattening has other readers", nil
+		return nil, missf("the outer product or its flattening has other readers")
 	}
 	x, y, outer := ein.Inputs[0], ein.Inputs[1], ein.Outputs[0]
 	for _, v := range []*graph.Value{x, y, outer, flat} {
 		if v == nil || !v.Type.Ranked {
-			return nil, "an operand has unknown rank", nil
+			return nil, missf("an operand has unknown rank")
 		}
 	}
 	eq := strings.ReplaceAll(ein.AttrString("equation", ""), " ", "")
 	lhs, lo, ok := strings.Cut(eq, "->")
 	ops := strings.Split(lhs, ",")
 	if !ok || len(ops) != 2 {
-		return nil, fmt.Sprintf("einsum %q is not a two-operand equation with an output", eq), nil
+		return nil, missf("einsum %q is not a two-operand equation with an output", eq)
 	}
 	la, lb, lo, ok := expandEllipsis(ops[0], ops[1], lo, x.Type.Rank(), y.Type.Rank())
 	if !ok || len(la) != x.Type.Rank() || len(lb) != y.Type.Rank() || hasRepeat(la) || hasRepeat(lb) || hasRepeat(lo) {
-		return nil, fmt.Sprintf("einsum %q: labels do not match the operand ranks", eq), nil
+		return nil, missf("einsum %q: labels do not match the operand ranks", eq)
 	}
 	in := func(s string, l byte) bool { return strings.IndexByte(s, l) >= 0 }
 	var batch, sum []byte
@@ -75,7 +67,7 @@ func tryOPMEinsum(g *graph.Graph, m *Matcher, mm *graph.Node) (*graph.Value, str
 	}
 	lead := len(batch)
 	if len(sum) != 1 || len(la) != lead+3 || len(lb) != lead+3 || len(lo) != lead+4 || lo[:lead] != string(batch) {
-		return nil, fmt.Sprintf("einsum %q is not Σ_s over one label of two [*, N, S, c] operands into [*, I, J, c, e]", eq), nil
+		return nil, missf("einsum %q is not Σ_s over one label of two [*, N, S, c] operands into [*, I, J, c, e]", eq)
 	}
 	// Output [batch…, i, j, c, e]: i, c from one operand, j, e from the other.
 	oi, oj, oc, oe := lo[lead], lo[lead+1], lo[lead+2], lo[lead+3]
@@ -83,25 +75,25 @@ func tryOPMEinsum(g *graph.Graph, m *Matcher, mm *graph.Node) (*graph.Value, str
 		x, y, la, lb = y, x, lb, la
 	}
 	if !in(la, oi) || !in(la, oc) || !in(lb, oj) || !in(lb, oe) {
-		return nil, fmt.Sprintf("einsum %q: rows and channels of the output do not come from one operand each", eq), nil
+		return nil, missf("einsum %q: rows and channels of the output do not come from one operand each", eq)
 	}
 	if !unitLead(lead, x, y, outer, flat, mm.Outputs[0]) {
-		return nil, "the batch axes are not leading axes of size 1", nil
+		return nil, missf("the batch axes are not leading axes of size 1")
 	}
 	// [batch…, I, J, c, e] → [batch…, I, J, c·e], projected by W [c·e, c_out].
 	os := outer.Type.Shape
 	ch, e := os[lead+2], os[lead+3]
 	if !ch.IsStatic() || !e.IsStatic() {
-		return nil, "channel dims are not static", nil
+		return nil, missf("channel dims are not static")
 	}
 	fs := flat.Type.Shape
 	if len(fs) != lead+3 || !fs[lead].Equal(os[lead]) || !fs[lead+1].Equal(os[lead+1]) || !fs[lead+2].Equal(graph.D(ch.Val*e.Val)) {
-		return nil, fmt.Sprintf("the outer products are flattened to %s, not [*, I, J, c·e]", flat.Type), nil
+		return nil, missf("the outer products are flattened to %s, not [*, I, J, c·e]", flat.Type)
 	}
 	if w.Const.Shape[0] != ch.Val*e.Val || x.Type.DType != y.Type.DType || x.Type.DType != w.Const.DType {
-		return nil, fmt.Sprintf("W_out %v does not take c·e = %d channels of the operands' type", w.Const.Shape, ch.Val*e.Val), nil
+		return nil, missf("W_out %v does not take c·e = %d channels of the operands' type", w.Const.Shape, ch.Val*e.Val)
 	}
-	// Bring each operand to [batch…, S, N, c], then drop the batch axes.
+	// Each operand is brought to [batch…, S, N, c], then the batch axes go.
 	perm := func(labels string, want ...byte) []int64 {
 		p := make([]int64, 0, len(want)+lead)
 		for _, l := range append(append([]byte{}, batch...), want...) {
@@ -110,42 +102,46 @@ func tryOPMEinsum(g *graph.Graph, m *Matcher, mm *graph.Node) (*graph.Value, str
 		return p
 	}
 	s := sum[0]
-	mark := len(g.Nodes)
-	rollback := func() { g.Nodes = g.Nodes[:mark] }
-	var ab [2]*graph.Value
-	for k, op := range []struct {
-		v          *graph.Value
-		labels     string
-		tok, chan_ byte
-	}{{x, la, oi, oc}, {y, lb, oj, oe}} {
-		t, err := transposeOf(g, op.v, perm(op.labels, s, op.tok, op.chan_))
-		if err == nil {
-			t, err = squeezeLead(g, t, lead)
-		}
-		if err != nil {
-			rollback()
-			return nil, fmt.Sprintf("arranging the operands as [S, N, c]: %v", err), nil
-		}
-		ab[k] = t
-	}
-	inputs := []*graph.Value{ab[0], ab[1], w}
+	pa, pb := perm(la, s, oi, oc), perm(lb, s, oj, oe)
 	replaced := mm.Outputs[0]
-	if b := biasOf(m, replaced, w.Const); b != nil {
-		inputs = append(inputs, b)
+	bias := biasOf(m, replaced, w.Const)
+	counts := []string{"outer-product-mean:einsum"}
+	if bias != nil {
 		replaced = m.Uses(replaced)[0].Outputs[0]
+		counts = append(counts, "outer-product-mean+bias")
 	}
-	out3, err := addOp(g, graph.FusedDomain+".OuterProductMean", nil, inputs...)
-	if err != nil {
-		rollback()
-		return nil, fmt.Sprintf("fused op would be ill-typed: %v", err), nil
-	}
-	out, err := unsqueezeLead(g, out3, lead)
-	if err != nil || !out.Type.Equal(replaced.Type) {
-		rollback()
-		return nil, fmt.Sprintf("fused op would give %s where the graph has %s", out.Type, replaced.Type), nil
-	}
-	replaceValue(g, replaced, out)
-	return out3, "", nil
+	return &Fusion{
+		Replace: replaced,
+		Build: func(g *graph.Graph) (*graph.Value, error) {
+			var ab [2]*graph.Value
+			for k, op := range []struct {
+				v    *graph.Value
+				perm []int64
+			}{{x, pa}, {y, pb}} {
+				t, err := transposeOf(g, op.v, op.perm)
+				if err == nil {
+					t, err = squeezeLead(g, t, lead)
+				}
+				if err != nil {
+					return nil, fmt.Errorf("arranging the operands as [S, N, c]: %v", err)
+				}
+				ab[k] = t
+			}
+			inputs := []*graph.Value{ab[0], ab[1], w}
+			if bias != nil {
+				inputs = append(inputs, bias)
+			}
+			out, err := addOp(g, graph.FusedDomain+".OuterProductMean", nil, inputs...)
+			if err != nil {
+				return nil, err
+			}
+			return unsqueezeLead(g, out, lead)
+		},
+		Counts: counts,
+		Note: func(o *graph.Value) string {
+			return fmt.Sprintf("%s ← Σ_s %s⊗%s · %s (einsum %q)", o.Name, x.Name, y.Name, w.Name, eq)
+		},
+	}, nil
 }
 
 // biasOf returns b when v's only reader is v + b with b a constant [c_out]

@@ -26,70 +26,60 @@ var swigluPattern = Op("Mul",
 	Op("MatMul", Any("x"), weight2D("wb")).OneUse(),
 )
 
-// fuseSwiGLU rewrites the pattern to of3c.SwiGLU(x, [Wa|Wb]) and absorbs a
+// swigluRule rewrites the pattern to of3c.SwiGLU(x, [Wa|Wb]) and absorbs a
 // following projection by a constant (W_out) when nothing else reads the
 // SwiGLU output, so a chunked SwiGLU never materialises its [*, h] result.
-func fuseSwiGLU(c *Context) error {
-	g := c.G
-	m := NewMatcher(g)
-	for _, n := range append([]*graph.Node(nil), g.Nodes...) {
-		if n.Op != "Mul" || n.Domain != graph.DefaultDomain || len(n.Outputs) != 1 {
-			continue
-		}
-		mt, ok := m.MatchNode(swigluPattern, n)
-		if !ok {
-			if f, ok := m.LastFailure(); ok && f.Matched >= 2 {
-				c.Explain("swiglu", n, "pattern did not match", &f)
-			}
-			continue
-		}
-		if esc, ok := m.Closed(mt); !ok {
-			c.Explain("swiglu", n, fmt.Sprintf("%s is read outside the pattern", esc), nil)
-			continue
-		}
-		wa, wb := mt.Value("wa").Const, mt.Value("wb").Const
-		if wa.DType != wb.DType || wa.Shape[0] != wb.Shape[0] || wa.Shape[1] != wb.Shape[1] {
-			c.Explain("swiglu", n, fmt.Sprintf("Wa %v and Wb %v differ in shape or type", wa.Shape, wb.Shape), nil)
-			continue
-		}
-		w, err := concatLastAxis([]*graph.Tensor{wa, wb})
-		if err != nil {
-			return err
-		}
-		wv := g.AddConst(g.UniqueName(mt.Value("wa").Name+"_ab"), w)
-		inputs := []*graph.Value{mt.Value("x"), wv}
-		replaced := n.Outputs[0]
-		// Absorb y·W_out.
-		if m.SingleUse(replaced) {
-			if u := m.Uses(replaced)[0]; u.Op == "MatMul" && u.Domain == graph.DefaultDomain && u.Input(0) == replaced {
-				if wo := u.Input(1); wo.IsConst() && len(wo.Const.Shape) == 2 && wo.Const.DType == wa.DType {
-					inputs = append(inputs, wo)
-					replaced = u.Outputs[0]
-				}
-			}
-		}
-		out, err := addOp(g, graph.FusedDomain+".SwiGLU", nil, inputs...)
-		if err != nil {
-			c.Explain("swiglu", n, fmt.Sprintf("fused op would be ill-typed: %v", err), nil)
-			continue
-		}
-		if !out.Type.Equal(replaced.Type) {
-			removeNode(g, out.Producer)
-			c.Explain("swiglu", n, fmt.Sprintf("fused op would give %s where the graph has %s", out.Type, replaced.Type), nil)
-			continue
-		}
-		replaceValue(g, replaced, out)
-		c.Count("swiglu")
-		if len(inputs) == 3 {
-			c.Count("swiglu+w_out")
-		}
-		c.Notef("%s ← silu(%s·%s)⊙(%s·%s)", out.Name, mt.Value("x").Name, mt.Value("wa").Name, mt.Value("x").Name, mt.Value("wb").Name)
-		if _, err := removeDead(g); err != nil {
-			return err
-		}
-		m.Refresh()
+var swigluRule = &FusionRule{Name: "swiglu", Anchors: []string{"Mul"}, Match: matchSwiGLU}
+
+func matchSwiGLU(m *Matcher, n *graph.Node) (*Fusion, *Miss) {
+	if len(n.Outputs) != 1 {
+		return nil, nil
 	}
-	return nil
+	mt, ok := m.MatchNode(swigluPattern, n)
+	if !ok {
+		if f, ok := m.LastFailure(); ok && f.Matched >= 2 {
+			return nil, &Miss{Reason: "pattern did not match", Detail: &f}
+		}
+		return nil, nil
+	}
+	wa, wb := mt.Value("wa").Const, mt.Value("wb").Const
+	if wa.DType != wb.DType || wa.Shape[0] != wb.Shape[0] || wa.Shape[1] != wb.Shape[1] {
+		return nil, missf("Wa %v and Wb %v differ in shape or type", wa.Shape, wb.Shape)
+	}
+	x := mt.Value("x")
+	var wo *graph.Value
+	replaced := n.Outputs[0]
+	// Absorb y·W_out.
+	if m.SingleUse(replaced) {
+		if u := m.Uses(replaced)[0]; u.Op == "MatMul" && u.Domain == graph.DefaultDomain && u.Input(0) == replaced {
+			if w := u.Input(1); w.IsConst() && len(w.Const.Shape) == 2 && w.Const.DType == wa.DType {
+				wo, replaced = w, u.Outputs[0]
+			}
+		}
+	}
+	counts := []string{"swiglu"}
+	if wo != nil {
+		counts = append(counts, "swiglu+w_out")
+	}
+	return &Fusion{
+		Replace: replaced,
+		Closed:  []*Match{mt},
+		Build: func(g *graph.Graph) (*graph.Value, error) {
+			w, err := concatLastAxis([]*graph.Tensor{wa, wb})
+			if err != nil {
+				return nil, err
+			}
+			inputs := []*graph.Value{x, g.AddConst(g.UniqueName(mt.Value("wa").Name+"_ab"), w)}
+			if wo != nil {
+				inputs = append(inputs, wo)
+			}
+			return addOp(g, graph.FusedDomain+".SwiGLU", nil, inputs...)
+		},
+		Counts: counts,
+		Note: func(o *graph.Value) string {
+			return fmt.Sprintf("%s ← silu(%s·%s)⊙(%s·%s)", o.Name, x.Name, mt.Value("wa").Name, x.Name, mt.Value("wb").Name)
+		},
+	}, nil
 }
 
 // concatLastAxis concatenates 2-D tensors [r, c_i] of one dtype into
