@@ -477,34 +477,46 @@ func canonicalize(c *Context) error {
 	return nil
 }
 
+// RewriteRule is a local rewrite as data: the ops it applies to and a
+// function that returns the value replacing the node's output (nil: not
+// applicable). Its name is counted in the pass log. canonicalize tries the
+// rules in table order and applies the first that fires.
+type RewriteRule struct {
+	Name  string
+	Ops   []string
+	Apply func(*graph.Graph, *graph.Node) (string, *graph.Value, error)
+}
+
+// canonicalRules are canonicalize's rewrites, in the order they are tried.
+// Each Apply returns its own counter name (a rule can have variants).
+var canonicalRules = []RewriteRule{
+	{Name: "div-const-to-mul", Ops: []string{"Div"}, Apply: divByConst},
+	{Name: "sub-from-zero-to-neg", Ops: []string{"Sub"}, Apply: subFromZero},
+	{Name: "gemm-to-matmul", Ops: []string{"Gemm"}, Apply: gemmToMatMul},
+	{Name: "einsum-to-matmul", Ops: []string{"Einsum"}, Apply: einsumToMatMul},
+	{Name: "f16-inf-mask", Ops: []string{"Mul"}, Apply: f16InfMask},
+	{Name: "splat-to-scalar", Ops: []string{"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"}, Apply: splatToScalar},
+}
+
+// canonicalRulesByOp indexes canonicalRules by op, keeping their order.
+var canonicalRulesByOp = func() map[string][]RewriteRule {
+	m := map[string][]RewriteRule{}
+	for _, r := range canonicalRules {
+		for _, op := range r.Ops {
+			m[op] = append(m[op], r)
+		}
+	}
+	return m
+}()
+
 func canonicalForm(g *graph.Graph, n *graph.Node) (string, *graph.Value, error) {
 	if n.Domain != graph.DefaultDomain || len(n.Outputs) != 1 || n.Outputs[0] == nil {
 		return "", nil, nil
 	}
-	var rule func(*graph.Graph, *graph.Node) (string, *graph.Value, error)
-	switch n.Op {
-	case "Div":
-		rule = divByConst
-	case "Sub":
-		rule = subFromZero
-	case "Gemm":
-		rule = gemmToMatMul
-	case "Einsum":
-		rule = einsumToMatMul
-	}
-	if rule != nil {
-		if name, v, err := rule(g, n); err != nil || v != nil {
+	for _, r := range canonicalRulesByOp[n.Op] {
+		if name, v, err := r.Apply(g, n); err != nil || v != nil {
 			return name, v, err
 		}
-	}
-	if n.Op == "Mul" {
-		if name, v, err := f16InfMask(g, n); err != nil || v != nil {
-			return name, v, err
-		}
-	}
-	switch n.Op {
-	case "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min":
-		return splatToScalar(g, n)
 	}
 	return "", nil, nil
 }
