@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"of3c/importer/onnxpb"
+	"of3c/internal/safefile"
 )
 
 // externalData reads tensor data stored beside the model (ONNX "external
@@ -88,8 +89,14 @@ func (e *externalData) open(loc string) (*os.File, error) {
 		}
 		e.root = root
 	}
-	f, err := e.root.Open(filepath.FromSlash(strings.ReplaceAll(loc, `\`, "/")))
+	// Opened without blocking and only if a regular file: a FIFO named
+	// as external data would otherwise block the import forever, and a
+	// device (/dev/zero through a symlink inside the folder) has no size.
+	f, size, err := safefile.OpenIn(e.root, filepath.FromSlash(strings.ReplaceAll(loc, `\`, "/")))
 	if err != nil {
+		if errors.Is(err, safefile.ErrNotRegular) {
+			return nil, fmt.Errorf("external data %q is not a regular file", loc)
+		}
 		var pe *fs.PathError
 		if errors.As(err, &pe) && !errors.Is(err, fs.ErrNotExist) && strings.Contains(pe.Err.Error(), "escapes") {
 			return nil, fmt.Errorf("external data location %q resolves outside the model's folder", loc)
@@ -99,17 +106,8 @@ func (e *externalData) open(loc string) (*os.File, error) {
 		}
 		return nil, fmt.Errorf("external data %q: %v", loc, err)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("external data %q: %v", loc, err)
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("external data %q is not a regular file", loc)
-	}
 	e.files[loc] = f
-	e.fileBytes += st.Size()
+	e.fileBytes += size
 	return f, nil
 }
 

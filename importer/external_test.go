@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -88,6 +89,15 @@ func TestExternalDataRefused(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A FIFO with no writer: opening it for reading blocks unless the
+	// open is non-blocking, so this case hangs (the test times out)
+	// when the regular-file check comes after a blocking open.
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero")); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name           string
 		loc            string
@@ -101,6 +111,8 @@ func TestExternalDataRefused(t *testing.T) {
 		{"symlinked dir out", "updir/secret.bin", 0, 8, "outside the model's folder"},
 		{"missing", "nope.bin", 0, 8, "not found"},
 		{"directory", "sub", 0, 8, "not a regular file"},
+		{"fifo", "fifo", 0, 8, "not a regular file"},
+		{"device", "zero", 0, 8, "outside the model's folder"},
 		{"offset past end", "w.bin", 9, -1, "past the end"},
 		{"length past end", "w.bin", 4, 8, "past the end"},
 		{"huge length", "w.bin", 0, 1 << 50, "past the end"},

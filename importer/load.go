@@ -3,7 +3,6 @@ package importer
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 
 	"of3c/graph"
 	"of3c/importer/onnxpb"
+	"of3c/internal/safefile"
 )
 
 // Options control how a model is imported.
@@ -43,11 +43,21 @@ type Options struct {
 // opset 7) that no rule in of3c implements.
 const minDefaultOpset = 7
 
+// MaxIRVersion and MaxDefaultOpset are the newest ONNX IR version and
+// ai.onnx opset the importer accepts (those of ONNX 1.23, the newest
+// release of3c is tested against). Newer ones are refused with their
+// version in the message, as onnxruntime refuses IR versions it does not
+// know: a future opset may change an op's meaning.
+const (
+	MaxIRVersion    = 14
+	MaxDefaultOpset = 28
+)
+
 // LoadFile imports the ONNX model at path. External data is read from the
 // model's folder. Errors are one line, prefixed with the path; an unsupported
 // op is a wrapped *graph.UnsupportedOpError (errors.As finds it).
 func LoadFile(path string, opts Options) (*graph.Graph, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadModelFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -56,6 +66,17 @@ func LoadFile(path string, opts Options) (*graph.Graph, error) {
 		return nil, &lineError{prefix: path, err: err}
 	}
 	return g, nil
+}
+
+// MaxModelBytes bounds the size of a model file: protobuf cannot encode a
+// message of 2 GiB or more (larger ONNX models keep their weights in
+// external data files).
+const MaxModelBytes = 2<<30 - 1
+
+// ReadModelFile reads an ONNX model file: a regular file (not a FIFO or a
+// device such as /dev/zero) of at most MaxModelBytes.
+func ReadModelFile(path string) ([]byte, error) {
+	return safefile.ReadFile(path, MaxModelBytes, "protobuf's 2 GiB limit; larger models keep weights in external data")
 }
 
 // Load imports a serialized ModelProto. baseDir is the folder that external
@@ -140,6 +161,11 @@ func (l *loader) build(m *onnxpb.ModelProto) (*graph.Graph, error) {
 	gp := m.Graph
 	l.g = &graph.Graph{Name: gp.GetName(), Opsets: map[string]int64{}, Meta: modelMeta(m)}
 
+	if v := m.GetIrVersion(); v < 1 || v > MaxIRVersion {
+		// As onnxruntime: a model from a newer ONNX may use what this
+		// importer does not know; a missing or negative one is corrupt.
+		return nil, fmt.Errorf("ONNX IR version %d is not supported (this of3c reads IR versions 1 to %d)", v, MaxIRVersion)
+	}
 	if err := l.readOpsets(m); err != nil {
 		return nil, err
 	}
@@ -299,6 +325,9 @@ func (l *loader) readOpsets(m *onnxpb.ModelProto) error {
 	}
 	if v, ok := l.opsets[""]; ok && v < minDefaultOpset {
 		return fmt.Errorf("ai.onnx opset %d is not supported (need %d or newer; upgrade the model with onnx.version_converter)", v, minDefaultOpset)
+	}
+	if v, ok := l.opsets[""]; ok && v > MaxDefaultOpset {
+		return fmt.Errorf("ai.onnx opset %d is newer than this of3c knows (%d to %d); its ops may mean something else", v, minDefaultOpset, MaxDefaultOpset)
 	}
 	return nil
 }

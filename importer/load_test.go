@@ -3,6 +3,7 @@ package importer
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -462,4 +463,30 @@ func TestDuplicateNodeNames(t *testing.T) {
 	if err := graph.Verify(g); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestVersionsRefused: IR versions and ai.onnx opsets outside what the
+// importer knows are refused with the version in the message (they were
+// accepted silently).
+func TestVersionsRefused(t *testing.T) {
+	for _, ir := range []int64{0, -5, 99, MaxIRVersion + 1} {
+		m := sameModel()
+		m.IrVersion = proto.Int64(ir)
+		_, err := loadModel(t, m, Options{})
+		wantErr(t, err, fmt.Sprintf("IR version %d is not supported", ir))
+	}
+	m := sameModel()
+	m.IrVersion = nil
+	_, err := loadModel(t, m, Options{})
+	wantErr(t, err, "IR version 0")
+	for _, v := range []int64{99, MaxDefaultOpset + 1} {
+		m := sameModel()
+		m.OpsetImport[0] = opset("", v)
+		_, err := loadModel(t, m, Options{})
+		wantErr(t, err, fmt.Sprintf("ai.onnx opset %d is newer", v))
+	}
+	m = sameModel()
+	m.IrVersion = proto.Int64(MaxIRVersion)
+	m.OpsetImport[0] = opset("", MaxDefaultOpset)
+	mustLoad(t, m, Options{})
 }

@@ -4,12 +4,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"os"
 
 	"google.golang.org/protobuf/proto"
 
 	"of3c/graph"
 	"of3c/importer/onnxpb"
+	"of3c/internal/safefile"
 )
 
 // DefaultMaxElements bounds the element count of any tensor or statically
@@ -255,7 +255,17 @@ func DecodeTensor(data []byte) (string, *graph.Tensor, error) {
 // ReadTensorFile reads a TensorProto file (input_K.pb / output_K.pb).
 // Errors are prefixed with the path.
 func ReadTensorFile(path string) (name string, t *graph.Tensor, err error) {
-	data, err := os.ReadFile(path)
+	return ReadTensorFileLimit(path, 0, "")
+}
+
+// ReadTensorFileLimit is ReadTensorFile for a file of at most limit bytes
+// (0: MaxModelBytes, protobuf's limit); why names the limit in the error.
+// The file must be a regular file.
+func ReadTensorFileLimit(path string, limit int64, why string) (name string, t *graph.Tensor, err error) {
+	if limit <= 0 || limit > MaxModelBytes {
+		limit, why = MaxModelBytes, "protobuf's 2 GiB limit"
+	}
+	data, err := safefile.ReadFile(path, limit, why)
 	if err != nil {
 		return "", nil, err
 	}
