@@ -2,8 +2,10 @@ package driver
 
 import (
 	"fmt"
+	"math"
 
 	"of3c/graph"
+	"of3c/internal/units"
 )
 
 // Bucketing: a token dim of size n runs at the smallest bucket ≥ n. Every
@@ -24,15 +26,17 @@ func BucketFor(buckets []int64, n int64) int64 {
 	return n
 }
 
-func (s *Session) pad(in map[string]*graph.Tensor, dims map[string]int64) (map[string]*graph.Tensor, map[string]int64, error) {
-	padded := map[string]int64{}
+// padDims returns the sizes a run at dims runs at: each token dim at its
+// bucket. It allocates nothing, so the memory check can run on its result
+// before pad builds the padded inputs.
+func (s *Session) padDims(dims map[string]int64) (padded map[string]int64, changed bool) {
+	padded = map[string]int64{}
 	for k, v := range dims {
 		padded[k] = v
 	}
 	if len(s.buckets) == 0 {
-		return in, padded, nil
+		return padded, false
 	}
-	changed := false
 	for _, td := range s.Manifest.TokenDims {
 		n, ok := dims[td]
 		if !ok {
@@ -44,8 +48,13 @@ func (s *Session) pad(in map[string]*graph.Tensor, dims map[string]int64) (map[s
 			changed = true
 		}
 	}
+	return padded, changed
+}
+
+// pad zero-pads the inputs from dims up to padded (padDims).
+func (s *Session) pad(in map[string]*graph.Tensor, dims, padded map[string]int64, changed bool) (map[string]*graph.Tensor, error) {
 	if !changed {
-		return in, padded, nil
+		return in, nil
 	}
 	out := make(map[string]*graph.Tensor, len(in))
 	for _, v := range s.Graph.Inputs {
@@ -58,7 +67,7 @@ func (s *Session) pad(in map[string]*graph.Tensor, dims map[string]int64) (map[s
 			if d.Sym != syms[0] || len(syms) != 1 {
 				for _, sym := range syms {
 					if padded[sym] != dims[sym] {
-						return nil, nil, fmt.Errorf("cannot pad input %q: its dim %d is %s, not a plain token dim (run without --buckets)", v.Name, ax, d)
+						return nil, fmt.Errorf("cannot pad input %q: its dim %d is %s, not a plain token dim (run without --buckets)", v.Name, ax, d)
 					}
 				}
 				continue
@@ -66,13 +75,13 @@ func (s *Session) pad(in map[string]*graph.Tensor, dims map[string]int64) (map[s
 			if want := padded[d.Sym]; want != t.Shape[ax] {
 				var err error
 				if t, err = padAxis(t, ax, want); err != nil {
-					return nil, nil, fmt.Errorf("padding input %q: %w", v.Name, err)
+					return nil, fmt.Errorf("padding input %q: %w", v.Name, err)
 				}
 			}
 		}
 		out[v.Name] = t
 	}
-	return out, padded, nil
+	return out, nil
 }
 
 func (s *Session) crop(out map[string]*graph.Tensor, dims, padded map[string]int64) (map[string]*graph.Tensor, error) {
@@ -142,11 +151,32 @@ func padAxis(t *graph.Tensor, axis int, n int64) (*graph.Tensor, error) {
 	outer, inner := around(t, axis)
 	shape := append([]int64{}, t.Shape...)
 	shape[axis] = n
-	data := make([]byte, outer*n*inner)
+	// outer·cur·inner is the tensor's size; outer·n·inner may overflow.
+	total, ok := mulCheck(outer, n, inner)
+	if !ok || total > maxPadBytes {
+		return nil, fmt.Errorf("padding axis %d from %d to %d makes %s%v, more than %s", axis, cur, n, t.DType, shape, units.FormatBytes(maxPadBytes))
+	}
+	data := make([]byte, total)
 	for o := int64(0); o < outer; o++ {
 		copy(data[o*n*inner:], t.Data[o*cur*inner:(o+1)*cur*inner])
 	}
 	return &graph.Tensor{DType: t.DType, Shape: shape, Data: data}, nil
+}
+
+// maxPadBytes bounds one padded input (the memory check normally refuses
+// far smaller ones first; this holds when it is off or cannot estimate).
+const maxPadBytes = int64(1) << 40
+
+// mulCheck multiplies non-negative factors, reporting overflow.
+func mulCheck(xs ...int64) (int64, bool) {
+	n := int64(1)
+	for _, x := range xs {
+		if x < 0 || (x > 0 && n > math.MaxInt64/x) {
+			return 0, false
+		}
+		n *= x
+	}
+	return n, true
 }
 
 // cropAxis keeps the first n entries of axis.

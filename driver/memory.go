@@ -2,8 +2,8 @@ package driver
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
-	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -29,7 +29,10 @@ func (s *Session) CheckMemory(dims map[string]int64) error {
 	if limit <= 0 {
 		return nil
 	}
-	cur, err := passes.PlanMemory(s.Graph, dims, math.MaxInt64/4, passes.Options{})
+	cur, err := passes.PlanMemory(s.Graph, dims, 0, passes.Options{})
+	if se := (*passes.SizeError)(nil); errors.As(err, &se) {
+		return &MemoryError{fmt.Sprintf("refusing to run at %s: %v", fmtDims(dims), se)}
+	}
 	if err != nil {
 		return nil // cannot estimate: do not block the run
 	}
@@ -59,7 +62,7 @@ func (s *Session) CheckMemory(dims map[string]int64) error {
 // EstimatePeak is the planner's estimate of the peak memory of a run at
 // dims with the graph's current chunking (0 when it cannot estimate).
 func (s *Session) EstimatePeak(dims map[string]int64) int64 {
-	p, err := passes.PlanMemory(s.Graph, dims, math.MaxInt64/4, passes.Options{})
+	p, err := passes.PlanMemory(s.Graph, dims, 0, passes.Options{})
 	if err != nil {
 		return 0
 	}

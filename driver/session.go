@@ -251,15 +251,18 @@ func (s *Session) Run(in map[string]*graph.Tensor) (map[string]*graph.Tensor, Ru
 		return nil, st, err
 	}
 	st.Dims = dims
-	runIn, padded, err := s.pad(in, dims)
-	if err != nil {
-		return nil, st, err
-	}
+	// The memory check runs on the padded sizes before the padded inputs
+	// are built: a large bucket must be refused, not allocated.
+	padded, changed := s.padDims(dims)
 	st.Padded = padded
 	if !s.opts.SkipMemoryCheck {
 		if err := s.CheckMemory(padded); err != nil {
 			return nil, st, err
 		}
+	}
+	runIn, err := s.pad(in, dims, padded, changed)
+	if err != nil {
+		return nil, st, err
 	}
 	start := time.Now()
 	var out map[string]*graph.Tensor

@@ -77,7 +77,11 @@ func (p *MemoryPlan) Format() string {
 	for _, k := range sortedKeys(p.Dims) {
 		dims = append(dims, fmt.Sprintf("%s=%d", k, p.Dims[k]))
 	}
-	fmt.Fprintf(&b, "memory plan for %s, budget %s\n", strings.Join(dims, " "), units.FormatBytes(p.Budget))
+	budget := "none"
+	if p.Budget > 0 {
+		budget = units.FormatBytes(p.Budget)
+	}
+	fmt.Fprintf(&b, "memory plan for %s, budget %s\n", strings.Join(dims, " "), budget)
 	fmt.Fprintf(&b, "  weights      %s\n", units.FormatBytes(p.Weights))
 	fmt.Fprintf(&b, "  peak before  %s\n", units.FormatBytes(p.PeakBefore))
 	fmt.Fprintf(&b, "  peak after   %s  (at %s)\n", units.FormatBytes(p.PeakAfter), p.PeakNode)
@@ -185,10 +189,15 @@ func (p *planner) rootOf(v *graph.Value) *graph.Value {
 }
 
 // PlanMemory chooses chunk sizes for g's fused ops so that the estimated
-// peak at dims fits budget. It does not change g; Apply does.
+// peak at dims fits budget. It does not change g; Apply does. Budget 0
+// means none: the plan reports the peaks and chunks nothing.
 func PlanMemory(g *graph.Graph, dims map[string]int64, budget int64, opts Options) (*MemoryPlan, error) {
-	if budget <= 0 {
-		return nil, fmt.Errorf("memory budget %d: want > 0", budget)
+	if budget < 0 {
+		return nil, fmt.Errorf("memory budget %d: want ≥ 0", budget)
+	}
+	noBudget := budget == 0 || budget >= maxPlanBytes
+	if noBudget {
+		budget = maxPlanBytes
 	}
 	p := &planner{g: g, dims: dims, opts: opts, shapes: map[*graph.Value][]int64{}, bytes: map[*graph.Value]int64{},
 		root: map[*graph.Value]*graph.Value{}}
@@ -196,6 +205,9 @@ func PlanMemory(g *graph.Graph, dims map[string]int64, budget int64, opts Option
 		return nil, err
 	}
 	plan := &MemoryPlan{Dims: dims, Budget: budget}
+	if noBudget {
+		plan.Budget = 0
+	}
 	for _, c := range g.Consts {
 		plan.Weights += p.bytes[c]
 	}
@@ -292,6 +304,9 @@ func (p *planner) bind() error {
 			return fmt.Errorf("%s has unknown rank; the planner needs every shape", v)
 		}
 		s, err := graph.EvalShape(v.Type.Shape, p.dims)
+		if err != nil && strings.Contains(err.Error(), "overflows") {
+			return &SizeError{fmt.Sprintf("shape of %s at %s: %v", v, fmtDims(p.dims), err)}
+		}
 		if err != nil {
 			for _, d := range v.Type.Shape {
 				for _, sym := range graph.DimSymbols(d) {
@@ -304,11 +319,11 @@ func (p *planner) bind() error {
 			return fmt.Errorf("shape of %s: %w", v, err)
 		}
 		p.shapes[v] = s
-		n := int64(1)
-		for _, d := range s {
-			n *= d
+		b := mulS(prod(s), int64(v.Type.DType.Size()))
+		if b >= maxPlanBytes {
+			return &SizeError{fmt.Sprintf("%s is %v at %s: more than %s, beyond what any run can hold", v, s, fmtDims(p.dims), units.FormatBytes(maxPlanBytes))}
 		}
-		p.bytes[v] = n * int64(v.Type.DType.Size())
+		p.bytes[v] = b
 		return nil
 	}
 	for _, v := range p.g.Inputs {
@@ -402,16 +417,16 @@ func (p *planner) peakIn(o *evalOrder) (int64, int) {
 func (p *planner) simulate(o *evalOrder, visit func(step int, total int64)) {
 	var live int64
 	for _, v := range p.g.Inputs {
-		live += p.bytes[v]
+		live = addS(live, p.bytes[v])
 	}
 	for _, v := range p.g.Consts {
-		live += p.bytes[v]
+		live = addS(live, p.bytes[v])
 	}
 	for k, i := range o.seq {
 		s := p.steps[i]
 		d := p.donated(o, k)
-		live += sum(s.outs) - d
-		visit(i, live+p.workspace(s))
+		live = addS(live, sum(s.outs)) - d
+		visit(i, addS(live, p.workspace(s)))
 		live -= p.freedAfter(o, k) - d
 	}
 }
@@ -432,7 +447,7 @@ func (p *planner) freedAfter(o *evalOrder, k int) int64 {
 		}
 		seen[r] = true
 		if o.last[r] == k {
-			f += p.bytes[r]
+			f = addS(f, p.bytes[r])
 		}
 	}
 	for _, out := range n.Outputs {
@@ -440,25 +455,19 @@ func (p *planner) freedAfter(o *evalOrder, k int) int64 {
 			continue
 		}
 		if _, used := o.last[out]; !used {
-			f += p.bytes[out]
+			f = addS(f, p.bytes[out])
 		}
 	}
 	return f
 }
 
-func sum(xs []int64) int64 {
-	var s int64
-	for _, x := range xs {
-		s += x
-	}
-	return s
-}
+func sum(xs []int64) int64 { return addS(xs...) }
 
 // liveAt splits the total at step i into live tensors and the op's own
 // workspace.
 func (p *planner) liveAt(i int) (live, ws int64) {
 	for _, t := range p.liveTensors(i) {
-		live += t.Bytes
+		live = addS(live, t.Bytes)
 	}
 	return live, p.workspace(p.steps[i])
 }
@@ -519,6 +528,62 @@ func chunked(full, chunk int64) int64 {
 	return full
 }
 
+// prod is the product of xs, saturating at maxPlanBytes.
+func prod(xs []int64) int64 { return mulS(xs...) }
+
+// maxPlanBytes is where the planner's arithmetic saturates: sizes built
+// from huge dims (a bucket of 2^62) stay huge instead of wrapping around to
+// small or negative numbers, and a value at least this large is refused
+// (SizeError).
+const maxPlanBytes = int64(1) << 62
+
+// mulS multiplies non-negative numbers, saturating at maxPlanBytes.
+func mulS(xs ...int64) int64 {
+	n := int64(1)
+	for _, x := range xs {
+		if x <= 0 {
+			return 0
+		}
+		if n > maxPlanBytes/x {
+			n = maxPlanBytes
+			continue
+		}
+		n = min(n*x, maxPlanBytes)
+	}
+	return n
+}
+
+// addS adds numbers, saturating at maxPlanBytes (the planner's sums are
+// of non-negative sizes; subtraction stays ordinary).
+func addS(xs ...int64) int64 {
+	var n int64
+	for _, x := range xs {
+		if x > 0 && n > maxPlanBytes-x {
+			n = maxPlanBytes
+			continue
+		}
+		n += x
+	}
+	return n
+}
+
+// SizeError is a plan refused because a value's size, at the given dims,
+// is beyond anything a machine can hold (or overflows int64).
+type SizeError struct{ Msg string }
+
+func (e *SizeError) Error() string { return e.Msg }
+
+func fmtDims(d map[string]int64) string {
+	var parts []string
+	for _, k := range sortedKeys(d) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, d[k]))
+	}
+	if len(parts) == 0 {
+		return "the given dims"
+	}
+	return strings.Join(parts, ",")
+}
+
 // attentionDims returns the logits' batch size (product of batch dims),
 // queries, keys, and the output's axis-0 size.
 func (p *planner) attentionDims(s *planNode) (batch, q, k, cv int64) {
@@ -537,7 +602,7 @@ func (p *planner) attentionDims(s *planNode) (batch, q, k, cv int64) {
 		return 0, 0, 0, 0 // the verifier refuses such a graph before planning
 	}
 	vs := p.shapes[n.Inputs[2]]
-	return shapes.Prod(l[:len(l)-2]), l[len(l)-2], l[len(l)-1], vs[len(vs)-1]
+	return prod(l[:len(l)-2]), l[len(l)-2], l[len(l)-1], vs[len(vs)-1]
 }
 
 // workspace estimates a fused op's temporaries under its current chunking.
@@ -552,7 +617,7 @@ func (p *planner) workspace(s *planNode) int64 {
 		return p.attentionWorkspace(s, a)
 	case "SwiGLU":
 		xs := p.shapes[n.Inputs[0]]
-		rows := shapes.Prod(xs[:len(xs)-1])
+		rows := prod(xs[:len(xs)-1])
 		h := p.shapes[n.Inputs[1]][1] / 2
 		cout := h
 		if n.Input(2) != nil {
@@ -562,13 +627,13 @@ func (p *planner) workspace(s *planNode) int64 {
 		// One block's [r, 2h] product and [r, h] activation (and its
 		// projection); blocks' results are concatenated, so all of them
 		// plus the output exist at the end.
-		ws := 3 * r * h * a
+		ws := mulS(3, r, h, a)
 		if r < rows {
 			// One block's, plus the finished blocks, which live until
 			// they are concatenated into the output. (At the end the input
 			// is often free already; not counted, since how far MLX runs
 			// ahead decides whether it is.)
-			ws += r*cout*a + rows*cout*a
+			ws = addS(ws, mulS(r, cout, a), mulS(rows, cout, a))
 		}
 		return ws
 	case "OuterProductMean", "TriangleMultiplication":
@@ -629,7 +694,7 @@ func (p *planner) shrink(s *planNode) bool {
 		return step("kv_chunk", k)
 	case "SwiGLU":
 		xs := p.shapes[s.n.Inputs[0]]
-		return step("row_chunk", shapes.Prod(xs[:len(xs)-1]))
+		return step("row_chunk", prod(xs[:len(xs)-1]))
 	case "OuterProductMean", "TriangleMultiplication":
 		return step("row_chunk", p.pairRows(s))
 	}
@@ -687,7 +752,7 @@ func (p *planner) attentionWorkspace(s *planNode, a int64) int64 {
 		var ws int64
 		for _, b := range n.Inputs[3:] {
 			if b != nil && b.Const == nil {
-				ws += p.bytes[b]
+				ws = addS(ws, p.bytes[b])
 			}
 		}
 		return ws
@@ -707,9 +772,9 @@ func (p *planner) attentionWorkspace(s *planNode, a int64) int64 {
 	qb := chunked(q, s.chunk["query_chunk"])
 	fq := float64(qb) / float64(max(q, 1))
 	kc := chunked(k, s.chunk["kv_chunk"])
-	ws := 2 * batch * qb * kc * a
+	ws := mulS(2, batch, qb, kc, a)
 	if kc < k {
-		ws += batch*qb*cv*a + 2*batch*qb*a // acc, running max and normaliser
+		ws = addS(ws, mulS(batch, qb, cv, a), mulS(2, batch, qb, a)) // acc, running max and normaliser
 	}
 	// block is the elements of input x in one block: its batch axis (the
 	// one right-aligned with the output's axis 0) sliced when > 1.
@@ -718,18 +783,18 @@ func (p *planner) attentionWorkspace(s *planNode, a int64) int64 {
 			return 0
 		}
 		xs := p.shapes[x]
-		e := float64(shapes.Prod(xs))
+		e := float64(prod(xs))
 		if j := len(xs) - len(s.outDims); out0 > 0 && j >= 0 && xs[j] > 1 {
 			e *= fb
 		}
-		return int64(e*f) * a
+		return mulS(int64(min(e*f, float64(maxPlanBytes))), a)
 	}
 	if n.AttrString("mode", graph.AttentionModeQK) == graph.AttentionModeQK {
-		ws += 2*block(n.Inputs[0], fq) + block(n.Inputs[1], 1)
+		ws = addS(ws, mulS(2, block(n.Inputs[0], fq)), block(n.Inputs[1], 1))
 	}
-	ws += block(n.Inputs[2], 1)
+	ws = addS(ws, block(n.Inputs[2], 1))
 	if fb < 1 || fq < 1 {
-		ws += shapes.Prod(s.outDims) * a
+		ws = addS(ws, mulS(prod(s.outDims), a))
 	}
 	return ws
 }
@@ -740,5 +805,5 @@ func (p *planner) attentionOutBatch(s *planNode, fb float64) int64 {
 	if len(s.outDims) < 2 {
 		return 1
 	}
-	return max(1, int64(float64(shapes.Prod(s.outDims[:len(s.outDims)-2]))*fb))
+	return max(1, int64(float64(prod(s.outDims[:len(s.outDims)-2]))*fb))
 }

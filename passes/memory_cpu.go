@@ -2,8 +2,6 @@ package passes
 
 import (
 	"of3c/graph"
-
-	"of3c/internal/shapes"
 )
 
 // The blocks the MLX lowering uses on the CPU for fused ops the graph leaves
@@ -30,11 +28,8 @@ func CPUAttentionBlock(out []int64, keys int64) int64 {
 	if len(out) <= 2 || out[0] <= 1 {
 		return 0
 	}
-	perRow := keys
-	for _, d := range out[1 : len(out)-1] {
-		perRow *= d
-	}
-	if perRow*out[0] <= CPUBlockElems {
+	perRow := mulS(keys, prod(out[1:len(out)-1]))
+	if perRow == 0 || mulS(perRow, out[0]) <= CPUBlockElems {
 		return 0
 	}
 	return max(1, CPUBlockElems/perRow)
@@ -43,7 +38,7 @@ func CPUAttentionBlock(out []int64, keys int64) int64 {
 // CPUSwiGLUBlock is the row_chunk the CPU lowering uses for an unchunked
 // SwiGLU over rows rows with a [c, h2] merged weight (0: whole).
 func CPUSwiGLUBlock(rows, h2 int64) int64 {
-	if rows*h2 <= CPUBlockElems {
+	if h2 <= 0 || mulS(rows, h2) <= CPUBlockElems {
 		return 0
 	}
 	return max(1, CPUBlockElems/h2)
@@ -71,7 +66,7 @@ func (p *planner) cpuDefaults(s *planNode) {
 		}
 	case "SwiGLU":
 		xs := p.shapes[s.n.Inputs[0]]
-		if rc := CPUSwiGLUBlock(shapes.Prod(xs[:len(xs)-1]), p.shapes[s.n.Inputs[1]][1]); rc > 0 {
+		if rc := CPUSwiGLUBlock(prod(xs[:len(xs)-1]), p.shapes[s.n.Inputs[1]][1]); rc > 0 {
 			s.chunk["row_chunk"] = rc
 		}
 	}

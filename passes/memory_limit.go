@@ -2,7 +2,6 @@ package passes
 
 import (
 	"of3c/graph"
-	"of3c/internal/shapes"
 )
 
 // Why the runtime sets MLX's memory limit (measured on MLX 0.32.4, CPU; the
@@ -44,7 +43,7 @@ func RunLimit(peak, largest, array int64) int64 {
 // plus a 24.25 MiB buffer (tri_att_start_of3, N=128, first call); 0.75 MiB
 // above the limit plus a 4.5 MiB buffer (diffusion_transformer_block_tiny,
 // N=768).
-func encodeSlack(largest int64) int64 { return 1<<20 + largest/16 }
+func encodeSlack(largest int64) int64 { return addS(1<<20, largest/16) }
 
 // largestArray is the largest array of the lowered MLX graph, allocated or
 // not: the largest buffer or value (also one written into a donated
@@ -66,7 +65,7 @@ func (p *planner) largestArray() int64 {
 			batch = max(1, int64(float64(batch)*fb))
 		}
 		a := accBytes(s.n.Outputs[0].Type.DType)
-		m = max(m, max(batch, p.attentionOutBatch(s, fb))*chunked(q, s.chunk["query_chunk"])*chunked(k, s.chunk["kv_chunk"])*a)
+		m = max(m, mulS(max(batch, p.attentionOutBatch(s, fb)), chunked(q, s.chunk["query_chunk"]), chunked(k, s.chunk["kv_chunk"]), a))
 	}
 	return m
 }
@@ -97,7 +96,7 @@ func (p *planner) stepAlloc(i int) int64 {
 	if s.n.Domain == graph.DefaultDomain && (s.n.Op == "MatMul" || s.n.Op == "Gemm") {
 		for _, in := range s.n.Inputs {
 			if in != nil && in.Const == nil && p.rootOf(in) != in && in.Producer != nil && in.Producer.Op == "Transpose" {
-				b += p.bytes[in]
+				b = addS(b, p.bytes[in])
 			}
 		}
 	}
@@ -114,7 +113,7 @@ func (p *planner) bound() (int64, int) {
 	peak, at := p.peak()
 	m, _ := p.largestBuffer()
 	lim := RunLimit(peak, m, p.largestArray())
-	peak += inOrderSlack + peak/32
+	peak = addS(peak, inOrderSlack, peak/32)
 	if b, bAt := p.runAhead(lim); b > peak {
 		return b, bAt
 	}
@@ -138,20 +137,20 @@ func (p *planner) runAhead(lim int64) (int64, int) {
 	best, at := int64(0), 0
 	var start int64
 	for _, v := range p.g.Inputs {
-		start += p.bytes[v]
+		start = addS(start, p.bytes[v])
 	}
 	for _, v := range p.g.Consts {
-		start += p.bytes[v]
+		start = addS(start, p.bytes[v])
 	}
 	for _, o := range p.orders {
 		cum := start
 		for k, i := range o.seq {
 			s := p.steps[i]
 			a := p.stepAlloc(i)
-			if t := min(lim, cum) + a + encodeSlack(a); t > best {
+			if t := addS(min(lim, cum), a, encodeSlack(a)); t > best {
 				best, at = t, i
 			}
-			cum += sum(s.outs) - p.donated(o, k) + p.workspace(s)
+			cum = addS(cum, sum(s.outs)-p.donated(o, k), p.workspace(s))
 		}
 	}
 	return best, at
@@ -181,24 +180,24 @@ func (p *planner) fusedLargest(s *planNode) int64 {
 				batch = max(1, int64(float64(batch)*fb))
 			}
 		}
-		return batch * chunked(q, s.chunk["query_chunk"]) * chunked(k, s.chunk["kv_chunk"]) * a
+		return mulS(batch, chunked(q, s.chunk["query_chunk"]), chunked(k, s.chunk["kv_chunk"]), a)
 	case "SwiGLU":
 		xs := p.shapes[n.Inputs[0]]
-		rows := shapes.Prod(xs[:len(xs)-1])
-		return chunked(rows, s.chunk["row_chunk"]) * p.shapes[n.Inputs[1]][1] * a
+		rows := prod(xs[:len(xs)-1])
+		return mulS(chunked(rows, s.chunk["row_chunk"]), p.shapes[n.Inputs[1]][1], a)
 	case "TriangleMultiplication":
 		xs, ws := p.shapes[n.Inputs[0]], p.shapes[n.Inputs[2]]
 		rows := p.pairRows(s)
 		r := chunked(rows, s.chunk["row_chunk"])
-		w := shapes.Prod(xs[:len(xs)-2]) * ws[1] * a // x·W, [*, N, N, 4h]
+		w := mulS(prod(xs[:len(xs)-2]), ws[1], a) // x·W, [*, N, N, 4h]
 		if r < rows {
-			w = w / rows * r / 2 // one block's [R, N, 2h]
+			w = mulS(w/rows, r) / 2 // one block's [R, N, 2h]
 		}
 		return w
 	case "OuterProductMean":
 		as, bs := p.shapes[n.Inputs[0]], p.shapes[n.Inputs[1]]
 		r := chunked(p.pairRows(s), s.chunk["row_chunk"])
-		return shapes.Prod(as[:len(as)-3]) * r * as[len(as)-1] * bs[len(bs)-2] * bs[len(bs)-1] * a
+		return mulS(prod(as[:len(as)-3]), r, as[len(as)-1], bs[len(bs)-2], bs[len(bs)-1], a)
 	}
 	return 0
 }

@@ -1,7 +1,5 @@
 package passes
 
-import "of3c/internal/shapes"
-
 // Workspace estimates of the row-chunked pair ops (docs/ops.md), matching
 // what codegen/lower_chunk.go keeps alive at once. R is the row block
 // (row_chunk, or all rows), B the product of the leading batch dims, A the
@@ -33,26 +31,26 @@ func (p *planner) pairWorkspace(s *planNode) int64 {
 	switch n.Op {
 	case "OuterProductMean":
 		as, bs, ws := p.shapes[n.Inputs[0]], p.shapes[n.Inputs[1]], p.shapes[n.Inputs[2]]
-		batch := shapes.Prod(as[:len(as)-3])
+		batch := prod(as[:len(as)-3])
 		c, e, j, cout := as[len(as)-1], bs[len(bs)-1], bs[len(bs)-2], ws[1]
-		w := batch * r * j * (2*c*e + cout) * a
+		w := mulS(batch, r, j, addS(mulS(2, c, e), cout), a)
 		if r < rows {
-			w += batch * rows * j * cout * a // the blocks, until concatenated
+			w = addS(w, mulS(batch, rows, j, cout, a)) // the blocks, until concatenated
 		}
 		return w
 	case "TriangleMultiplication":
 		xs, ws := p.shapes[n.Inputs[0]], p.shapes[n.Inputs[2]]
-		batch := shapes.Prod(xs[:len(xs)-3])
+		batch := prod(xs[:len(xs)-3])
 		nn, h := xs[len(xs)-2], ws[1]/4
 		if r >= rows {
 			// One shot: x·W [N, N, 4h], a, and b's projection and gate
 			// made contiguous for the fused gate kernel.
-			return batch * 7 * rows * nn * h * a
+			return mulS(batch, 7, rows, nn, h, a)
 		}
 		// b whole (its blocks), the finished output row blocks (all
 		// live until concatenated), and one block's projections, a,
 		// copies and products.
-		return batch * (2*rows*nn*h + 8*r*nn*h) * a
+		return mulS(batch, addS(mulS(2, rows, nn, h), mulS(8, r, nn, h)), a)
 	}
 	return 0
 }

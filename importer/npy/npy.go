@@ -46,6 +46,44 @@ var descrs = map[string]graph.DType{
 
 // Read reads one .npy array.
 func Read(r io.Reader) (*graph.Tensor, error) {
+	return ReadWith(r, Limits{Size: -1})
+}
+
+// Limits bound what ReadWith may allocate. Every check runs on the header,
+// before the data is read or its buffer allocated.
+type Limits struct {
+	// Size is the number of bytes the stream holds (the file's size or a
+	// zip entry's uncompressed size; < 0: unknown). A header that declares
+	// more data than that is refused as truncated, without reading.
+	Size int64
+	// MaxBytes bounds the array's data in bytes (0: only MaxElements);
+	// Why names the bound in the error (e.g. "the available memory").
+	MaxBytes int64
+	Why      string
+	// Check, when set, is called with the dtype and shape of the header,
+	// e.g. to compare them with what a model expects.
+	Check func(dt graph.DType, shape []int64) error
+}
+
+// TooLargeError is an array whose data exceeds Limits.MaxBytes.
+type TooLargeError struct {
+	DType graph.DType
+	Shape []int64
+	Bytes int64
+	Limit int64
+	Why   string
+}
+
+func (e *TooLargeError) Error() string {
+	why := ""
+	if e.Why != "" {
+		why = ", " + e.Why
+	}
+	return fmt.Sprintf("npy: %s%v needs %d bytes, more than the limit of %d bytes%s", e.DType, e.Shape, e.Bytes, e.Limit, why)
+}
+
+// ReadWith reads one .npy array under lim.
+func ReadWith(r io.Reader, lim Limits) (*graph.Tensor, error) {
 	br := bufio.NewReader(r)
 	pre := make([]byte, len(magic)+2)
 	if _, err := io.ReadFull(br, pre); err != nil {
@@ -101,7 +139,29 @@ func Read(r io.Reader) (*graph.Tensor, error) {
 		n *= d
 	}
 	size := int64(dt.Size())
-	data, err := readN(br, n*size)
+	nbytes := n * size // n ≤ MaxElements = 2^34, size ≤ 8: no overflow
+	if lim.MaxBytes > 0 && nbytes > lim.MaxBytes {
+		return nil, &TooLargeError{DType: dt, Shape: h.shape, Bytes: nbytes, Limit: lim.MaxBytes, Why: lim.Why}
+	}
+	if lim.Check != nil {
+		if err := lim.Check(dt, h.shape); err != nil {
+			return nil, err
+		}
+	}
+	var data []byte
+	if hdrEnd := int64(len(pre)) + hlenBytes(major) + hlen; lim.Size >= 0 {
+		// The stream's size is known: refuse a short one before
+		// allocating, then read the data into one buffer of its size.
+		if have := lim.Size - hdrEnd; have < nbytes {
+			return nil, fmt.Errorf("npy: %s%v: truncated data: have %d bytes, want %d", dt, h.shape, max(have, 0), nbytes)
+		}
+		data = make([]byte, nbytes)
+		if k, err := io.ReadFull(br, data); err != nil {
+			return nil, fmt.Errorf("npy: %s%v: truncated data: have %d bytes, want %d", dt, h.shape, k, nbytes)
+		}
+	} else {
+		data, err = readN(br, nbytes)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("npy: %s%v: %v", dt, h.shape, err)
 	}
@@ -109,6 +169,14 @@ func Read(r io.Reader) (*graph.Tensor, error) {
 		swapBytes(data, int(size))
 	}
 	return &graph.Tensor{DType: dt, Shape: h.shape, Data: data}, nil
+}
+
+// hlenBytes is the size of the header-length field of format version major.
+func hlenBytes(major byte) int64 {
+	if major == 1 {
+		return 2
+	}
+	return 4
 }
 
 func noEOF(err error) error {

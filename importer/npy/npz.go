@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"of3c/graph"
+	"of3c/internal/safefile"
 )
 
 // maxNPZEntries bounds the number of arrays in one archive.
@@ -19,11 +20,25 @@ const maxNPZEntries = 1 << 16
 // np.savez_compressed write it). names lists the arrays in archive order,
 // without the ".npy" suffix. Errors are prefixed with the path.
 func ReadNPZ(path string) (names []string, tensors map[string]*graph.Tensor, err error) {
-	zr, err := zip.OpenReader(path)
+	return ReadNPZWith(path, nil)
+}
+
+// ReadNPZWith is ReadNPZ with check, when not nil, called with each
+// array's name, dtype and shape before its data is read (an error stops
+// the read). Each array's declared size is also checked against what its
+// entry can hold (the zip's sizes, bounded by deflate's largest ratio and
+// the archive's real size), so a small archive that declares huge arrays
+// allocates nothing for them.
+func ReadNPZWith(path string, check func(name string, dt graph.DType, shape []int64) error) (names []string, tensors map[string]*graph.Tensor, err error) {
+	f, size, err := safefile.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	zr, err := zip.NewReader(f, size)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: not an .npz archive: %v", path, err)
 	}
-	defer zr.Close()
 	if len(zr.File) > maxNPZEntries {
 		return nil, nil, fmt.Errorf("%s: %d entries, more than %d", path, len(zr.File), maxNPZEntries)
 	}
@@ -36,7 +51,11 @@ func ReadNPZ(path string) (names []string, tensors map[string]*graph.Tensor, err
 		if _, dup := tensors[name]; dup {
 			return nil, nil, fmt.Errorf("%s: array %q appears twice", path, name)
 		}
-		t, err := readEntry(f)
+		var c func(graph.DType, []int64) error
+		if check != nil {
+			c = func(dt graph.DType, shape []int64) error { return check(name, dt, shape) }
+		}
+		t, err := readEntry(f, size, c)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: array %q: %v", path, name, err)
 		}
@@ -46,15 +65,28 @@ func ReadNPZ(path string) (names []string, tensors map[string]*graph.Tensor, err
 	return names, tensors, nil
 }
 
-func readEntry(f *zip.File) (*graph.Tensor, error) {
+// maxDeflateRatio bounds how much deflate can expand data (its longest
+// match, 258 bytes, costs at least two bits: about 1032:1).
+const maxDeflateRatio = 1032
+
+func readEntry(f *zip.File, archiveSize int64, check func(graph.DType, []int64) error) (*graph.Tensor, error) {
+	// What the entry can hold: the zip header's uncompressed size, but no
+	// more than its compressed bytes can expand to, which lie inside the
+	// archive. A header that lies about either cannot make Read allocate
+	// more than that.
+	comp := min(f.CompressedSize64, uint64(archiveSize))
+	bound := comp
+	if f.Method != zip.Store {
+		bound = comp*maxDeflateRatio + 1<<10
+	}
+	size := int64(min(f.UncompressedSize64, bound, 1<<62))
 	rc, err := f.Open()
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	// The zip header's size bounds what the entry may decompress to; reading
-	// through a LimitReader keeps a lying header from feeding more.
-	t, err := Read(io.LimitReader(rc, int64(min(f.UncompressedSize64, 1<<62))))
+	// Reading through a LimitReader keeps a lying header from feeding more.
+	t, err := ReadWith(io.LimitReader(rc, size), Limits{Size: size, Check: check})
 	if err != nil {
 		return nil, err
 	}
@@ -82,6 +114,7 @@ func WriteNPZ(path string, names []string, tensors map[string]*graph.Tensor) (er
 	if err != nil {
 		return err
 	}
+	defer safefile.TrackTemp(tmp.Name())() // removed on SIGINT/SIGTERM too
 	defer func() {
 		if err != nil {
 			tmp.Close()
