@@ -92,6 +92,9 @@ type Program struct {
 	// graph inputs, in this order; warrs are their uploaded arrays.
 	weights []*graph.Value
 	warrs   []*mlx.Array
+	// segs splits a deep graph into separately compiled functions
+	// (segment.go); nil for one function.
+	segs []segment
 
 	mu     sync.Mutex
 	cache  map[string]*compiled // by input signature
@@ -110,6 +113,9 @@ type Program struct {
 type compiled struct {
 	closure *mlx.Function
 	fn      *mlx.Function
+	// segs and segClosures are the compiled functions and closures of a
+	// segmented program, in order (fn and closure are then nil).
+	segs, segClosures []*mlx.Function
 	// traceErr keeps the trace's error with its type (MLX passes only the
 	// message back through C++), e.g. a *graph.UnsupportedOpError.
 	traceErr error
@@ -119,6 +125,10 @@ func (c *compiled) release() {
 	if c != nil {
 		c.fn.Release()
 		c.closure.Release()
+		for i := range c.segs {
+			c.segs[i].Release()
+			c.segClosures[i].Release()
+		}
 	}
 }
 
@@ -196,6 +206,7 @@ func NewProgram(g *graph.Graph, opts Options) (*Program, error) {
 			p.weights = append(p.weights, c)
 		}
 	}
+	p.segs = planSegments(g, p.weights)
 	err := mlx.Do(func(s *mlx.Scope) error {
 		dev, err := pickDevice(s, opts.Device)
 		if err != nil {
@@ -358,7 +369,13 @@ func (p *Program) Run(inputs map[string]*graph.Tensor) (map[string]*graph.Tensor
 		}
 		t1 := time.Now()
 		info.Upload = t1.Sub(t0)
-		res := s.Call(entry.fn, ins...)
+		call := func(e *compiled) []*mlx.Array {
+			if p.segs != nil {
+				return p.callSegments(s, e, ins)
+			}
+			return s.Call(e.fn, ins...)
+		}
+		res := call(entry)
 		if err := s.Err(); err != nil && retrace(err) {
 			// MLX asked an old closure to trace again (it does so for
 			// graphs whose outputs are views of inputs); build a fresh one.
@@ -366,7 +383,7 @@ func (p *Program) Run(inputs map[string]*graph.Tensor) (map[string]*graph.Tensor
 			entry.release()
 			entry = p.newCompiled(s, args)
 			p.cache[sig] = entry
-			res = s.Call(entry.fn, ins...)
+			res = call(entry)
 		}
 		if err := s.Err(); err != nil {
 			if entry.traceErr != nil {
@@ -410,6 +427,25 @@ func (p *Program) newCompiled(s *mlx.Scope, args []*graph.Tensor) *compiled {
 		}
 	}
 	c := &compiled{}
+	if p.segs != nil {
+		meta := map[*graph.Value]*segMeta{}
+		for k := range p.segs {
+			cl := s.Closure(func(s *mlx.Scope, in []*mlx.Array) ([]*mlx.Array, error) {
+				out, err := p.traceSegment(&tracer{s: s, p: p}, k, in, known, meta)
+				if err != nil && c.traceErr == nil {
+					c.traceErr = err
+				}
+				return out, err
+			})
+			fn := cl
+			if !p.opts.NoCompile {
+				fn = s.Compile(cl, false)
+			}
+			c.segClosures = append(c.segClosures, cl)
+			c.segs = append(c.segs, fn)
+		}
+		return c
+	}
 	c.closure = s.Closure(func(s *mlx.Scope, in []*mlx.Array) ([]*mlx.Array, error) {
 		out, err := p.trace(s, in, known)
 		if err != nil {

@@ -72,18 +72,31 @@ func (p *Program) traceWith(t *tracer, in []*mlx.Array, known []*graph.Tensor) (
 	for j, w := range p.weights {
 		env[w] = &val{a: in[len(g.Inputs)+j], host: w.Const, dt: w.Const.DType, shape: w.Const.Shape}
 	}
-	lookup := func(v *graph.Value) (*val, error) {
-		if x, ok := env[v]; ok {
-			return x, nil
-		}
-		if v.Const != nil {
-			x := hostVal(v.Const)
-			env[v] = x
-			return x, nil
-		}
-		return nil, fmt.Errorf("value %q is read before it is defined", v.Name)
+	if err := p.traceNodes(t, env, g.Nodes); err != nil {
+		return nil, err
 	}
-	for _, n := range g.Nodes {
+	return p.traceOutputs(t, env, nil)
+}
+
+// lookupVal is the val of v in env; constants not there yet (inline ones)
+// are made host values on first use.
+func lookupVal(env map[*graph.Value]*val, v *graph.Value) (*val, error) {
+	if x, ok := env[v]; ok {
+		return x, nil
+	}
+	if v.Const != nil {
+		x := hostVal(v.Const)
+		env[v] = x
+		return x, nil
+	}
+	return nil, fmt.Errorf("value %q is read before it is defined", v.Name)
+}
+
+// traceNodes lowers nodes in order, reading and defining values in env.
+func (p *Program) traceNodes(t *tracer, env map[*graph.Value]*val, nodes []*graph.Node) error {
+	s := t.s
+	lookup := func(v *graph.Value) (*val, error) { return lookupVal(env, v) }
+	for _, n := range nodes {
 		t.n = n
 		ins := make([]*val, len(n.Inputs))
 		for k, v := range n.Inputs {
@@ -92,7 +105,7 @@ func (p *Program) traceWith(t *tracer, in []*mlx.Array, known []*graph.Tensor) (
 			}
 			x, err := lookup(v)
 			if err != nil {
-				return nil, fmt.Errorf("node %q (%s): %w", nodeName(n), n.QualifiedOp(), err)
+				return fmt.Errorf("node %q (%s): %w", nodeName(n), n.QualifiedOp(), err)
 			}
 			ins[k] = x
 		}
@@ -101,7 +114,7 @@ func (p *Program) traceWith(t *tracer, in []*mlx.Array, known []*graph.Tensor) (
 			err = s.Err()
 		}
 		if err != nil {
-			return nil, fmt.Errorf("node %q (%s): %w", nodeName(n), n.QualifiedOp(), err)
+			return fmt.Errorf("node %q (%s): %w", nodeName(n), n.QualifiedOp(), err)
 		}
 		for k, o := range n.Outputs {
 			if o != nil && k < len(outs) && outs[k] != nil {
@@ -112,9 +125,17 @@ func (p *Program) traceWith(t *tracer, in []*mlx.Array, known []*graph.Tensor) (
 			t.profile(n, outs)
 		}
 	}
+	return nil
+}
+
+// traceOutputs returns the graph outputs from env in their declared
+// dtypes. An output that would be one of the arrays in args (a traced
+// function's own inputs) is copied, so it is a fresh node.
+func (p *Program) traceOutputs(t *tracer, env map[*graph.Value]*val, args []*mlx.Array) ([]*mlx.Array, error) {
+	g, s := p.g, t.s
 	res := make([]*mlx.Array, len(g.Outputs))
 	for i, o := range g.Outputs {
-		x, err := lookup(o)
+		x, err := lookupVal(env, o)
 		if err != nil {
 			return nil, fmt.Errorf("graph output %q: %w", o.Name, err)
 		}
@@ -132,8 +153,9 @@ func (p *Program) traceWith(t *tracer, in []*mlx.Array, known []*graph.Tensor) (
 		if a != nil && a.Dtype() != t.mdt(od) {
 			a = s.AsType(a, t.mdt(od))
 		}
-		if x.a == nil && a != nil {
-			// A host value returned as is; copy so it is a fresh node.
+		if (x.a == nil || isArg(a, args)) && a != nil {
+			// A host value (or a segment's input) returned as is; copy
+			// so it is a fresh node.
 			a = s.Copy(a)
 		}
 		res[i] = a
