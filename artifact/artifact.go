@@ -20,6 +20,7 @@ import (
 
 	"of3c/graph"
 	"of3c/importer"
+	"of3c/internal/safefile"
 )
 
 // The .of3 container:
@@ -251,12 +252,18 @@ func WriteFileAtomic(path string, data []byte) error {
 
 // WriteAtomic is WriteFileAtomic for content produced by a writer function.
 func WriteAtomic(path string, write func(io.Writer) error) (err error) {
+	// The rename would replace whatever path names: never a device node,
+	// FIFO, socket or folder (a symlink is replaced, its target untouched).
+	if st, err := os.Lstat(path); err == nil && !st.Mode().IsRegular() && st.Mode()&os.ModeSymlink == 0 {
+		return fmt.Errorf("%s exists and is not a regular file; refusing to replace it", path)
+	}
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
+	defer safefile.TrackTemp(tmp)() // removed on SIGINT/SIGTERM too
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -304,19 +311,12 @@ var ErrNotArtifact = errors.New("not an of3c artifact (bad magic)")
 // Read opens, verifies and decodes an artifact file. Only bytes the
 // section table points at, within the file's actual size, are read.
 func Read(path string) (*Artifact, error) {
-	f, err := os.Open(path)
+	f, size, err := safefile.Open(path) // a FIFO must not block the open
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	a, err := read(f, st.Size())
+	a, err := read(f, size)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

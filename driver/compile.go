@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -38,7 +37,7 @@ func Compile(req CompileRequest) (*graph.Graph, *artifact.Manifest, error) {
 		return nil, nil, err
 	}
 	o.Device, o.Precision = lo.Device, lo.Precision
-	src, err := os.ReadFile(req.Source)
+	src, err := importer.ReadModelFile(req.Source)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -110,6 +109,21 @@ func Compile(req CompileRequest) (*graph.Graph, *artifact.Manifest, error) {
 		}
 	}
 	return g, m, nil
+}
+
+// EncodeArtifact encodes the artifact of a compiled graph and decodes it
+// back as `of3c run` will, so that compile refuses what the loader would
+// reject (e.g. a shape beyond the importer's element limit) instead of
+// writing an artifact that cannot be run.
+func EncodeArtifact(m *artifact.Manifest, g *graph.Graph) ([]byte, error) {
+	data, err := artifact.Encode(m, g)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := artifact.Decode(data); err != nil {
+		return nil, fmt.Errorf("the compiled artifact would not load: %w", err)
+	}
+	return data, nil
 }
 
 // NormalizeBuckets sorts and dedupes bucket sizes, refusing non-positive ones.

@@ -67,13 +67,20 @@ func cmdCompile(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkOutput(*out, false, pos[0]); err != nil {
+		return err
+	}
 	start := time.Now()
 	g, m, err := driver.Compile(driver.CompileRequest{Source: pos[0], Options: opts, Buckets: buckets, DumpDir: *dump, Of3cVersion: version})
 	if err != nil {
 		return err
 	}
-	if err := artifact.Write(*out, m, g); err != nil {
+	data, err := driver.EncodeArtifact(m, g)
+	if err != nil {
 		return err
+	}
+	if err := artifact.WriteFileAtomic(*out, data); err != nil {
+		return fmt.Errorf("writing %s: %w", *out, err)
 	}
 	printCompileSummary(stdout, pos[0], *out, m, time.Since(start))
 	return nil

@@ -52,6 +52,7 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	cleanupOnSignal()
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -52,6 +53,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if *warmup < 0 || *iterations < 0 || *repeat < 0 {
 		return usagef("--warmup, --iterations and --repeat want counts ≥ 0")
 	}
+	if *warmup > maxRepeat || *iterations > maxRepeat || *repeat > maxRepeat {
+		return usagef("--warmup, --iterations and --repeat want counts ≤ %d", maxRepeat)
+	}
 	if *repeat > 0 && *iterations > 0 && *repeat != *iterations {
 		return usagef("--repeat is another name for --iterations; give one of them")
 	}
@@ -80,6 +84,38 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if *shapes != "" {
 		if shapeDims, err = parseDims(*shapes); err != nil {
 			return usagef("--shapes: %v", err)
+		}
+	}
+	seen := map[string]bool{}
+	for _, spec := range inputs {
+		name, file, ok := strings.Cut(spec, "=")
+		if !ok || name == "" || file == "" {
+			return usagef("--input %q: want NAME=FILE", spec)
+		}
+		if seen[name] {
+			return usagef("--input %s given twice", name)
+		}
+		seen[name] = true
+	}
+	if *out != "" {
+		ins := []string{pos[0], *bundle, *check}
+		for _, spec := range inputs {
+			_, file, _ := strings.Cut(spec, "=")
+			ins = append(ins, file)
+		}
+		ext := strings.ToLower(filepath.Ext(*out))
+		if err := checkOutput(*out, ext != ".npz" && ext != ".npy", ins...); err != nil {
+			return err
+		}
+	}
+	if *report != "" {
+		ins := []string{pos[0], *bundle, *check, *out}
+		for _, spec := range inputs {
+			_, file, _ := strings.Cut(spec, "=")
+			ins = append(ins, file)
+		}
+		if err := checkOutput(*report, false, ins...); err != nil {
+			return fmt.Errorf("--report: %w", err)
 		}
 	}
 	opts := driver.Options{Device: *device, Precision: *precision, Of3cVersion: version}
@@ -228,9 +264,28 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// maxRepeat bounds --warmup, --iterations and --repeat (a count beyond it
+// is a typo, not a measurement).
+const maxRepeat = 1_000_000
+
 // gatherInputs reads the input files, or generates inputs for --shapes.
+// Every input is checked against the model's declared type and the memory
+// limit (Session.InputGate) before its data is read or generated.
 func gatherInputs(sess *driver.Session, inputs inputFlags, bundle string, shapeDims map[string]int64, seed uint64) (map[string]*graph.Tensor, error) {
+	gate := sess.InputGate()
 	if shapeDims != nil {
+		for _, v := range sess.Graph.Inputs {
+			if !v.Type.Ranked {
+				continue // RandomInputs refuses it
+			}
+			shape, err := graph.EvalShape(v.Type.Shape, shapeDims)
+			if err != nil {
+				continue // RandomInputs says which size is missing
+			}
+			if err := gate.Admit(v.Name, v.Type.DType, shape); err != nil {
+				return nil, fmt.Errorf("--shapes: %w", err)
+			}
+		}
 		in, err := driver.RandomInputs(sess.Graph.Inputs, shapeDims, seed)
 		if err != nil {
 			return nil, usagef("--shapes: %v", err)
@@ -240,16 +295,13 @@ func gatherInputs(sess *driver.Session, inputs inputFlags, bundle string, shapeD
 	in := map[string]*graph.Tensor{}
 	if bundle != "" {
 		var err error
-		if in, err = driver.ReadBundle(bundle, sess.Graph.Inputs); err != nil {
+		if in, err = driver.ReadBundle(bundle, sess.Graph.Inputs, gate); err != nil {
 			return nil, err
 		}
 	}
 	for _, spec := range inputs {
-		name, file, ok := strings.Cut(spec, "=")
-		if !ok || name == "" || file == "" {
-			return nil, usagef("--input %q: want NAME=FILE", spec)
-		}
-		t, err := driver.ReadTensor(file, name)
+		name, file, _ := strings.Cut(spec, "=") // checked by cmdRun
+		t, err := driver.ReadTensor(file, name, gate)
 		if err != nil {
 			return nil, err
 		}
