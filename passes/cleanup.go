@@ -42,11 +42,13 @@ func foldConstants(c *Context) error {
 			break
 		}
 		changed = false
+		r := newReplacer(g)
 		for _, n := range append([]*graph.Node(nil), g.Nodes...) {
+			r.prepare(n)
 			if len(n.Outputs) == 0 {
 				continue
 			}
-			ok, err := foldNode(g, n)
+			ok, err := foldNode(g, n, r)
 			if err != nil {
 				return err
 			}
@@ -55,6 +57,7 @@ func foldConstants(c *Context) error {
 				changed = true
 			}
 		}
+		r.finish()
 		if _, err := removeDead(g); err != nil {
 			return err
 		}
@@ -141,7 +144,7 @@ func shapeValueKnown(s graph.Shape) bool {
 }
 
 // foldNode replaces n's outputs with constants when it can.
-func foldNode(g *graph.Graph, n *graph.Node) (bool, error) {
+func foldNode(g *graph.Graph, n *graph.Node, r *replacer) (bool, error) {
 	if n.Domain == graph.DefaultDomain {
 		switch n.Op {
 		case "Constant":
@@ -151,7 +154,7 @@ func foldNode(g *graph.Graph, n *graph.Node) (bool, error) {
 		}
 	}
 	// Shape values known statically.
-	if foldShapeValue(g, n) {
+	if foldShapeValue(g, n, r) {
 		return true, nil
 	}
 	var ins []*graph.Tensor
@@ -193,14 +196,14 @@ func foldNode(g *graph.Graph, n *graph.Node) (bool, error) {
 			continue
 		}
 		nv := g.AddConst(g.UniqueName(o.Name+"_folded"), outs[i])
-		replaceConstOutput(g, o, nv)
+		replaceConstOutput(r, o, nv)
 	}
 	return true, nil
 }
 
 // foldShapeValue replaces a one-output node whose int64 result shape
 // inference knows exactly (e.g. Gather(Shape(x), 1) = 4) with a constant.
-func foldShapeValue(g *graph.Graph, n *graph.Node) bool {
+func foldShapeValue(g *graph.Graph, n *graph.Node, r *replacer) bool {
 	if len(n.Outputs) != 1 || n.Outputs[0] == nil {
 		return false
 	}
@@ -226,19 +229,19 @@ func foldShapeValue(g *graph.Graph, n *graph.Node) bool {
 	}
 	nv := g.AddConst(g.UniqueName(o.Name+"_folded"), graph.NewTensorI64(shape, vals))
 	nv.ShapeValue = o.ShapeValue
-	replaceConstOutput(g, o, nv)
+	replaceConstOutput(r, o, nv)
 	return true
 }
 
 // replaceConstOutput makes readers of o read the constant nv. A graph output
 // keeps its name: the constant takes it over.
-func replaceConstOutput(g *graph.Graph, o, nv *graph.Value) {
-	if g.IsOutput(o) {
+func replaceConstOutput(r *replacer, o, nv *graph.Value) {
+	if r.isOutput(o) {
 		name := o.Name
-		o.Name = g.UniqueName(name + "_replaced")
+		o.Name = r.g.UniqueName(name + "_replaced")
 		nv.Name = name
 	}
-	replaceAllUses(g, o, nv)
+	r.redirect(o, nv)
 }
 
 func staticShapeValue(s graph.Shape) ([]int64, bool) {
@@ -301,18 +304,21 @@ func removeNoops(c *Context) error {
 		}
 		changed = false
 		uses := usesWithNested(g)
+		r := newReplacer(g)
 		for _, n := range append([]*graph.Node(nil), g.Nodes...) {
-			if !readOrOutput(g, uses, n) {
+			r.prepare(n)
+			if !readOrOutputR(r, uses, n) {
 				continue // only other outputs keep it alive: nothing to redirect
 			}
-			rule, repl, err := noopReplacement(g, n)
+			rule, repl, err := noopReplacement(g, n, uses, r)
 			if err != nil {
 				return err
 			}
 			if repl == nil {
 				continue
 			}
-			if out := n.Outputs[0]; g.IsOutput(out) && (repl.Producer == nil || g.IsOutput(repl)) {
+			repl = r.resolve(repl)
+			if out := n.Outputs[0]; r.isOutput(out) && (repl.Producer == nil || r.isOutput(repl)) {
 				// The output's name is the model's interface; a graph input
 				// or another output cannot take it over, so one Identity
 				// stays to carry it.
@@ -325,10 +331,11 @@ func removeNoops(c *Context) error {
 				}
 				repl = id
 			}
-			replaceValue(g, n.Outputs[0], repl)
+			r.replaceValue(n.Outputs[0], repl)
 			c.Count(rule)
 			changed = true
 		}
+		r.finish()
 		if changed {
 			if _, err := removeDead(g); err != nil {
 				return err
@@ -338,7 +345,19 @@ func removeNoops(c *Context) error {
 	return nil
 }
 
-func noopReplacement(g *graph.Graph, n *graph.Node) (string, *graph.Value, error) {
+// readOrOutputR is readOrOutput with the graph outputs of a replacer.
+func readOrOutputR(r *replacer, uses map[*graph.Value][]*graph.Node, n *graph.Node) bool {
+	if len(n.Outputs) == 0 || n.Outputs[0] == nil {
+		return false
+	}
+	o := n.Outputs[0]
+	return r.isOutput(o) || len(uses[o]) > 0
+}
+
+// noopReplacement says what n's first output can be replaced with (nil:
+// nothing). uses may be stale (it is only consulted to keep nodes); r
+// knows the current graph outputs.
+func noopReplacement(g *graph.Graph, n *graph.Node, uses map[*graph.Value][]*graph.Node, r *replacer) (string, *graph.Value, error) {
 	if n.Domain != graph.DefaultDomain || len(n.Outputs) == 0 || n.Outputs[0] == nil {
 		return "", nil, nil
 	}
@@ -353,7 +372,7 @@ func noopReplacement(g *graph.Graph, n *graph.Node) (string, *graph.Value, error
 	case "Dropout":
 		// Inference: the data passes through. The mask output, when read,
 		// would need building; such graphs keep the node.
-		if len(n.Outputs) > 1 && n.Outputs[1] != nil && (len(g.Uses()[n.Outputs[1]]) > 0 || g.IsOutput(n.Outputs[1])) {
+		if len(n.Outputs) > 1 && n.Outputs[1] != nil && (len(uses[n.Outputs[1]]) > 0 || r.isOutput(n.Outputs[1])) {
 			return "", nil, nil
 		}
 		if tm := n.Input(2); tm != nil {
@@ -453,8 +472,10 @@ func canonicalize(c *Context) error {
 		}
 		changed = false
 		uses := usesWithNested(g)
+		r := newReplacer(g)
 		for _, n := range append([]*graph.Node(nil), g.Nodes...) {
-			if !readOrOutput(g, uses, n) {
+			r.prepare(n)
+			if !readOrOutputR(r, uses, n) {
 				continue
 			}
 			rule, repl, err := canonicalForm(g, n)
@@ -464,10 +485,11 @@ func canonicalize(c *Context) error {
 			if repl == nil {
 				continue
 			}
-			replaceValue(g, n.Outputs[0], repl)
+			r.replaceValue(n.Outputs[0], repl)
 			c.Count(rule)
 			changed = true
 		}
+		r.finish()
 		if changed {
 			if _, err := removeDead(g); err != nil {
 				return err
@@ -833,13 +855,14 @@ func cse(c *Context) error {
 	g := c.G
 	// Constants: small ones by content. Large weights are compared only when
 	// their hashes agree, which is cheap.
+	r := newReplacer(g)
 	byKey := map[string][]*graph.Value{}
 	for _, v := range g.Consts {
 		k := constKey(v.Const)
 		dup := false
 		for _, w := range byKey[k] {
-			if w.Type.Equal(v.Type) && string(w.Const.Data) == string(v.Const.Data) && !g.IsOutput(v) {
-				replaceAllUses(g, v, w)
+			if w.Type.Equal(v.Type) && string(w.Const.Data) == string(v.Const.Data) && !r.isOutput(v) {
+				r.redirect(v, w)
 				c.Count("cse-const")
 				dup = true
 				break
@@ -851,6 +874,7 @@ func cse(c *Context) error {
 	}
 	seen := map[string]*graph.Node{}
 	for _, n := range g.Nodes {
+		r.prepare(n)
 		if !cseable(n) {
 			continue
 		}
@@ -862,11 +886,12 @@ func cse(c *Context) error {
 		}
 		for i, o := range n.Outputs {
 			if o != nil && m.Outputs[i] != nil {
-				replaceValue(g, o, m.Outputs[i])
+				r.replaceValue(o, m.Outputs[i])
 			}
 		}
 		c.Count("cse-node")
 	}
+	r.finish()
 	if _, err := removeDead(g); err != nil {
 		return err
 	}
