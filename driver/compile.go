@@ -25,6 +25,9 @@ type CompileRequest struct {
 	DumpDir string
 	// Of3cVersion is recorded in the manifest.
 	Of3cVersion string
+	// OnExternalFile, when set, is called with each external data file
+	// the model reads (importer.Options.OnExternalFile).
+	OnExternalFile func(path string)
 }
 
 // Compile imports an ONNX model, optimizes it and checks that every op can
@@ -42,7 +45,9 @@ func Compile(req CompileRequest) (*graph.Graph, *artifact.Manifest, error) {
 		return nil, nil, err
 	}
 	sum := sha256.Sum256(src)
-	g, err := importer.Load(src, filepath.Dir(req.Source), importer.Options{})
+	// External data is held to the memory this process may use.
+	g, err := importer.Load(src, filepath.Dir(req.Source), importer.Options{
+		MaxExternalBytes: AvailableMemory(), OnExternalFile: req.OnExternalFile})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", req.Source, err)
 	}

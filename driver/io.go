@@ -56,7 +56,9 @@ func (g *InputGate) remaining() (int64, string) {
 // check admits input name of dtype dt and shape, counting its bytes.
 // Admit checks input name of dtype dt and shape against the gate, counting
 // its bytes, before its data is read or made.
-func (g *InputGate) Admit(name string, dt graph.DType, shape []int64) error { return g.check(name, dt, shape) }
+func (g *InputGate) Admit(name string, dt graph.DType, shape []int64) error {
+	return g.check(name, dt, shape)
+}
 
 func (g *InputGate) check(name string, dt graph.DType, shape []int64) error {
 	if g == nil {

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"of3c/internal/units"
 	"of3c/passes"
@@ -93,10 +95,36 @@ func (s *Session) memoryLimit() (int64, string) {
 	return avail, what
 }
 
-// AvailableMemory is MemAvailable from /proc/meminfo in bytes (0 when it
-// cannot be read).
+// AvailableMemory is what this process may still allocate, in bytes:
+// MemAvailable from /proc/meminfo, less where the process's address-space
+// limit (RLIMIT_AS, e.g. prlimit --as or ulimit -v) or its cgroup's memory
+// limit leaves less. 0 when none can be read.
 func AvailableMemory() int64 {
-	return procField("/proc/meminfo", "MemAvailable:")
+	avail := procField("/proc/meminfo", "MemAvailable:")
+	lower := func(v int64) {
+		if v >= 0 && (avail <= 0 || v < avail) {
+			avail = max(v, 1)
+		}
+	}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_AS, &rl); err == nil && rl.Cur < math.MaxInt64 /* not RLIM_INFINITY */ {
+		lower(int64(rl.Cur) - procField("/proc/self/status", "VmSize:"))
+	}
+	if lim, ok := cgroupValue("/sys/fs/cgroup/memory.max"); ok {
+		cur, _ := cgroupValue("/sys/fs/cgroup/memory.current")
+		lower(lim - cur)
+	}
+	return avail
+}
+
+// cgroupValue reads a cgroup v2 memory file ("max" is no limit).
+func cgroupValue(path string) (int64, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return v, err == nil
 }
 
 // PeakRSS is the process's peak resident set (VmHWM) in bytes, 0 when

@@ -8,6 +8,7 @@ package driver
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"of3c/artifact"
 	"of3c/codegen"
 	"of3c/graph"
+	"of3c/internal/units"
 	"of3c/runtime/ref"
 )
 
@@ -62,6 +64,13 @@ func Open(path string, opts Options) (*Session, error) {
 			return nil, err
 		}
 		return New(g, m, opts)
+	}
+	// An artifact is read whole (its sections are checksummed): refuse
+	// one larger than the memory this process may use first.
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
+		if avail := AvailableMemory(); avail > 0 && st.Size() > avail {
+			return nil, &MemoryError{fmt.Sprintf("%s: %s, more than the available memory %s", path, units.FormatBytes(st.Size()), units.FormatBytes(avail))}
+		}
 	}
 	a, err := artifact.Read(path)
 	if err != nil {

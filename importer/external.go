@@ -34,6 +34,9 @@ type externalData struct {
 	chunks    map[chunkKey][]byte
 	allocated int64 // bytes allocated for external data so far
 	fileBytes int64 // total size of the files opened
+
+	maxBytes int64             // Options.MaxExternalBytes
+	onOpen   func(path string) // Options.OnExternalFile
 }
 
 type chunkKey struct {
@@ -108,6 +111,9 @@ func (e *externalData) open(loc string) (*os.File, error) {
 	}
 	e.files[loc] = f
 	e.fileBytes += size
+	if e.onOpen != nil {
+		e.onOpen(filepath.Join(e.dir, filepath.FromSlash(strings.ReplaceAll(loc, `\`, "/"))))
+	}
 	return f, nil
 }
 
@@ -160,6 +166,9 @@ func (e *externalData) read(tp *onnxpb.TensorProto, nbytes int64) ([]byte, error
 	}
 	if e.allocated+nbytes > e.fileBytes {
 		return nil, fmt.Errorf("external data %q: tensors overlap; they would need more bytes than the data files hold", loc)
+	}
+	if e.maxBytes > 0 && e.allocated+nbytes > e.maxBytes {
+		return nil, fmt.Errorf("external data %q: %d bytes (%d with the tensors read before), more than the %d bytes available", loc, nbytes, e.allocated+nbytes, e.maxBytes)
 	}
 	buf := make([]byte, nbytes)
 	if _, err := f.ReadAt(buf, offset); err != nil && !(err == io.EOF && nbytes == 0) {

@@ -36,6 +36,15 @@ type Options struct {
 	// MaxElements bounds the element count of every tensor and static shape;
 	// 0 means DefaultMaxElements.
 	MaxElements int64
+
+	// MaxExternalBytes bounds the external data read, all tensors together
+	// (0: only the data files' sizes); a caller passes the memory the
+	// process may use, so that a model pointing at a huge (sparse) file is
+	// refused before the buffers are allocated. OnExternalFile, when set,
+	// is called with the path of each external data file opened (e.g. so
+	// that an output path can be checked against it).
+	MaxExternalBytes int64
+	OnExternalFile   func(path string)
 }
 
 // minDefaultOpset is the oldest ai.onnx opset accepted. Older opsets have
@@ -126,6 +135,7 @@ func load(data []byte, baseDir string, opts Options) (*graph.Graph, error) {
 		values: map[string]*graph.Value{},
 	}
 	l.tr.ext = newExternalData(baseDir) // "" refuses external data
+	l.tr.ext.maxBytes, l.tr.ext.onOpen = opts.MaxExternalBytes, opts.OnExternalFile
 	defer l.tr.ext.close()
 	return l.build(&m)
 }

@@ -71,8 +71,14 @@ func cmdCompile(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	start := time.Now()
-	g, m, err := driver.Compile(driver.CompileRequest{Source: pos[0], Options: opts, Buckets: buckets, DumpDir: *dump, Of3cVersion: version})
+	ext := []string{pos[0]}
+	g, m, err := driver.Compile(driver.CompileRequest{Source: pos[0], Options: opts, Buckets: buckets, DumpDir: *dump, Of3cVersion: version,
+		OnExternalFile: func(p string) { ext = append(ext, p) }})
 	if err != nil {
+		return err
+	}
+	// The model's external data files are inputs too.
+	if err := checkOutput(*out, false, ext...); err != nil {
 		return err
 	}
 	data, err := driver.EncodeArtifact(m, g)
