@@ -274,3 +274,26 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadWith: under Limits, a tensor that comes back is no larger than
+// the stream and the byte limit, and any other input is an error, never a
+// panic (and, the stream size being known, nothing is allocated for data
+// the stream does not hold).
+func FuzzReadWith(f *testing.F) {
+	var buf bytes.Buffer
+	Write(&buf, sample(graph.Float32, 2, 2))
+	f.Add(buf.Bytes(), int64(1<<20))
+	f.Add(npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (268435456,), }", make([]byte, 16)), int64(1<<30))
+	f.Fuzz(func(t *testing.T, data []byte, maxBytes int64) {
+		tensor, err := ReadWith(bytes.NewReader(data), Limits{Size: int64(len(data)), MaxBytes: maxBytes})
+		if err != nil {
+			return
+		}
+		if err := tensor.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if len(tensor.Data) > len(data) || (maxBytes > 0 && int64(len(tensor.Data)) > maxBytes) {
+			t.Fatalf("%d data bytes from a %d-byte stream, limit %d", len(tensor.Data), len(data), maxBytes)
+		}
+	})
+}
