@@ -282,7 +282,7 @@ func WriteAtomic(path string, write func(io.Writer) error) (err error) {
 	if err = os.Chmod(tmp, 0o644); err != nil {
 		return err
 	}
-	if err = os.Rename(tmp, path); err != nil {
+	if err = safefile.Rename(tmp, path); err != nil { // not after an interrupt removed tmp
 		return err
 	}
 	// Make the rename itself durable.

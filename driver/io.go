@@ -323,7 +323,7 @@ func WriteOutputs(path string, order []string, outs map[string]*graph.Tensor) er
 			f.Close()
 		}
 		os.Chmod(tmp, 0o644)
-		return os.Rename(tmp, path)
+		return safefile.Rename(tmp, path) // tmpDir is tracked; tmp goes with it
 	}
 	if st, err := os.Stat(path); err == nil {
 		if !st.IsDir() {
@@ -354,7 +354,7 @@ func WriteOutputs(path string, order []string, outs map[string]*graph.Tensor) er
 		}
 	}
 	os.Remove(path) // an empty folder, if any
-	if err := os.Rename(tmpDir, path); err != nil {
+	if err := safefile.Rename(tmpDir, path); err != nil {
 		return err
 	}
 	os.Chmod(path, 0o755)

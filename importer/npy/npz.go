@@ -141,5 +141,5 @@ func WriteNPZ(path string, names []string, tensors map[string]*graph.Tensor) (er
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	return safefile.Rename(tmp.Name(), path) // not after an interrupt removed it
 }

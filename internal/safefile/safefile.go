@@ -114,8 +114,9 @@ func ReadFile(path string, limit int64, why string) ([]byte, error) {
 }
 
 var (
-	tempMu sync.Mutex
-	temps  = map[string]bool{}
+	tempMu      sync.Mutex
+	temps       = map[string]bool{}
+	interrupted bool
 )
 
 // TrackTemp records a temporary file or folder that RemoveTemps removes
@@ -132,13 +133,30 @@ func TrackTemp(path string) (forget func()) {
 	}
 }
 
-// RemoveTemps removes every tracked temporary file or folder. It holds the
-// registry's lock until the end, so no new one is recorded meanwhile.
+// RemoveTemps removes every tracked temporary file or folder, for a
+// process about to exit on a signal: it keeps the registry locked, so a
+// Rename racing with it waits (until the exit) instead of putting a file in
+// place after its temporary was removed.
 func RemoveTemps() {
 	tempMu.Lock()
-	defer tempMu.Unlock()
+	interrupted = true
 	for p := range temps {
 		os.RemoveAll(p)
 	}
 	clear(temps)
+}
+
+// Rename moves a tracked temporary file or folder to its final path and
+// forgets it, unless RemoveTemps has run.
+func Rename(tmp, path string) error {
+	tempMu.Lock()
+	defer tempMu.Unlock()
+	if interrupted {
+		return errors.New("interrupted")
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	delete(temps, tmp)
+	return nil
 }
