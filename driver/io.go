@@ -386,6 +386,7 @@ func writeOneNPY(path string, order []string, outs map[string]*graph.Tensor) err
 		return err
 	}
 	tmp := f.Name()
+	defer safefile.TrackTemp(tmp)() // removed on SIGINT/SIGTERM too
 	werr := npy.Write(f, t)
 	if werr == nil {
 		werr = f.Sync()
@@ -397,7 +398,7 @@ func writeOneNPY(path string, order []string, outs map[string]*graph.Tensor) err
 		werr = os.Chmod(tmp, 0o644)
 	}
 	if werr == nil {
-		werr = os.Rename(tmp, path)
+		werr = safefile.Rename(tmp, path)
 	}
 	if werr != nil {
 		os.Remove(tmp)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"of3c/driver"
+	"of3c/internal/safefile"
 	"of3c/internal/units"
 )
 
@@ -71,6 +72,7 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	tmp := f.Name()
+	defer safefile.TrackTemp(tmp)() // removed on SIGINT/SIGTERM too
 	_, werr := f.Write(data)
 	if werr == nil {
 		werr = f.Sync()
@@ -82,7 +84,7 @@ func writeFileAtomic(path string, data []byte) error {
 		werr = os.Chmod(tmp, 0o644)
 	}
 	if werr == nil {
-		werr = os.Rename(tmp, path)
+		werr = safefile.Rename(tmp, path)
 	}
 	if werr != nil {
 		os.Remove(tmp)
