@@ -27,7 +27,7 @@ import (
 	"testing"
 	"time"
 
-	"of3c/codegen"
+	"of3c/artifact"
 )
 
 const (
@@ -402,7 +402,7 @@ poll:
 		// Only if the rename happened between seeing the temporary file
 		// and stopping the process: then the artifact must be whole.
 		t.Log("the write finished before the signal")
-		if _, err := codegen.ReadArtifact(filepath.Join(dir, "big.of3")); err != nil {
+		if _, err := artifact.Read(filepath.Join(dir, "big.of3")); err != nil {
 			t.Errorf("a partial artifact was left: %v", err)
 		}
 	}
