@@ -1,4 +1,4 @@
-module of3c
+module github.com/of3c/of3c
 
 go 1.26
 

@@ -18,9 +18,9 @@ import (
 	"sort"
 	"strings"
 
-	"of3c/graph"
-	"of3c/importer"
-	"of3c/internal/safefile"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer"
+	"github.com/of3c/of3c/internal/safefile"
 )
 
 // The .of3 container:

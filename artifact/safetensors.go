@@ -8,7 +8,7 @@ import (
 	"math"
 	"sort"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // The safetensors format: an 8-byte little-endian header length, a JSON

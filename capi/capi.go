@@ -16,9 +16,9 @@ import (
 	"sync"
 	"unsafe"
 
-	"of3c/artifact"
-	"of3c/driver"
-	"of3c/graph"
+	"github.com/of3c/of3c/artifact"
+	"github.com/of3c/of3c/driver"
+	"github.com/of3c/of3c/graph"
 )
 
 // Version is set by cmd/libof3c (the of3c release).

@@ -9,9 +9,9 @@ import (
 	"sync"
 	"testing"
 
-	"of3c/driver"
-	"of3c/graph"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/driver"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 const triAtt = "../models/of3/testdata/tri_att_start_tiny_torchscript"

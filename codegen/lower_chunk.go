@@ -3,9 +3,9 @@ package codegen
 import (
 	"fmt"
 
-	"of3c/graph"
-	"of3c/internal/shapes"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/shapes"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 // A lowering of of3c.TriangleMultiplication that keeps the memory contract

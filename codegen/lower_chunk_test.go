@@ -8,11 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/graph"
-	"of3c/importer"
-	"of3c/passes"
-	"of3c/runtime/mlx"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer"
+	"github.com/of3c/of3c/passes"
+	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 // The row-chunked pair ops (of3c.OuterProductMean, of3c.TriangleMultiplication)

@@ -1,9 +1,9 @@
 package codegen
 
 import (
-	"of3c/graph"
-	"of3c/passes"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/passes"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 // CPU-only lowerings: runtime/mlx's SIMD, multi-threaded kernels (the

@@ -3,8 +3,8 @@ package codegen
 import (
 	"slices"
 
-	"of3c/internal/shapes"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/shapes"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 // gpuWeights is softmax(scale·q·kᵀ + Σ biases) on the GPU through

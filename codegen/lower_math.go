@@ -6,9 +6,9 @@ import (
 	"sort"
 	"strings"
 
-	"of3c/graph"
-	"of3c/internal/shapes"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/shapes"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 func init() {

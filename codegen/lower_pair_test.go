@@ -3,7 +3,7 @@ package codegen
 import (
 	"testing"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 func TestPairOps(t *testing.T) {

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"math"
 
-	"of3c/graph"
-	"of3c/internal/shapes"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/shapes"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 func init() {

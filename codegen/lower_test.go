@@ -4,9 +4,9 @@ import (
 	"math"
 	"testing"
 
-	"of3c/graph"
-	"of3c/runtime/mlx"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 func needMLX(t *testing.T) {

@@ -5,10 +5,10 @@ import (
 	"os"
 	"strings"
 
-	"of3c/graph"
-	"of3c/internal/units"
-	"of3c/passes"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/units"
+	"github.com/of3c/of3c/passes"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 // runLimit is the MLX memory limit a run with inputs args is given

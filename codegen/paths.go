@@ -7,9 +7,9 @@ import (
 	"strings"
 	"sync"
 
-	"of3c/graph"
-	"of3c/internal/shapes"
-	"of3c/passes"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/shapes"
+	"github.com/of3c/of3c/passes"
 )
 
 // Lowering paths. A fused op has several lowerings — MLX's fused kernels on

@@ -4,9 +4,9 @@ import (
 	"slices"
 	"testing"
 
-	"of3c/graph"
-	"of3c/passes"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/passes"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 func op(dt graph.DType, shape ...int64) Operand { return Operand{DType: dt, Shape: shape} }

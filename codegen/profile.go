@@ -5,8 +5,8 @@ import (
 	"sort"
 	"time"
 
-	"of3c/graph"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 // NodeTime is the measured time of one node (or of all nodes of one op).

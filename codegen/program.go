@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"of3c/graph"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 // Options select how a graph is lowered.

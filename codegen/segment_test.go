@@ -3,7 +3,7 @@ package codegen
 import (
 	"testing"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // TestSegmentedProgram: with tiny segments, a graph whose values cross

@@ -3,9 +3,9 @@ package codegen
 import (
 	"fmt"
 
-	"of3c/graph"
-	"of3c/runtime/mlx"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 // lowerFn emits the MLX ops of one node. in[i] is nil for an omitted

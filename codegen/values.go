@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 
-	"of3c/graph"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 // mlxDType maps a graph dtype to MLX's.

@@ -16,8 +16,8 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/codegen"
-	"of3c/passes"
+	"github.com/of3c/of3c/codegen"
+	"github.com/of3c/of3c/passes"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated sections of docs/architecture.md")
@@ -118,7 +118,7 @@ func goPackages(t *testing.T, root string) map[string][]string {
 		}
 		for _, im := range f.Imports {
 			p, _ := strconv.Unquote(im.Path.Value)
-			if im, ok := strings.CutPrefix(p, "of3c/"); ok && !slices.Contains(pkgs[rel], im) {
+			if im, ok := strings.CutPrefix(p, "github.com/of3c/of3c/"); ok && !slices.Contains(pkgs[rel], im) {
 				pkgs[rel] = append(pkgs[rel], im)
 			}
 		}

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 
-	"of3c/graph"
-	"of3c/internal/units"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/units"
 )
 
 // Bucketing: a token dim of size n runs at the smallest bucket ≥ n. Every

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // Tolerance is the element-wise acceptance test of Compare, numpy.allclose's:

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 func TestCompare(t *testing.T) {

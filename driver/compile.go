@@ -9,12 +9,12 @@ import (
 	"slices"
 	"sort"
 
-	"of3c/artifact"
-	"of3c/codegen"
-	"of3c/graph"
-	"of3c/importer"
-	"of3c/passes"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/artifact"
+	"github.com/of3c/of3c/codegen"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer"
+	"github.com/of3c/of3c/passes"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 // CompileRequest is everything `of3c compile` needs besides the output path.

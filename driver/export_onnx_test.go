@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"of3c/artifact"
-	"of3c/importer/npy"
+	"github.com/of3c/of3c/artifact"
+	"github.com/of3c/of3c/importer/npy"
 )
 
 // Above the threshold, the weights go to PATH.data and the model still

@@ -12,10 +12,10 @@ import (
 	"sort"
 	"strings"
 
-	"of3c/artifact"
-	"of3c/graph"
-	"of3c/onnxexport"
-	"of3c/passes"
+	"github.com/of3c/of3c/artifact"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/onnxexport"
+	"github.com/of3c/of3c/passes"
 )
 
 // ArtifactInfo is what `of3c inspect MODEL.of3` shows: the manifest, the

@@ -10,12 +10,12 @@ import (
 	"strconv"
 	"strings"
 
-	"of3c/artifact"
-	"of3c/graph"
-	"of3c/importer"
-	"of3c/importer/npy"
-	"of3c/internal/safefile"
-	"of3c/internal/units"
+	"github.com/of3c/of3c/artifact"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer"
+	"github.com/of3c/of3c/importer/npy"
+	"github.com/of3c/of3c/internal/safefile"
+	"github.com/of3c/of3c/internal/units"
 )
 
 // InputGate bounds what reading inputs may allocate. Each tensor's dtype

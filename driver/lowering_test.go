@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"of3c/artifact"
-	"of3c/codegen"
+	"github.com/of3c/of3c/artifact"
+	"github.com/of3c/of3c/codegen"
 )
 
 // A GPU bf16 compile of the real OpenFold3 exports (both exporters) plans

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"syscall"
 
-	"of3c/internal/units"
-	"of3c/passes"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/units"
+	"github.com/of3c/of3c/passes"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 // MemoryError is a refused run: the estimated peak does not fit.

@@ -9,11 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/artifact"
-	"of3c/codegen"
-	"of3c/graph"
-	"of3c/passes"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/artifact"
+	"github.com/of3c/of3c/codegen"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/passes"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 // TestPlannerBoundsMLXPeak compiles OpenFold3 fixtures (both exporters),

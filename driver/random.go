@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // RandomInputs makes inputs for the graph's signature at the given symbol

@@ -13,11 +13,11 @@ import (
 	"strings"
 	"time"
 
-	"of3c/artifact"
-	"of3c/codegen"
-	"of3c/graph"
-	"of3c/internal/units"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/artifact"
+	"github.com/of3c/of3c/codegen"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/units"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 // Devices lists the executors a session can use.

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/artifact"
-	"of3c/graph"
+	"github.com/of3c/of3c/artifact"
+	"github.com/of3c/of3c/graph"
 )
 
 func TestPadCrop(t *testing.T) {

@@ -3,7 +3,7 @@ package graph
 import (
 	"fmt"
 
-	"of3c/internal/shapes"
+	"github.com/of3c/of3c/internal/shapes"
 )
 
 // Neural-network layers: LayerNormalization, RMSNormalization,

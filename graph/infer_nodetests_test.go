@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/graph"
-	"of3c/importer"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer"
 )
 
 // The ONNX backend node tests carry their expected outputs: inference over

@@ -3,7 +3,7 @@ package graph
 import (
 	"fmt"
 
-	"of3c/internal/shapes"
+	"github.com/of3c/of3c/internal/shapes"
 )
 
 // Reductions (Reduce*, ArgMax/ArgMin) and the normalisations along an axis

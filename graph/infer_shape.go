@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"of3c/internal/shapes"
+	"github.com/of3c/of3c/internal/shapes"
 )
 
 // Shape-manipulating ops: Reshape, Transpose, Unsqueeze, Squeeze, Expand,

@@ -10,8 +10,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"of3c/graph"
-	"of3c/importer/onnxpb"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer/onnxpb"
 )
 
 // fullText formats g with every constant in full, so equal text means equal

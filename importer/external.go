@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"strings"
 
-	"of3c/importer/onnxpb"
-	"of3c/internal/safefile"
+	"github.com/of3c/of3c/importer/onnxpb"
+	"github.com/of3c/of3c/internal/safefile"
 )
 
 // externalData reads tensor data stored beside the model (ONNX "external

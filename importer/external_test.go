@@ -9,8 +9,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"of3c/graph"
-	"of3c/importer/onnxpb"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer/onnxpb"
 )
 
 // externalModel has one initializer w: f32[2] stored at loc.

@@ -7,7 +7,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"of3c/importer/onnxpb"
+	"github.com/of3c/of3c/importer/onnxpb"
 )
 
 // Limits on inlining model-local functions. A function that calls another

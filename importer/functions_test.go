@@ -7,8 +7,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"of3c/graph"
-	"of3c/importer/onnxpb"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer/onnxpb"
 )
 
 const fnDomain = "custom.fn"

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // FuzzLoad feeds arbitrary bytes to the import path (protobuf decode, model

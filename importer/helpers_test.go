@@ -9,8 +9,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"of3c/graph"
-	"of3c/importer/onnxpb"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer/onnxpb"
 )
 
 // testDomain holds ops registered by these tests, so that import tests do not

@@ -10,9 +10,9 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"of3c/graph"
-	"of3c/importer/onnxpb"
-	"of3c/internal/safefile"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer/onnxpb"
+	"github.com/of3c/of3c/internal/safefile"
 )
 
 // Options control how a model is imported.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 const nodeTestDir = "/usr/share/libonnx-testdata/data/node"

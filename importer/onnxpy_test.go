@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // runPython runs script with the project venv, skipping the test without it.

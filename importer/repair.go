@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"slices"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // Repairs of attributes that break the ONNX spec but mean one thing only.

@@ -7,9 +7,9 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"of3c/graph"
-	"of3c/importer/onnxpb"
-	"of3c/internal/safefile"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer/onnxpb"
+	"github.com/of3c/of3c/internal/safefile"
 )
 
 // DefaultMaxElements bounds the element count of any tensor or statically

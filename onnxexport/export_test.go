@@ -11,10 +11,10 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"of3c/graph"
-	"of3c/importer/npy"
-	"of3c/importer/onnxpb"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer/npy"
+	"github.com/of3c/of3c/importer/onnxpb"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 // python is the project's virtual environment interpreter, when it has onnx

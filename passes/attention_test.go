@@ -5,8 +5,8 @@ import (
 	"math"
 	"testing"
 
-	"of3c/graph"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 // Attention written the ways real exports and hand-written models write it.

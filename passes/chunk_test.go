@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"testing"
 
-	"of3c/graph"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 // Chunked and LMA forms of the fused ops must compute what the unfused graph

@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 
-	"of3c/graph"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 // Cleanup passes: what real exports need before any fusion can see the

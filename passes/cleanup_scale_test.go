@@ -3,7 +3,7 @@ package passes
 import (
 	"testing"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // TestCleanupScales: the cleanup passes handle 100k-node graphs of the

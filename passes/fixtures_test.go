@@ -8,9 +8,9 @@ import (
 	"sort"
 	"testing"
 
-	"of3c/graph"
-	"of3c/importer"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 // The models/of3 fixtures: real exports from both torch exporters. For each,

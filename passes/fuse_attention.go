@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // attentionRule: softmax(scale·q·kᵀ + Σ biases)·v → of3c.Attention

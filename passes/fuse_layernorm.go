@@ -3,7 +3,7 @@ package passes
 import (
 	"fmt"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // lastAxisMean: ReduceMean over the last axis only, keeping dims (axes as

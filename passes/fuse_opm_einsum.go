@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // The outer product mean as an Einsum. OpenFold3 (openfold3 0.5.0,

@@ -3,7 +3,7 @@ package passes
 import (
 	"fmt"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // weight2D matches a constant [c_in, h] weight.

@@ -3,7 +3,7 @@ package passes
 import (
 	"fmt"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // triangleMulRule: the gated projections and the triangle product of

@@ -3,7 +3,7 @@ package passes
 import (
 	"fmt"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // Fusions as data. Each fusion is a FusionRule value — the ops it is tried

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // fusionRules are all the rules the pass table runs.

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/graph"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 // Golden tests: each passes/testdata/*.txt holds an input graph in IR text,

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/graph"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 // testInputs makes seeded inputs for g at dims: N(0,1)-ish floats, and for

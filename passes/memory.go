@@ -5,9 +5,9 @@ import (
 	"sort"
 	"strings"
 
-	"of3c/graph"
-	"of3c/internal/shapes"
-	"of3c/internal/units"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/shapes"
+	"github.com/of3c/of3c/internal/units"
 )
 
 // The memory planner: for concrete dims it estimates the bytes live at every

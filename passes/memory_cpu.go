@@ -1,7 +1,7 @@
 package passes
 
 import (
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // The blocks the MLX lowering uses on the CPU for fused ops the graph leaves

@@ -1,7 +1,7 @@
 package passes
 
 import (
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // Why the runtime sets MLX's memory limit (measured on MLX 0.32.4, CPU; the

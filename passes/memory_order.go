@@ -1,6 +1,6 @@
 package passes
 
-import "of3c/graph"
+import "github.com/of3c/of3c/graph"
 
 // Evaluation orders. MLX does not run a graph in the order of our IR: its
 // eval walks the graph depth-first from the outputs, each op's inputs in

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/graph"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 func TestPlanMemoryChunksToFit(t *testing.T) {

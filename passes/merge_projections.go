@@ -4,7 +4,7 @@ import (
 	"sort"
 	"strings"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // mergeProjections turns k ≥ 2 MatMuls of one activation x by constant

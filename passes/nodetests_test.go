@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/graph"
-	"of3c/importer"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 // The whole pipeline over ONNX's node tests: every model that imports and

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/graph"
-	"of3c/internal/units"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/units"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 // Tests of of3c.OuterProductMean and of3c.TriangleMultiplication: their

@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // Pass is one entry of the pipeline.

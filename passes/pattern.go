@@ -5,7 +5,7 @@ import (
 	"math"
 	"strings"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // Pattern is a declarative description of the computation that produces a

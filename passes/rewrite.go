@@ -5,8 +5,8 @@ import (
 	"math"
 	"strings"
 
-	"of3c/graph"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 // Helpers shared by the passes for building and replacing nodes.

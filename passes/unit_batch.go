@@ -1,7 +1,7 @@
 package passes
 
 import (
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // Leading unit axes. OpenFold3 keeps a batch axis of size 1 in front of every

@@ -26,7 +26,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # Rename the package and point go_package at our module; the rest of the schema
 # is untouched so the wire format is exactly ONNX's.
-sed -e 's/^package onnx;$/package of3c.onnx;\noption go_package = "of3c\/importer\/onnxpb";/' \
+sed -e 's/^package onnx;$/package of3c.onnx;\noption go_package = "github.com\/of3c\/of3c\/importer\/onnxpb";/' \
   "$PROTO" > "$tmp/of3c_onnx.proto"
 grep -q '^package of3c.onnx;$' "$tmp/of3c_onnx.proto" || { echo "gen_onnxpb: package line not found in $PROTO" >&2; exit 1; }
 

@@ -30,8 +30,8 @@ import (
 	"sync"
 	"unsafe"
 
-	"of3c/capi"
-	"of3c/graph"
+	"github.com/of3c/of3c/capi"
+	"github.com/of3c/of3c/graph"
 )
 
 // version is the of3c release; overridden at link time by `-X main.version=...`.

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/artifact"
-	"of3c/importer/npy"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/artifact"
+	"github.com/of3c/of3c/importer/npy"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 const tinyBlock = "../../models/of3/testdata/pairformer_block_tiny_torchscript"

@@ -9,11 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"of3c/artifact"
-	"of3c/codegen"
-	"of3c/driver"
-	"of3c/internal/units"
-	"of3c/passes"
+	"github.com/of3c/of3c/artifact"
+	"github.com/of3c/of3c/codegen"
+	"github.com/of3c/of3c/driver"
+	"github.com/of3c/of3c/internal/units"
+	"github.com/of3c/of3c/passes"
 )
 
 func cmdCompile(args []string, stdout, stderr io.Writer) error {

@@ -6,9 +6,9 @@ import (
 	"io"
 	"strings"
 
-	"of3c/driver"
-	"of3c/graph"
-	"of3c/importer"
+	"github.com/of3c/of3c/driver"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer"
 )
 
 func cmdInspect(args []string, stdout, stderr io.Writer) error {

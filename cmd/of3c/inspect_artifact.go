@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 
-	"of3c/driver"
-	"of3c/graph"
+	"github.com/of3c/of3c/driver"
+	"github.com/of3c/of3c/graph"
 )
 
 // inspectArtifact prints a .of3 artifact's manifest (text or JSON), its

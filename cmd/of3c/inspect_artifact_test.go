@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/driver"
-	"of3c/graph"
-	"of3c/importer/npy"
+	"github.com/of3c/of3c/driver"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer/npy"
 )
 
 func TestInspectArtifact(t *testing.T) {

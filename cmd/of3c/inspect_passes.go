@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 
-	"of3c/graph"
-	"of3c/internal/units"
-	"of3c/passes"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/units"
+	"github.com/of3c/of3c/passes"
 )
 
 // passFlags are inspect's optimization options: which passes to run before

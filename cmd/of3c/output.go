@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"of3c/internal/safefile"
+	"github.com/of3c/of3c/internal/safefile"
 )
 
 // checkOutput validates an output path before any work is done: it must

@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"of3c/driver"
-	"of3c/internal/safefile"
-	"of3c/internal/units"
+	"github.com/of3c/of3c/driver"
+	"github.com/of3c/of3c/internal/safefile"
+	"github.com/of3c/of3c/internal/units"
 )
 
 // runReport is what `run --report FILE` writes (JSON) and, for the timing

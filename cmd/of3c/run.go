@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"of3c/codegen"
-	"of3c/driver"
-	"of3c/graph"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/codegen"
+	"github.com/of3c/of3c/driver"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 // inputFlags collects repeated --input NAME=FILE flags.

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/driver"
-	"of3c/graph"
-	"of3c/importer/npy"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/driver"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer/npy"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 func runDevices() []string {

@@ -5,8 +5,8 @@ import (
 	"io"
 	"runtime"
 
-	"of3c/driver"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/driver"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 func cmdVersion(args []string, stdout, stderr io.Writer) error {

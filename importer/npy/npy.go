@@ -19,7 +19,7 @@ import (
 	"strconv"
 	"strings"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 const (

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 func sample(dt graph.DType, shape ...int64) *graph.Tensor {

@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"of3c/graph"
-	"of3c/internal/safefile"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/safefile"
 )
 
 // maxNPZEntries bounds the number of arrays in one archive.

@@ -2733,7 +2733,7 @@ const file_of3c_onnx_proto_rawDesc = "" +
 	"\x0eOperatorStatus\x12\x10\n" +
 	"\fEXPERIMENTAL\x10\x00\x12\n" +
 	"\n" +
-	"\x06STABLE\x10\x01B\x18H\x03Z\x14of3c/importer/onnxpb"
+	"\x06STABLE\x10\x01B(H\x03Z$github.com/of3c/of3c/importer/onnxpb"
 
 var (
 	file_of3c_onnx_proto_rawDescOnce sync.Once

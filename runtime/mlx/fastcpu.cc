@@ -36,8 +36,8 @@
 #include <typeinfo>
 #include <vector>
 
+#include "mlx_required.h"  // first: a clear error when MLX is missing
 #include "mlx/backend/cpu/encoder.h"
-#include "mlx/mlx.h"
 #include "mlx/primitives.h"
 
 #if defined(__x86_64__) || defined(__i386__)

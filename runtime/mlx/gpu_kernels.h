@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "mlx/mlx.h"
+#include "mlx_required.h"
 
 namespace mlxs {
 

@@ -16,7 +16,7 @@
 
 #include <sys/sysinfo.h>
 
-#include "mlx/mlx.h"
+#include "mlx_required.h"
 #include "cuda_io.h"
 #include "gpu_kernels.h"
 

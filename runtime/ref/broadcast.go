@@ -3,7 +3,7 @@ package ref
 import (
 	"fmt"
 
-	"of3c/internal/shapes"
+	"github.com/of3c/of3c/internal/shapes"
 )
 
 // broadcastShapes applies numpy (ONNX multidirectional) broadcasting and

@@ -3,7 +3,7 @@ package ref
 import (
 	"testing"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // TestKernelsMatchRegistry keeps the executor and the op registry in step:

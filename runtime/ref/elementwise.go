@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // ---- unary ops ----

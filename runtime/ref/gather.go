@@ -3,8 +3,8 @@ package ref
 import (
 	"fmt"
 
-	"of3c/graph"
-	"of3c/internal/shapes"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/shapes"
 )
 
 func init() {

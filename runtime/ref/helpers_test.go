@@ -4,7 +4,7 @@ import (
 	"math"
 	"testing"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // node builds a detached node with nOut outputs for EvalNode.

@@ -5,8 +5,8 @@ import (
 	"math/rand"
 	"testing"
 
-	"of3c/graph"
-	"of3c/internal/shapes"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/shapes"
 )
 
 func randT(rng *rand.Rand, shape ...int64) *graph.Tensor {

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 
-	"of3c/graph"
-	"of3c/internal/shapes"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/shapes"
 )
 
 // ONNX Attention (opset 23+): scaled dot-product attention with optional

@@ -4,7 +4,7 @@ import (
 	"math"
 	"testing"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // Expected values below come from the ONNX reference implementation

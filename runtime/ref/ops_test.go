@@ -6,7 +6,7 @@ import (
 	"math/rand"
 	"testing"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 func TestAddBroadcast(t *testing.T) {

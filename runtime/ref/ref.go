@@ -24,8 +24,8 @@ import (
 	"math"
 	"sort"
 
-	"of3c/graph"
-	"of3c/internal/shapes"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/shapes"
 )
 
 // array is the executor's working form of a tensor. Float dtypes keep their

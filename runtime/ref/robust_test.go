@@ -5,7 +5,7 @@ import (
 	"math/rand"
 	"testing"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // TestKernelsNeverPanic feeds every kernel random combinations of awkward

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // buildMLP is y = relu(x·W + b) with x: f32[N,2].

@@ -19,9 +19,9 @@ import (
 	"sync"
 	"time"
 
-	"of3c/graph"
-	"of3c/importer"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 // Backend executes a whole graph on named inputs and returns every graph

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // TestNodeTestSample runs a quick, broad sample of the node tests on the

@@ -14,10 +14,10 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"of3c/graph"
-	"of3c/importer"
-	"of3c/importer/npy"
-	"of3c/importer/onnxpb"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer"
+	"github.com/of3c/of3c/importer/npy"
+	"github.com/of3c/of3c/importer/onnxpb"
 )
 
 // The fixtures are built here, in Go, into the suite's folder: small

@@ -27,8 +27,8 @@ import (
 	"testing"
 	"time"
 
-	"of3c/artifact"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/artifact"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 const (
@@ -51,7 +51,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = filepath.Join(dir, "of3c")
-	cmd := exec.Command("go", "build", "-o", bin, "of3c/cmd/of3c")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/of3c/of3c/cmd/of3c")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building of3c:", err)

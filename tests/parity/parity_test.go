@@ -15,12 +15,12 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/artifact"
-	"of3c/codegen"
-	"of3c/driver"
-	"of3c/graph"
-	"of3c/runtime/mlx"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/artifact"
+	"github.com/of3c/of3c/codegen"
+	"github.com/of3c/of3c/driver"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 const fixturesDir = "../../models/of3"

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 var (

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"time"
 
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 // runIOBench times moving one f32 array of mib MiB to the device (FromBytes

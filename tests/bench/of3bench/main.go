@@ -28,14 +28,14 @@ import (
 	"strings"
 	"time"
 
-	"of3c/artifact"
-	"of3c/codegen"
-	"of3c/driver"
-	"of3c/graph"
-	"of3c/importer/npy"
-	"of3c/internal/units"
-	"of3c/passes"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/artifact"
+	"github.com/of3c/of3c/codegen"
+	"github.com/of3c/of3c/driver"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/importer/npy"
+	"github.com/of3c/of3c/internal/units"
+	"github.com/of3c/of3c/passes"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 const (

@@ -25,9 +25,9 @@ import (
 	"sort"
 	"strings"
 
-	"of3c/graph"
-	"of3c/passes"
-	"of3c/tests/conformance"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/passes"
+	"github.com/of3c/of3c/tests/conformance"
 )
 
 type dirList []string

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/graph"
-	"of3c/tests/conformance"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/tests/conformance"
 )
 
 func TestRunPrintsClosingLine(t *testing.T) {

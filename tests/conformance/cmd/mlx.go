@@ -4,10 +4,10 @@ import (
 	"errors"
 	"strings"
 
-	"of3c/codegen"
-	"of3c/graph"
-	"of3c/runtime/mlx"
-	"of3c/tests/conformance"
+	"github.com/of3c/of3c/codegen"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/tests/conformance"
 )
 
 // The MLX backend: codegen's lowering, compiled and run per test on the CPU
