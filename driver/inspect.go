@@ -131,6 +131,14 @@ func (info *ArtifactInfo) Format(w io.Writer) {
 		}
 		fmt.Fprintf(w, "fused ops    %s\n", strings.Join(fs, " "))
 	}
+	if len(m.Lowerings) > 0 {
+		// The path each fused node takes on the artifact's device
+		// (docs/architecture.md lists them; `run --explain` shows what a run took).
+		fmt.Fprintf(w, "lowering on %s: %s\n", m.Options.Device, m.LoweringSummary())
+		for _, l := range m.Lowerings {
+			fmt.Fprintf(w, "  %-34s %-28s %s\n", l.Node, l.Op, l.Path)
+		}
+	}
 	if len(info.Passes) > 0 {
 		fmt.Fprintln(w, "passes:")
 		for _, p := range info.Passes {

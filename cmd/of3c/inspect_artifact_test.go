@@ -20,7 +20,9 @@ func TestInspectArtifact(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	for _, want := range []string{"source       model.onnx", "device       cpu", "precision    fp32", "buckets      [16 32] on N",
-		"fused ops    LayerNormalization×10 of3c.Attention×3", "fuse-attention", "input        z f32[1,N,N,16]", "sections:", "memory plan"} {
+		"fused ops    LayerNormalization×10 of3c.Attention×3", "fuse-attention", "input        z f32[1,N,N,16]", "sections:", "memory plan",
+		// each fused node's lowering path on the artifact's device
+		"lowering on cpu: attention/cpu-fused×3", "of3c.TriangleMultiplication  trimul/"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text lacks %q:\n%s", want, out)
 		}
