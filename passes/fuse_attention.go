@@ -8,29 +8,61 @@ import (
 )
 
 // attentionRule: softmax(scale·q·kᵀ + Σ biases)·v → of3c.Attention
-// (docs/ops.md). The anchor is every Softmax over the last axis:
+// (docs/ops.md), written as a pattern (attentionPattern) over the whole
+// computation, rooted at the product with v:
 //
-//	Softmax(L) with L = Add-tree of leaves, one leaf optionally the scores
-//	  scores = [Mul/Div by scalar]* MatMul([Mul/Div]* q, [Mul/Div]* [Transpose] [Mul/Div]* kᵀ)
-//	the probabilities read (after an optional leading-1 Unsqueeze/Reshape)
-//	by MatMul(P, v).
+//	MatMul( [Unsqueeze|Reshape adding leading 1s]
+//	          [Cast T←f32] Softmax_last( [Cast f32←T] AddTree(biases…, scores?) ),
+//	        v )
+//	scores = Scaled( MatMul( Scaled(q), Scaled(kᵀ | Transpose(Scaled(k))) ) )
 //
-// Every other leaf of the Add-tree is a bias, kept as its own input in the
-// source order. Without a scores leaf the softmax is over biases alone: the
-// bias-only form (MSA pair-weighted averaging). Einsum and Gemm have been
-// rewritten to MatMul and Div-by-constant to Mul by canonicalize; Div is
-// still accepted so the fusion also works on a pass list without it. The
-// match only reads the graph; k's transpose to [*, K, c] is made in Build.
+// Every leaf of the sum but the scores is a bias, kept as its own input in
+// source order; without a scores leaf the softmax is over biases alone: the
+// bias-only form (MSA pair-weighted averaging). Scalar factors may sit on q,
+// on kᵀ, inside an explicit transpose of k (SDPA exports scale both sides) or
+// on the product; their product is the scale. The anchor is the Softmax, so
+// every softmax that stays unfused gets a reason; the rule finds the product
+// with v among its readers and matches the pattern there. Einsum and Gemm
+// have been rewritten to MatMul and Div-by-constant to Mul by canonicalize;
+// Div is still accepted so the fusion also works on a pass list without it.
+// k's transpose to [*, K, c] is made in Build (matching only reads).
 var attentionRule = &FusionRule{Name: "attention", Anchors: []string{"Softmax"}, Match: matchAttention}
 
-func matchAttention(m *Matcher, s *graph.Node) (*Fusion, *Miss) {
-	L, P := s.Input(0), s.Outputs[0]
-	if L == nil || P == nil || !L.Type.Ranked {
-		return nil, missf("softmax input has unknown rank")
-	}
-	rank := L.Type.Rank()
-	if rank < 2 {
-		return nil, missf("softmax input has rank < 2")
+var (
+	attentionScores = Scaled("s", Op("MatMul",
+		Scaled("sq", Any("q").NotConst()),
+		Scaled("sk", OneOf(
+			Op("Transpose", Scaled("sk2", Any("k0").NotConst())).As("kt"),
+			Any("kT").NotConst(),
+		)),
+	).OneUse())
+	attentionLogits  = AddTree("biases", attentionScores)
+	attentionSoftmax = Op("Softmax", attentionLogits).Where("over the last axis", softmaxOverLastAxis).OneUse().As("probs")
+	// A softmax upcast for precision, Cast(T→f32) … Softmax … Cast(f32→T)
+	// with T = f16/bf16, is what the fused op does anyway (docs/ops.md:
+	// accumulation in f32).
+	attentionUpcastSoftmax = Op("Cast", Op("Softmax", Op("Cast", attentionLogits).Where("from f16/bf16 to f32", castsUpFromHalf).OneUse().As("up")).
+				Where("over the last axis", softmaxOverLastAxis).OneUse().As("probs")).
+				Where("back to f16/bf16", castsDownToHalf).OneUse().As("down")
+	attentionProbs   = OneOf(attentionUpcastSoftmax, attentionSoftmax)
+	attentionPattern = Op("MatMul",
+		OneOf(
+			// P reshaped or unsqueezed to add leading 1s (MSA: against v [S, H, K, c]);
+			// the axes / shape as an input (opset ≥ 13) or an attribute.
+			Op("Unsqueeze|Reshape", attentionProbs, Any("")).Where("adds leading 1s only", addsLeadingOnesNode).OneUse(),
+			Op("Unsqueeze", attentionProbs).Where("adds leading 1s only", addsLeadingOnesNode).OneUse(),
+			attentionProbs,
+		),
+		Any("v"),
+	)
+)
+
+func addsLeadingOnesNode(n *graph.Node) bool { return addsLeadingOnes(n.Input(0), n.Outputs[0]) }
+
+func softmaxOverLastAxis(s *graph.Node) bool {
+	L := s.Input(0)
+	if L == nil || !L.Type.Ranked || L.Type.Rank() < 2 || !L.Type.DType.IsFloat() {
+		return false
 	}
 	axis := s.AttrInt("axis", -1)
 	if s.Opset > 0 && s.Opset < 13 {
@@ -38,65 +70,57 @@ func matchAttention(m *Matcher, s *graph.Node) (*Fusion, *Miss) {
 		// axis means the same thing.
 		axis = s.AttrInt("axis", 1)
 	}
-	if ax, err := normAxis(axis, rank); err != nil || ax != rank-1 {
-		return nil, missf("softmax is over axis %d, not the last", axis)
+	ax, err := normAxis(axis, L.Type.Rank())
+	return err == nil && ax == L.Type.Rank()-1
+}
+
+func isHalf(dt graph.DType) bool { return dt == graph.Float16 || dt == graph.BFloat16 }
+
+func castsUpFromHalf(n *graph.Node) bool {
+	return n.Input(0) != nil && isHalf(n.Input(0).Type.DType) && n.Outputs[0].Type.DType == graph.Float32
+}
+
+func castsDownToHalf(n *graph.Node) bool {
+	return n.Input(0) != nil && n.Input(0).Type.DType == graph.Float32 && isHalf(n.Outputs[0].Type.DType)
+}
+
+func matchAttention(m *Matcher, s *graph.Node) (*Fusion, *Miss) {
+	L, P := s.Input(0), s.Outputs[0]
+	if L == nil || P == nil || !L.Type.Ranked {
+		return nil, missf("softmax input has unknown rank")
 	}
-	if !L.Type.DType.IsFloat() {
-		return nil, missf("softmax of a non-float type")
+	if L.Type.Rank() < 2 {
+		return nil, missf("softmax input has rank < 2")
 	}
-	// A softmax upcast for precision, Cast(T→f32) … Softmax … Cast(f32→T)
-	// with T = f16/bf16, is what the fused op does anyway (docs/ops.md:
-	// accumulation in f32): look through both Casts.
-	if lc := L.Producer; lc != nil && lc.Op == "Cast" && lc.Domain == graph.DefaultDomain && m.SingleUse(L) && m.SingleUse(P) {
-		low := lc.Inputs[0]
-		pc := m.Uses(P)[0]
-		if low != nil && (low.Type.DType == graph.Float16 || low.Type.DType == graph.BFloat16) &&
-			L.Type.DType == graph.Float32 && pc.Op == "Cast" && pc.Domain == graph.DefaultDomain &&
-			pc.Outputs[0].Type.DType == low.Type.DType {
-			L, P = low, pc.Outputs[0]
+	if !softmaxOverLastAxis(s) {
+		if !L.Type.DType.IsFloat() {
+			return nil, missf("softmax of a non-float type")
 		}
+		return nil, missf("softmax is over axis %d, not the last", s.AttrInt("axis", -1))
 	}
-	// Probabilities → MatMul(P, v), through a Reshape/Unsqueeze that only
-	// adds leading 1s (MSA: a.unsqueeze(0) against v: [S, H, K, c]).
-	if !m.SingleUse(P) {
-		return nil, missf("the probabilities have %d readers; the fused op does not produce them", len(m.Uses(P)))
+	// The pattern is rooted at the product with v: find it among the
+	// readers (through the down-cast and a leading-1 reshape).
+	pv, why := probabilitiesReader(m, P)
+	if pv == nil {
+		return nil, missf("%s", why)
 	}
-	pv := m.Uses(P)[0]
-	pIn := P
-	if (pv.Op == "Unsqueeze" || pv.Op == "Reshape") && pv.Domain == graph.DefaultDomain && addsLeadingOnes(P, pv.Outputs[0]) {
-		if !m.SingleUse(pv.Outputs[0]) {
-			return nil, missf("the unsqueezed probabilities have several readers")
-		}
-		pIn = pv.Outputs[0]
-		pv = m.Uses(pIn)[0]
+	mt, ok := m.MatchNode(attentionPattern, pv)
+	if !ok {
+		f, _ := m.LastFailure()
+		return nil, &Miss{Reason: "pattern did not match", Detail: &f}
 	}
-	if pv.Op != "MatMul" || pv.Domain != graph.DefaultDomain || pv.Input(0) != pIn || pv.Input(1) == pIn {
-		return nil, missf("the probabilities are read by %s, not as the left operand of MatMul(P, v)", pv)
+	if mt.Node("probs") != s {
+		return nil, missf("the product with v reads another softmax")
 	}
-	v := pv.Input(1)
+	if down, up := mt.Value("down"), mt.Node("up"); down != nil && up != nil && down.Type.DType != up.Input(0).Type.DType {
+		return nil, missf("the softmax is upcast from %s but cast back to %s", up.Input(0).Type.DType, down.Type.DType)
+	}
+	v := mt.Value("v")
 	if !v.Type.Ranked || v.Type.Rank() < 2 {
 		return nil, missf("v has rank < 2")
 	}
-	out := pv.Outputs[0]
-
-	// The logits: leaves of the Add-tree rooted at L.
-	if !m.SingleUse(L) {
-		return nil, missf("the logits have several readers")
-	}
-	leaves := addLeaves(m, L, true)
-	var sc *scores
-	scoresAt := -1
-	for i, leaf := range leaves {
-		if got, miss := matchScores(m, leaf); miss == nil {
-			sc, scoresAt = got, i
-			break
-		}
-	}
 	var biases []*graph.Value
-	for i, leaf := range leaves {
-		if i == scoresAt {
-			continue
-		}
+	for _, leaf := range mt.List("biases") {
 		if leaf.Type.Ranked && leaf.Type.Rank() == 0 && leaf.Type.DType == v.Type.DType {
 			// One number added to every logit: softmax does not see it.
 			continue
@@ -109,25 +133,50 @@ func matchAttention(m *Matcher, s *graph.Node) (*Fusion, *Miss) {
 		}
 		biases = append(biases, leaf)
 	}
+	q := mt.Value("q")
 	mode := graph.AttentionModeQK
-	if sc == nil {
+	var kSrc *graph.Value
+	var kPerm []int64
+	scale := 1.0
+	if q == nil {
 		if len(biases) == 0 {
 			return nil, missf("no scores and no biases")
 		}
 		mode = graph.AttentionModeBiasOnly
+	} else {
+		scale = mt.Scalar("s") * mt.Scalar("sq") * mt.Scalar("sk") * mt.Scalar("sk2")
+		if scale == 0 || math.IsInf(scale, 0) || math.IsNaN(scale) {
+			return nil, missf("scale %g", scale)
+		}
+		// k = Transpose(kᵀ, swap last two); through an explicit transpose,
+		// one composed transpose of k.
+		if kt := mt.Node("kt"); kt != nil {
+			p, ok := permOf(kt)
+			if !ok {
+				return nil, missf("malformed Transpose")
+			}
+			kSrc, kPerm = mt.Value("k0"), composePerm(p, swapLast2(len(p)))
+		} else {
+			kT := mt.Value("kT")
+			kSrc, kPerm = kT, swapLast2(kT.Type.Rank())
+		}
+		if !kSrc.Type.Ranked || kSrc.Type.Rank() < 2 || !q.Type.Ranked || q.Type.Rank() < 2 {
+			return nil, missf("q or k of rank < 2")
+		}
 	}
 	return &Fusion{
-		Replace: out,
+		Replace: pv.Outputs[0],
+		Closed:  []*Match{mt},
 		Build: func(g *graph.Graph) (*graph.Value, error) {
 			attrs := map[string]graph.Attr{}
 			inputs := []*graph.Value{nil, nil, v}
-			if sc != nil {
-				k, err := transposeOf(g, sc.kSrc, sc.kPerm)
+			if mode == graph.AttentionModeQK {
+				k, err := transposeOf(g, kSrc, kPerm)
 				if err != nil {
 					return nil, err
 				}
-				inputs = []*graph.Value{sc.q, k, v}
-				attrs["scale"] = graph.Attr{Kind: graph.AttrFloat, Float: float32(sc.scale)}
+				inputs = []*graph.Value{q, k, v}
+				attrs["scale"] = graph.Attr{Kind: graph.AttrFloat, Float: float32(scale)}
 			} else {
 				attrs["mode"] = graph.Attr{Kind: graph.AttrString, Str: graph.AttentionModeBiasOnly}
 			}
@@ -135,13 +184,36 @@ func matchAttention(m *Matcher, s *graph.Node) (*Fusion, *Miss) {
 		},
 		Counts: []string{"attention:" + mode},
 		Note: func(o *graph.Value) string {
-			scale := 0.0
-			if sc != nil {
-				scale = sc.scale
-			}
 			return fmt.Sprintf("%s ← %s (%d biases, mode %s, scale %.6g)", o.Name, s, len(biases), mode, scale)
 		},
 	}, nil
+}
+
+// probabilitiesReader finds MatMul(P, v) among the readers of the softmax
+// output P (through a Cast back to f16/bf16 and a reshape that adds leading
+// 1s), or says why there is none.
+func probabilitiesReader(m *Matcher, P *graph.Value) (*graph.Node, string) {
+	for hop := 0; hop < 3; hop++ {
+		if !m.SingleUse(P) {
+			return nil, fmt.Sprintf("the probabilities have %d readers; the fused op does not produce them", len(m.Uses(P)))
+		}
+		u := m.Uses(P)[0]
+		if u.Domain != graph.DefaultDomain {
+			return nil, fmt.Sprintf("the probabilities are read by %s, not as the left operand of MatMul(P, v)", u)
+		}
+		switch u.Op {
+		case "MatMul":
+			if u.Input(0) != P || u.Input(1) == P {
+				return nil, fmt.Sprintf("the probabilities are read by %s, not as the left operand of MatMul(P, v)", u)
+			}
+			return u, ""
+		case "Cast", "Unsqueeze", "Reshape":
+			P = u.Outputs[0]
+			continue
+		}
+		return nil, fmt.Sprintf("the probabilities are read by %s, not as the left operand of MatMul(P, v)", u)
+	}
+	return nil, "the probabilities reach no MatMul(P, v)"
 }
 
 // addsLeadingOnes reports whether out is in with only leading 1-dims added.
@@ -156,102 +228,4 @@ func addsLeadingOnes(in, out *graph.Value) bool {
 		}
 	}
 	return out.Type.Shape[extra:].Equal(in.Type.Shape)
-}
-
-// addLeaves flattens a tree of single-use Adds into its leaves, left to
-// right. The root's readers were checked by the caller.
-func addLeaves(m *Matcher, v *graph.Value, root bool) []*graph.Value {
-	n := v.Producer
-	if n == nil || n.Op != "Add" || n.Domain != graph.DefaultDomain || len(n.Inputs) != 2 ||
-		(!root && !m.SingleUse(v)) {
-		return []*graph.Value{v}
-	}
-	return append(addLeaves(m, n.Inputs[0], false), addLeaves(m, n.Inputs[1], false)...)
-}
-
-// peelScale strips multiplications and divisions by scalar constants that do
-// not change v's shape, returning the base value and the product of the
-// factors.
-func peelScale(v *graph.Value) (*graph.Value, float64) {
-	f := 1.0
-	for {
-		n := v.Producer
-		if n == nil || n.Domain != graph.DefaultDomain || len(n.Inputs) != 2 {
-			return v, f
-		}
-		switch n.Op {
-		case "Mul":
-			if c, ok := pureScalarOperand(n, 1); ok {
-				f *= c
-				v = n.Inputs[0]
-				continue
-			}
-			if c, ok := pureScalarOperand(n, 0); ok {
-				f *= c
-				v = n.Inputs[1]
-				continue
-			}
-		case "Div":
-			if c, ok := pureScalarOperand(n, 1); ok && c != 0 {
-				f /= c
-				v = n.Inputs[0]
-				continue
-			}
-		}
-		return v, f
-	}
-}
-
-// scores is a matched scale·q·kᵀ: k is Transpose(kSrc, kPerm) in [*, K, c]
-// (made by Build; identity perms add nothing, and transposeOf composes with
-// the exporter's own transposes).
-type scores struct {
-	q, kSrc *graph.Value
-	kPerm   []int64
-	scale   float64
-}
-
-// matchScores recognises scale·q·kᵀ at v without changing the graph.
-func matchScores(m *Matcher, v *graph.Value) (*scores, *Miss) {
-	if !m.SingleUse(v) {
-		return nil, missf("the scores have several readers")
-	}
-	base, f := peelScale(v)
-	if base != v && !m.SingleUse(base) {
-		return nil, missf("the unscaled scores have several readers")
-	}
-	mm := base.Producer
-	if mm == nil || mm.Op != "MatMul" || mm.Domain != graph.DefaultDomain {
-		return nil, missf("no MatMul under the scale")
-	}
-	a, b := mm.Input(0), mm.Input(1)
-	if a == nil || b == nil || !a.Type.Ranked || !b.Type.Ranked || a.Type.Rank() < 2 || b.Type.Rank() < 2 {
-		return nil, missf("MatMul operands of rank < 2")
-	}
-	if a.IsConst() || b.IsConst() {
-		// A product with a constant is a projection, not q·kᵀ.
-		return nil, missf("MatMul by a constant")
-	}
-	qv, fq := peelScale(a)
-	kt, fk := peelScale(b)
-	// kᵀ = kt; k = Transpose(kt, swap last two), or, with √scale on k before
-	// an explicit transpose (SDPA exports scale both sides), Transpose of
-	// the unscaled k with the composed perm.
-	src, perm := kt, swapLast2(kt.Type.Rank())
-	if n := kt.Producer; n != nil && n.Op == "Transpose" && n.Domain == graph.DefaultDomain {
-		inner, fk2 := peelScale(n.Inputs[0])
-		if inner != n.Inputs[0] {
-			p, ok := permOf(n)
-			if !ok {
-				return nil, missf("malformed Transpose")
-			}
-			fk *= fk2
-			src, perm = inner, composePerm(p, perm)
-		}
-	}
-	scale := f * fq * fk
-	if scale == 0 || math.IsInf(scale, 0) || math.IsNaN(scale) {
-		return nil, missf("scale %g", scale)
-	}
-	return &scores{q: qv, kSrc: src, kPerm: perm, scale: scale}, nil
 }

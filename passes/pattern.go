@@ -32,6 +32,14 @@ type Pattern struct {
 	variadic bool // args[0] is matched against every input of the node
 
 	alts []*Pattern // OneOf: the first alternative that matches
+
+	notConst bool // the value must not be a constant
+
+	scaleName string // Scaled: binds the product of the peeled scalar factors
+
+	addTree  bool     // AddTree: leaves of a tree of single-use Adds
+	listName string   // AddTree: binds the other leaves, in order
+	special  *Pattern // AddTree: at most one leaf matching this (optional)
 }
 
 type nodeCheck struct {
@@ -77,6 +85,24 @@ func ConstNear(name string, want, tol float64) *Pattern {
 	})
 }
 
+// Scaled matches p under any number of multiplications and divisions by
+// one-element constants that keep the shape and type (x·c, c·x, x/c), and
+// binds the product of the factors under name (1 when there are none; read
+// it with Match.Scalar). The scaling nodes are covered by the match. Factors
+// are peeled greedily: a scaled value is never matched as p itself.
+func Scaled(name string, p *Pattern) *Pattern {
+	return &Pattern{scaleName: name, args: []*Pattern{p}}
+}
+
+// AddTree matches a sum: the leaves of a tree of Add nodes (the root's Add
+// may have any readers, inner ones exactly one). At most one leaf may match
+// special (the first that does, in leaf order; none is allowed); the other
+// leaves, in order, are bound as a list under name (Match.List). A value that
+// is not an Add is a tree of one leaf.
+func AddTree(name string, special *Pattern) *Pattern {
+	return &Pattern{addTree: true, listName: name, special: special}
+}
+
 func (p *Pattern) clone() *Pattern {
 	q := *p
 	q.where = append([]nodeCheck(nil), p.where...)
@@ -102,6 +128,10 @@ func (p *Pattern) Where(desc string, fn func(*graph.Node) bool) *Pattern {
 	return q
 }
 
+// NotConst requires the matched value not to be a constant (q and k of an
+// attention, not a projection's weight).
+func (p *Pattern) NotConst() *Pattern { q := p.clone(); q.notConst = true; return q }
+
 // Variadic makes the single argument pattern match every input of the node
 // (e.g. Concat of anything), instead of input 0 only.
 func (p *Pattern) Variadic() *Pattern { q := p.clone(); q.variadic = true; return q }
@@ -115,6 +145,19 @@ func (p *Pattern) String() string {
 
 func (p *Pattern) write(b *strings.Builder) {
 	switch {
+	case p.scaleName != "":
+		b.WriteString("(scaled:" + p.scaleName + " ")
+		p.args[0].write(b)
+		b.WriteString(")")
+		return
+	case p.addTree:
+		b.WriteString("(addtree:" + p.listName)
+		if p.special != nil {
+			b.WriteString(" ")
+			p.special.write(b)
+		}
+		b.WriteString(")")
+		return
 	case len(p.alts) > 0:
 		b.WriteString("(oneof")
 		for _, a := range p.alts {
@@ -157,9 +200,22 @@ func (p *Pattern) write(b *strings.Builder) {
 // Match is a successful match: captured values and the nodes that produced
 // them, plus every node the pattern covered (root first).
 type Match struct {
-	Values map[string]*graph.Value
-	Nodes  map[string]*graph.Node
-	All    []*graph.Node
+	Values  map[string]*graph.Value
+	Nodes   map[string]*graph.Node
+	All     []*graph.Node
+	Lists   map[string][]*graph.Value // AddTree's other leaves
+	Scalars map[string]float64        // Scaled's factors
+}
+
+// List returns the values an AddTree bound under name, in leaf order.
+func (m *Match) List(name string) []*graph.Value { return m.Lists[name] }
+
+// Scalar returns the factor a Scaled bound under name (1 when absent).
+func (m *Match) Scalar(name string) float64 {
+	if f, ok := m.Scalars[name]; ok {
+		return f
+	}
+	return 1
 }
 
 // Value returns a captured value (nil when absent, e.g. in a skipped optional).
@@ -222,16 +278,19 @@ func (m *Matcher) LastFailure() (Failure, bool) { return m.best, m.hasBest && m.
 
 // bindings is a persistent list, so backtracking is free.
 type bindings struct {
-	name  string
-	val   *graph.Value
-	node  *graph.Node // a matched node (name may be "")
-	next  *bindings
-	count int // matched nodes in this list
+	name   string
+	val    *graph.Value
+	node   *graph.Node // a matched node (name may be "")
+	list   []*graph.Value
+	scalar float64
+	kind   int // 0 value, 1 list, 2 scalar
+	next   *bindings
+	count  int // matched nodes in this list
 }
 
 func (b *bindings) lookup(name string) (*graph.Value, bool) {
 	for ; b != nil; b = b.next {
-		if b.name == name && b.val != nil {
+		if b.kind == 0 && b.name == name && b.val != nil {
 			return b.val, true
 		}
 	}
@@ -243,6 +302,14 @@ func (b *bindings) nodes() int {
 		return 0
 	}
 	return b.count
+}
+
+func (b *bindings) pushList(name string, l []*graph.Value) *bindings {
+	return &bindings{name: name, list: l, kind: 1, next: b, count: b.nodes()}
+}
+
+func (b *bindings) pushScalar(name string, f float64) *bindings {
+	return &bindings{name: name, scalar: f, kind: 2, next: b, count: b.nodes()}
 }
 
 func (b *bindings) push(name string, v *graph.Value, n *graph.Node) *bindings {
@@ -262,10 +329,23 @@ func (m *Matcher) Match(p *Pattern, v *graph.Value) (*Match, bool) {
 	if !ok {
 		return nil, false
 	}
-	out := &Match{Values: map[string]*graph.Value{}, Nodes: map[string]*graph.Node{}}
+	out := &Match{Values: map[string]*graph.Value{}, Nodes: map[string]*graph.Node{},
+		Lists: map[string][]*graph.Value{}, Scalars: map[string]float64{}}
 	seen := map[*graph.Node]bool{}
 	var all []*graph.Node
 	for b := res; b != nil; b = b.next {
+		if b.kind == 1 {
+			if _, dup := out.Lists[b.name]; !dup {
+				out.Lists[b.name] = b.list
+			}
+			continue
+		}
+		if b.kind == 2 {
+			if _, dup := out.Scalars[b.name]; !dup {
+				out.Scalars[b.name] = b.scalar
+			}
+			continue
+		}
 		if b.name != "" {
 			if _, dup := out.Values[b.name]; !dup {
 				out.Values[b.name] = b.val
@@ -327,6 +407,15 @@ func (m *Matcher) match(p *Pattern, v *graph.Value, b *bindings, k func(*binding
 	if v == nil {
 		return m.fail(b, p, v, "input omitted")
 	}
+	if p.notConst && v.IsConst() {
+		return m.fail(b, p, v, "a constant")
+	}
+	if p.scaleName != "" {
+		return m.matchScaled(p, v, b, 1, k)
+	}
+	if p.addTree {
+		return m.matchAddTree(p, v, b, k)
+	}
 	if len(p.alts) > 0 {
 		for _, a := range p.alts {
 			ok := m.match(a, v, b, func(nb *bindings) bool {
@@ -380,6 +469,64 @@ func (m *Matcher) match(p *Pattern, v *graph.Value, b *bindings, k func(*binding
 		})
 	}
 	return false
+}
+
+// matchScaled peels scalar factors off v, then matches p.args[0].
+func (m *Matcher) matchScaled(p *Pattern, v *graph.Value, b *bindings, f float64, k func(*bindings) bool) bool {
+	if n := v.Producer; n != nil && n.Domain == graph.DefaultDomain && len(n.Inputs) == 2 && len(n.Outputs) == 1 && n.Outputs[0] == v {
+		switch n.Op {
+		case "Mul":
+			for ci := 1; ci >= 0; ci-- {
+				if c, ok := pureScalarOperand(n, ci); ok {
+					return m.matchScaled(p, n.Inputs[1-ci], b.push("", nil, n), f*c, k)
+				}
+			}
+		case "Div":
+			if c, ok := pureScalarOperand(n, 1); ok && c != 0 {
+				return m.matchScaled(p, n.Inputs[0], b.push("", nil, n), f/c, k)
+			}
+		}
+	}
+	return m.match(p.args[0], v, b, func(nb *bindings) bool {
+		return k(nb.pushScalar(p.scaleName, f))
+	})
+}
+
+// matchAddTree collects the leaves of the Add tree at v and tries special on
+// each in turn (then none), binding the rest as a list.
+func (m *Matcher) matchAddTree(p *Pattern, v *graph.Value, b *bindings, k func(*bindings) bool) bool {
+	var leaves []*graph.Value
+	var walk func(x *graph.Value, root bool)
+	walk = func(x *graph.Value, root bool) {
+		n := x.Producer
+		if n == nil || n.Op != "Add" || n.Domain != graph.DefaultDomain || len(n.Inputs) != 2 ||
+			n.Inputs[0] == nil || n.Inputs[1] == nil || (!root && !m.SingleUse(x)) {
+			leaves = append(leaves, x)
+			return
+		}
+		b = b.push("", nil, n)
+		walk(n.Inputs[0], false)
+		walk(n.Inputs[1], false)
+	}
+	walk(v, true)
+	others := func(skip int) []*graph.Value {
+		var out []*graph.Value
+		for i, l := range leaves {
+			if i != skip {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	if p.special != nil {
+		for i, leaf := range leaves {
+			rest := others(i)
+			if m.match(p.special, leaf, b, func(nb *bindings) bool { return k(nb.pushList(p.listName, rest)) }) {
+				return true
+			}
+		}
+	}
+	return k(b.pushList(p.listName, others(-1)))
 }
 
 func (m *Matcher) matchNode(p *Pattern, v *graph.Value, b *bindings, k func(*bindings) bool) bool {
