@@ -223,3 +223,50 @@ func TestNestedGraphReadsSurvive(t *testing.T) {
 		t.Errorf("the branch's read of %%y was lost or not redirected:\n%s", text)
 	}
 }
+
+// Scaled peels scalar factors (both Mul operand orders and Div) and binds
+// their product; AddTree binds the leaves but the special one, in order.
+func TestScaledAndAddTree(t *testing.T) {
+	g := mustParse(t, `graph s opsets(ai.onnx=17) {
+  input %a:f32[2,3]
+  input %b:f32[2,3]
+  input %c:f32[2,3]
+  %two:f32[] = const [2]
+  %four:f32[] = const [4]
+  %ab:f32[2,3] = MatMul(%a, %b)
+  %s1:f32[2,3] = Mul(%two, %ab)
+  %s2:f32[2,3] = Div(%s1, %four)
+  %t1:f32[2,3] = Add(%c, %s2)
+  %t2:f32[2,3] = Add(%t1, %a)
+  output %t2
+}`)
+	m := NewMatcher(g)
+	p := AddTree("rest", Scaled("f", Op("MatMul", Any("x"), Any("y")).As("mm")))
+	mt, ok := m.Match(p, g.Outputs[0])
+	if !ok {
+		t.Fatal("no match")
+	}
+	if f := mt.Scalar("f"); f != 0.5 {
+		t.Errorf("scale %g, want 0.5", f)
+	}
+	rest := mt.List("rest")
+	if len(rest) != 2 || rest[0].Name != "c" || rest[1].Name != "a" {
+		t.Errorf("other leaves %v, want [c a]", rest)
+	}
+	if mt.Value("x").Name != "a" || mt.Value("y").Name != "b" {
+		t.Errorf("x, y = %v, %v", mt.Value("x"), mt.Value("y"))
+	}
+	// The Adds, the scaling nodes and the MatMul are covered (5 nodes).
+	if len(mt.All) != 5 {
+		t.Errorf("covered %d nodes, want 5", len(mt.All))
+	}
+	// No leaf matches the special pattern: all three are bound.
+	mt, ok = m.Match(AddTree("rest", Op("Relu", Any(""))), g.Outputs[0])
+	if !ok || len(mt.List("rest")) != 3 {
+		t.Errorf("without a special leaf: ok %v, rest %v", ok, mt.List("rest"))
+	}
+	// NotConst refuses a constant.
+	if _, ok := m.Match(Any("k").NotConst(), g.Consts[0]); ok {
+		t.Error("NotConst matched a constant")
+	}
+}
