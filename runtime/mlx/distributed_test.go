@@ -42,9 +42,9 @@ func ringHostfile(t *testing.T, n int) string {
 }
 
 type peer struct {
-	cmd *exec.Cmd
-	out bytes.Buffer
-	err error
+	cmd  *exec.Cmd
+	out  bytes.Buffer
+	err  error
 	done chan struct{}
 }
 
