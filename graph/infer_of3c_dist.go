@@ -11,21 +11,26 @@ import (
 // "Sharded pair stack"). Every rank runs the same graph; attribute parts is
 // the number of ranks, which the run checks against the group.
 //
-//	y = of3c.ShardSlice(x) {axis, parts}        this rank's chunk of axis (no communication)
-//	y = of3c.AllGather(x) {axis, parts}         every rank's x concatenated along axis
-//	y = of3c.AllToAll(x) {split_axis, concat_axis, parts}
-//	                                           re-shard: x sharded on concat_axis, whole on
-//	                                           split_axis → sharded on split_axis, whole on concat_axis
+//	y = of3c.ShardSlice(x) {axis, parts}           this rank's chunk of axis (no communication)
+//	y = of3c.AllGather(x, like?) {axis, parts, like_axis}
+//	                                              every rank's x concatenated along axis
+//	y = of3c.AllToAll(x, like?) {split_axis, concat_axis, parts, like_axis}
+//	                                              re-shard: x sharded on concat_axis, whole on
+//	                                              split_axis → sharded on split_axis, whole on concat_axis
 //
+// Chunks: with c = ⌈n/parts⌉, rank r holds [min(r·c, n), min((r+1)·c, n)) —
+// equal when parts divides n, the last ones shorter otherwise. like, when
+// given, is any replicated value whose axis like_axis is the whole n (the
+// ranks' chunks alone do not tell it); without it the chunks must be equal.
 // A sharded dim d is typed ShardDim(d, parts): d/parts when static, a fresh
-// symbol "<d>_over<parts>" when symbolic (the run requires d to split evenly).
+// symbol "<d>_over<parts>" when symbolic.
 
 func init() {
 	RegisterOp(OpDef{Domain: FusedDomain, Op: "ShardSlice", MinInputs: 1, MaxInputs: 1,
 		MinOutputs: 1, MaxOutputs: 1, SinceVersion: 1, Infer: inferShardSlice})
-	RegisterOp(OpDef{Domain: FusedDomain, Op: "AllGather", MinInputs: 1, MaxInputs: 1,
+	RegisterOp(OpDef{Domain: FusedDomain, Op: "AllGather", MinInputs: 1, MaxInputs: 2,
 		MinOutputs: 1, MaxOutputs: 1, SinceVersion: 1, Infer: inferAllGather})
-	RegisterOp(OpDef{Domain: FusedDomain, Op: "AllToAll", MinInputs: 1, MaxInputs: 1,
+	RegisterOp(OpDef{Domain: FusedDomain, Op: "AllToAll", MinInputs: 1, MaxInputs: 2,
 		MinOutputs: 1, MaxOutputs: 1, SinceVersion: 1, Infer: inferAllToAll})
 }
 

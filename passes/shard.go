@@ -175,7 +175,9 @@ type sharder struct {
 	whole map[*graph.Value]*graph.Value // seeded inputs: the replicated original
 	cache map[convKey]*graph.Value
 	plan  *ShardPlan
-	cur   string // the node being rewritten
+	cur   string       // the node being rewritten
+	like  *graph.Value // a whole pair input: the collectives' size reference
+	likeA int
 }
 
 type convKey struct {
@@ -226,6 +228,9 @@ func ShardGraph(g *graph.Graph, parts int) (*ShardPlan, error) {
 		n := g.AddNode(graph.FusedDomain, "ShardSlice", []*graph.Value{in}, []string{in.Name + "_shard"},
 			map[string]graph.Attr{"axis": intAttr(int64(si.Axis)), "parts": intAttr(int64(parts))})
 		s.st[in] = si.Axis
+		if s.like == nil {
+			s.like, s.likeA = in, si.Axis
+		}
 		s.local[in] = n.Outputs[0]
 		s.whole[in] = in
 		s.plan.Collectives = append(s.plan.Collectives, ShardCollective{Kind: "shard_slice", Value: in.Name,
@@ -330,8 +335,8 @@ func (s *sharder) conv(v *graph.Value, want int) *graph.Value {
 	var out *graph.Value
 	switch {
 	case want < 0:
-		n := s.g.AddNode(graph.FusedDomain, "AllGather", []*graph.Value{src}, []string{v.Name + "_gathered"},
-			map[string]graph.Attr{"axis": intAttr(int64(cur)), "parts": p})
+		n := s.g.AddNode(graph.FusedDomain, "AllGather", []*graph.Value{src, s.like}, []string{v.Name + "_gathered"},
+			map[string]graph.Attr{"axis": intAttr(int64(cur)), "parts": p, "like_axis": intAttr(int64(s.likeA))})
 		out = n.Outputs[0]
 		s.addColl("all_gather", v, cur, -1, out)
 	case cur < 0:
@@ -340,8 +345,9 @@ func (s *sharder) conv(v *graph.Value, want int) *graph.Value {
 		out = n.Outputs[0]
 		s.addColl("shard_slice", v, -1, want, out)
 	default:
-		n := s.g.AddNode(graph.FusedDomain, "AllToAll", []*graph.Value{src}, []string{v.Name + "_a2a"},
-			map[string]graph.Attr{"split_axis": intAttr(int64(want)), "concat_axis": intAttr(int64(cur)), "parts": p})
+		n := s.g.AddNode(graph.FusedDomain, "AllToAll", []*graph.Value{src, s.like}, []string{v.Name + "_a2a"},
+			map[string]graph.Attr{"split_axis": intAttr(int64(want)), "concat_axis": intAttr(int64(cur)), "parts": p,
+				"like_axis": intAttr(int64(s.likeA))})
 		out = n.Outputs[0]
 		s.addColl("all_to_all", v, cur, want, out)
 	}
