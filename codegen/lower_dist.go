@@ -16,6 +16,7 @@ func init() {
 	register(lowerShardSlice, graph.FusedDomain+".ShardSlice")
 	register(lowerAllGather, graph.FusedDomain+".AllGather")
 	register(lowerAllToAll, graph.FusedDomain+".AllToAll")
+	register(lowerAllSum, graph.FusedDomain+".AllSum")
 }
 
 func distCheck(t *tracer, n *graph.Node) (mlx.Group, error) {
@@ -152,4 +153,11 @@ func lowerAllToAll(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	a = t.s.AllToAll(a, sa, ca)
 	a = sliceAxis(t, sliceAxis(t, a, ca, 0, whole), sa, 0, hi-lo)
 	return t.one(a, x.dt)
+}
+
+func lowerAllSum(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
+	if _, err := distCheck(t, n); err != nil {
+		return nil, err
+	}
+	return t.one(t.s.AllSum(t.arr(in[0])), in[0].dt)
 }

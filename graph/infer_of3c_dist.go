@@ -14,6 +14,7 @@ import (
 //	y = of3c.ShardSlice(x) {axis, parts}           this rank's chunk of axis (no communication)
 //	y = of3c.AllGather(x, like?) {axis, parts, like_axis}
 //	                                              every rank's x concatenated along axis
+//	y = of3c.AllSum(x) {parts}                    the element-wise sum of every rank's x
 //	y = of3c.AllToAll(x, like?) {split_axis, concat_axis, parts, like_axis}
 //	                                              re-shard: x sharded on concat_axis, whole on
 //	                                              split_axis → sharded on split_axis, whole on concat_axis
@@ -30,6 +31,8 @@ func init() {
 		MinOutputs: 1, MaxOutputs: 1, SinceVersion: 1, Infer: inferShardSlice})
 	RegisterOp(OpDef{Domain: FusedDomain, Op: "AllGather", MinInputs: 1, MaxInputs: 2,
 		MinOutputs: 1, MaxOutputs: 1, SinceVersion: 1, Infer: inferAllGather})
+	RegisterOp(OpDef{Domain: FusedDomain, Op: "AllSum", MinInputs: 1, MaxInputs: 1,
+		MinOutputs: 1, MaxOutputs: 1, SinceVersion: 1, Infer: inferAllSum})
 	RegisterOp(OpDef{Domain: FusedDomain, Op: "AllToAll", MinInputs: 1, MaxInputs: 2,
 		MinOutputs: 1, MaxOutputs: 1, SinceVersion: 1, Infer: inferAllToAll})
 }
@@ -171,4 +174,15 @@ func inferAllToAll(n *Node) ([]Type, []Shape, error) {
 	}
 	s[ca] = UnshardDim(s[ca], p)
 	return []Type{TensorType(t.DType, s)}, nil, nil
+}
+
+func inferAllSum(n *Node) ([]Type, []Shape, error) {
+	t, err := distInput(n)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := distParts(n); err != nil {
+		return nil, nil, err
+	}
+	return []Type{t}, nil, nil
 }

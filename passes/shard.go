@@ -69,11 +69,21 @@ type ShardCollective struct {
 
 // Bytes is what one rank receives for c at dims: all_gather (P−1)/P of the
 // whole value; all_to_all, built on MLX's all_gather, the same (an ideal
-// all-to-all would be (P−1)/P²); shard_slice nothing.
+// all-to-all would be (P−1)/P²); all_sum, a ring all-reduce, 2(P−1)/P;
+// shard_slice nothing.
 func (c ShardCollective) Bytes(parts int, dims map[string]int64) (int64, error) {
 	if c.Kind == "shard_slice" || parts < 2 {
 		return 0, nil
 	}
+	if c.Kind == "all_sum" { // a ring all-reduce: reduce-scatter then all-gather
+		n, err := c.whole(dims)
+		return 2 * n * int64(parts-1) / int64(parts), err
+	}
+	n, err := c.whole(dims)
+	return n * int64(parts-1) / int64(parts), err
+}
+
+func (c ShardCollective) whole(dims map[string]int64) (int64, error) {
 	s, err := graph.EvalShape(c.Shape, dims)
 	if err != nil {
 		return 0, err
@@ -82,7 +92,7 @@ func (c ShardCollective) Bytes(parts int, dims map[string]int64) (int64, error) 
 	for _, d := range s {
 		n *= d
 	}
-	return n * int64(parts-1) / int64(parts), nil
+	return n, nil
 }
 
 // Format prints the plan; with dims (e.g. N=1024) the bytes each
@@ -124,6 +134,8 @@ func (p *ShardPlan) Format(dims map[string]int64) string {
 			move = fmt.Sprintf("axis %d → axis %d", c.From, c.To)
 		case "shard_slice":
 			move = fmt.Sprintf("replicated → axis %d (local)", c.To)
+		case "all_sum":
+			move = "partial sums → replicated"
 		}
 		fmt.Fprintf(&b, "  %-11s %s %s %v before %s: %s", c.Kind, c.Value, c.DType, c.Shape, c.For, move)
 		if len(dims) > 0 {
@@ -175,7 +187,8 @@ type sharder struct {
 	whole map[*graph.Value]*graph.Value // seeded inputs: the replicated original
 	cache map[convKey]*graph.Value
 	plan  *ShardPlan
-	cur   string       // the node being rewritten
+	cur   string // the node being rewritten
+	dead  map[*graph.Node]bool
 	like  *graph.Value // a whole pair input: the collectives' size reference
 	likeA int
 }
@@ -190,7 +203,7 @@ type convKey struct {
 func ShardGraph(g *graph.Graph, parts int) (*ShardPlan, error) {
 	s := &sharder{g: g, parts: parts, typ: map[*graph.Value]graph.Type{}, st: map[*graph.Value]int{},
 		local: map[*graph.Value]*graph.Value{}, whole: map[*graph.Value]*graph.Value{}, cache: map[convKey]*graph.Value{},
-		plan: &ShardPlan{Parts: parts}}
+		dead: map[*graph.Node]bool{}, plan: &ShardPlan{Parts: parts}}
 	for _, v := range g.AllValues() {
 		s.typ[v] = v.Type
 	}
@@ -244,6 +257,15 @@ func ShardGraph(g *graph.Graph, parts int) (*ShardPlan, error) {
 		if err := s.node(n); err != nil {
 			return nil, fmt.Errorf("shard %s: %w", n, err)
 		}
+	}
+	if len(s.dead) > 0 {
+		kept := g.Nodes[:0]
+		for _, n := range g.Nodes {
+			if !s.dead[n] {
+				kept = append(kept, n)
+			}
+		}
+		g.Nodes = kept
 	}
 	for i, o := range g.Outputs {
 		if _, sh := s.st[o]; !sh {
@@ -378,6 +400,11 @@ func (s *sharder) node(n *graph.Node) error {
 			anySharded = true
 		}
 	}
+	if anySharded && n.QualifiedOp() == "of3c.TriangleMultiplication" {
+		if ok, err := s.trimul(n); ok || err != nil {
+			return err
+		}
+	}
 	wants, outs, why := []int(nil), []int(nil), ""
 	if anySharded {
 		wants, outs, why = s.rule(n)
@@ -417,7 +444,7 @@ func (s *sharder) node(n *graph.Node) error {
 			s.st[o], s.local[o], s.whole[o] = ra, sl, o
 			delete(s.cache, convKey{o, ra})
 			axis = ra
-			why = "needs every row of b (and, incoming, of a): x and mask gathered, the op run whole on every rank, its rows sliced after"
+			why = "not decomposable here (needs f32/f64, rows sharded, constant W): x and mask gathered, the op run whole on every rank, its rows sliced after"
 		}
 	}
 	if !anySharded {
@@ -744,4 +771,117 @@ func (s *sharder) attention(n *graph.Node) (wants, outs []int, why string) {
 		}
 	}
 	return wants, []int{a}, ""
+}
+
+// trimul rewrites a TriangleMultiplication whose x is sharded by rows into
+// local projections and gates, the channel-batched product, and one
+// collective (docs/ops.md):
+//
+//	outgoing p_ij = Σ_k a_ik b_jk: a's local rows times every row of b
+//	  (b all-gathered); p sharded by rows.
+//	incoming p_ij = Σ_k a_ki b_kj: the local rows are k, so each rank forms
+//	  the partial sum over its k for every (i, j), and an all_sum adds them;
+//	  p is then whole on every rank and its rows are sliced locally.
+//
+// It reports false (the caller gathers x instead) for other dtypes than
+// f32/f64 (the fused op accumulates f16/bf16 in f32), a non-constant W, or
+// x not sharded by rows.
+func (s *sharder) trimul(n *graph.Node) (bool, error) {
+	x, mask, w := n.Input(0), n.Input(1), n.Input(2)
+	xt := s.typ[x]
+	r := len(xt.Shape)
+	if r < 3 || s.axis(x) != r-3 || (xt.DType != graph.Float32 && xt.DType != graph.Float64) {
+		return false, nil
+	}
+	if w == nil || w.Const == nil || len(w.Const.Shape) != 2 || w.Const.Shape[1]%4 != 0 {
+		return false, nil
+	}
+	if mask != nil && (len(s.shape(mask)) != r || !s.canConv(mask, r-3)) {
+		return false, nil
+	}
+	h := w.Const.Shape[1] / 4
+	outgoing := n.AttrString("direction", graph.TriangleOutgoing) == graph.TriangleOutgoing
+	base := n.Outputs[0].Name
+	add := func(op string, ins []*graph.Value, attrs map[string]graph.Attr, outs ...string) *graph.Node {
+		if len(outs) == 0 {
+			outs = []string{base + "_" + strings.ToLower(op)}
+		}
+		return s.g.AddNode("", op, ins, outs, attrs)
+	}
+	perm := func(last3 ...int) graph.Attr {
+		p := make([]int64, 0, r)
+		for i := 0; i < r-3; i++ {
+			p = append(p, int64(i))
+		}
+		for _, a := range last3 {
+			p = append(p, int64(r-3+a))
+		}
+		return graph.Attr{Kind: graph.AttrInts, Ints: p}
+	}
+	xl := s.conv(x, r-3)
+	var ml *graph.Value
+	if mask != nil {
+		ml = s.conv(mask, r-3)
+	}
+	proj := add("MatMul", []*graph.Value{xl, w}, nil).Outputs[0]
+	sizes := s.g.AddConst(s.g.UniqueName(base+"_split"), graph.NewTensorI64([]int64{4}, []int64{h, h, h, h}))
+	sp := add("Split", []*graph.Value{proj, sizes}, map[string]graph.Attr{"axis": intAttr(-1)},
+		base+"_ap", base+"_ag", base+"_bp", base+"_bg").Outputs
+	gated := func(p, g *graph.Value) *graph.Value {
+		gate := add("Sigmoid", []*graph.Value{g}, nil).Outputs[0]
+		if ml != nil {
+			gate = add("Mul", []*graph.Value{ml, gate}, nil).Outputs[0]
+		}
+		return add("Mul", []*graph.Value{gate, p}, nil).Outputs[0]
+	}
+	a, b := gated(sp[0], sp[1]), gated(sp[2], sp[3])
+	o := n.Outputs[0]
+	s.cur = o.Name
+	var local, whole *graph.Value
+	if outgoing {
+		aT := add("Transpose", []*graph.Value{a}, map[string]graph.Attr{"perm": perm(2, 0, 1)}).Outputs[0] // [*, c, i, k]
+		gb := s.g.AddNode(graph.FusedDomain, "AllGather", []*graph.Value{b, s.like}, []string{base + "_b_gathered"},
+			map[string]graph.Attr{"axis": intAttr(int64(r - 3)), "parts": intAttr(int64(s.parts)), "like_axis": intAttr(int64(s.likeA))})
+		s.addCollShape("all_gather", base+" b", xt.Shape[:r-1], h, xt.DType, r-3, -1, gb.Outputs[0])
+		bT := add("Transpose", []*graph.Value{gb.Outputs[0]}, map[string]graph.Attr{"perm": perm(2, 1, 0)}).Outputs[0] // [*, c, k, j]
+		pT := add("MatMul", []*graph.Value{aT, bT}, nil).Outputs[0]                                                    // [*, c, i, j]
+		local = add("Transpose", []*graph.Value{pT}, map[string]graph.Attr{"perm": perm(1, 2, 0)}).Outputs[0]
+	} else {
+		aT := add("Transpose", []*graph.Value{a}, map[string]graph.Attr{"perm": perm(2, 1, 0)}).Outputs[0] // [*, c, i, k]
+		bT := add("Transpose", []*graph.Value{b}, map[string]graph.Attr{"perm": perm(2, 0, 1)}).Outputs[0] // [*, c, k, j]
+		part := add("MatMul", []*graph.Value{aT, bT}, nil).Outputs[0]                                      // [*, c, i, j] over local k
+		sum := s.g.AddNode(graph.FusedDomain, "AllSum", []*graph.Value{part}, []string{base + "_summed"},
+			map[string]graph.Attr{"parts": intAttr(int64(s.parts))})
+		full := append(graph.Shape(nil), xt.Shape[:r-3]...)
+		full = append(full, graph.D(h), xt.Shape[r-2], xt.Shape[r-2])
+		s.addCollShape("all_sum", base+" partial products", full, 0, xt.DType, -1, -1, sum.Outputs[0])
+		whole = add("Transpose", []*graph.Value{sum.Outputs[0]}, map[string]graph.Attr{"perm": perm(1, 2, 0)}).Outputs[0]
+		sl := s.g.AddNode(graph.FusedDomain, "ShardSlice", []*graph.Value{whole}, []string{base + "_rows"},
+			map[string]graph.Attr{"axis": intAttr(int64(r - 3)), "parts": intAttr(int64(s.parts))})
+		full2 := append(graph.Shape(nil), xt.Shape[:r-1]...)
+		s.addCollShape("shard_slice", base, full2, h, xt.DType, -1, r-3, sl.Outputs[0])
+		local = sl.Outputs[0]
+	}
+	s.st[o], s.local[o] = r-3, local
+	if whole != nil {
+		s.whole[o] = whole
+	}
+	s.dead[n] = true
+	how := "decomposed: local projections and gates, b all-gathered, local rows of the product"
+	if !outgoing {
+		how = "decomposed: local projections and gates, partial products over the local k summed across ranks (all_sum), rows sliced"
+	}
+	s.plan.Nodes = append(s.plan.Nodes, ShardNode{Node: o.Name, Op: n.QualifiedOp(), Axis: r - 3, Why: how})
+	return true, nil
+}
+
+// addCollShape records a collective of a value the pass made, by its
+// whole shape (prefix plus a channel dim ch when ch > 0).
+func (s *sharder) addCollShape(kind, what string, prefix graph.Shape, ch int64, dt graph.DType, from, to int, out *graph.Value) {
+	sh := append(graph.Shape(nil), prefix...)
+	if ch > 0 {
+		sh = append(sh, graph.D(ch))
+	}
+	s.plan.Collectives = append(s.plan.Collectives, ShardCollective{Kind: kind, Value: what, For: s.cur,
+		From: from, To: to, Shape: sh, DType: dt, Output: out.Name})
 }

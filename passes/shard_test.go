@@ -59,6 +59,28 @@ func simulateShards(t *testing.T, g *graph.Graph, parts int, in map[string]*grap
 			for r := 0; r < parts; r++ {
 				env[r][n.Outputs[0]] = whole
 			}
+		case "of3c.AllSum":
+			var sum []float64
+			for r := 0; r < parts; r++ {
+				v, err := get(r, n.Inputs[0]).Float64s()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sum == nil {
+					sum = make([]float64, len(v))
+				}
+				for i := range v {
+					sum[i] += v[i]
+				}
+			}
+			x := get(0, n.Inputs[0])
+			tot, err := graph.NewTensorFromFloat64s(x.DType, x.Shape, sum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for r := 0; r < parts; r++ {
+				env[r][n.Outputs[0]] = tot
+			}
 		case "of3c.AllToAll":
 			sa, ca := int(n.AttrInt("split_axis", 0)), int(n.AttrInt("concat_axis", 0))
 			for r := 0; r < parts; r++ {
@@ -310,6 +332,9 @@ func TestShardRules(t *testing.T) {
   %a:f32[N,N,4] = Add(%e, %u)
   output %a
 }`, "shard_slice:-1>0 shard_slice:-1>0 all_gather:0>-1"},
+		{"outgoing triangle multiplication gathers b", trimulSrc("f32", "outgoing"), "shard_slice:-1>0 all_gather:0>-1 all_gather:0>-1"},
+		{"incoming triangle multiplication sums partial products", trimulSrc("f32", "incoming"), "shard_slice:-1>0 all_sum:-1>-1 shard_slice:-1>0"},
+		{"f16 triangle multiplication runs whole on gathered x", trimulSrc("f16", "outgoing"), "shard_slice:-1>0 all_gather:0>-1 shard_slice:-1>0"},
 		{"single representation alone stays replicated", `graph g opsets(ai.onnx=17) {
   input %z:f32[N,N,4]
   input %s:f32[N,4]
@@ -342,4 +367,14 @@ func TestShardErrors(t *testing.T) {
 	if _, err := Run(g, Options{Passes: []string{"shard-pair"}}); err == nil || !strings.Contains(err.Error(), "Shards") {
 		t.Errorf("no Shards: %v", err)
 	}
+}
+
+func trimulSrc(dt, dir string) string {
+	return `graph g opsets(ai.onnx=17, of3c=1) {
+  input %z:` + dt + `[N,N,4]
+  %w:` + dt + `[4,16] = const [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+  %e:` + dt + `[N,N,4] = Exp(%z)
+  %p:` + dt + `[N,N,4] = of3c.TriangleMultiplication(%e, _, %w) {direction="` + dir + `"}
+  output %p
+}`
 }

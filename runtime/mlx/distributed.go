@@ -104,3 +104,10 @@ func (s *Scope) Recv(shape []int, dt Dtype, src int) *Array {
 	h, err := libDistRecv(shape, dt, src)
 	return s.result("recv", h, err)
 }
+
+// DistGroup is DistGroup for code already on the executor (inside Do or a
+// traced function), where calling Do again is refused.
+func (s *Scope) DistGroup() Group {
+	r, n := libDistGroup()
+	return Group{Rank: r, Size: n}
+}

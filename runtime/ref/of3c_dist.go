@@ -12,7 +12,7 @@ import (
 // with EvalNode and its own collectives.
 func init() {
 	register(kernelCollective, graph.FusedDomain+".ShardSlice", graph.FusedDomain+".AllGather",
-		graph.FusedDomain+".AllToAll")
+		graph.FusedDomain+".AllToAll", graph.FusedDomain+".AllSum")
 }
 
 func kernelCollective(n *graph.Node, in []*array) ([]*array, error) {
