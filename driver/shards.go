@@ -246,3 +246,6 @@ func LaunchShards(l ShardLaunch) error {
 	}
 	return first
 }
+
+// Shards is the rank count of a session from OpenSharded (0 otherwise).
+func (s *Session) Shards() int { return s.shards }
