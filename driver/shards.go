@@ -94,6 +94,10 @@ func OpenSharded(path string, opts Options, parts int) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.Device() != "cpu" {
+		s.Close()
+		return nil, fmt.Errorf("sharded runs work on the CPU only (MLX's ring backend); on %s they would need NCCL, which is untested (no multi-GPU machine): use --device cpu", s.Device())
+	}
 	s.shards = parts
 	return s, nil
 }

@@ -38,6 +38,9 @@ func (f *shardFlags) check(device string) error {
 	if (*f.shards > 1 || *f.worker > 1) && device == "ref" {
 		return usagef("--shards runs on MLX; the reference executor (--device ref) runs one process")
 	}
+	if (*f.shards > 1 || *f.worker > 1) && device == "gpu" {
+		return usagef("--shards runs on the CPU only (MLX's ring backend); several GPUs would need NCCL, which is untested")
+	}
 	if *f.timeout <= 0 {
 		return usagef("--shard-timeout wants a positive duration")
 	}

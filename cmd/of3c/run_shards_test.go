@@ -44,6 +44,9 @@ func TestRunShards(t *testing.T) {
 	if code, _, errs := run(t, "run", filepath.Join(fx, "model.onnx"), "--inputs", set, "--shards", "2", "--device", "ref"); code != 2 || !strings.Contains(errs, "reference executor") {
 		t.Errorf("--shards with --device ref: exit %d %q", code, errs)
 	}
+	if code, _, errs := run(t, "run", filepath.Join(fx, "model.onnx"), "--inputs", set, "--shards", "2", "--device", "gpu"); code != 2 || !strings.Contains(errs, "CPU only") {
+		t.Errorf("--shards with --device gpu: exit %d %q", code, errs)
+	}
 	if code, _, _ := run(t, "run", filepath.Join(fx, "model.onnx"), "--inputs", set, "--shards", "1"); code != 2 {
 		t.Errorf("--shards 1: exit %d, want 2", code)
 	}
