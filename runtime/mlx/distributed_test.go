@@ -206,6 +206,15 @@ func TestDistPeer(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprint(a2a.Shape()) != "[1 6]" {
 				return fmt.Errorf("all_to_all = %v %v, want [1 6] %v", a2a.Shape(), got, want)
 			}
+			// Point to point: rank 0 sends, rank 1 receives.
+			if g.Rank == 0 {
+				s.Eval(s.Send(s.FromFloat32s([]float32{7, 8, 9}, 3), 1))
+			} else {
+				got = s.Float32s(s.Recv([]int{3}, Float32, 0))
+				if fmt.Sprint(got) != "[7 8 9]" {
+					return fmt.Errorf("recv = %v, want [7 8 9]", got)
+				}
+			}
 			// Uneven split is refused.
 			y := s.FromFloat32s([]float32{1, 2, 3}, 3)
 			s.AllToAll(y, 0, 0)
