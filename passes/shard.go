@@ -21,7 +21,7 @@ import (
 // adjacent axes of the same symbolic dim) start sharded on the first. A node
 // keeps its inputs' sharding when its rule allows (elementwise with
 // broadcasting, LayerNorm/MatMul/SwiGLU over channels, Transpose, Squeeze,
-// Unsqueeze, Reshape and Split that keep the sharded axis whole, attention
+// Unsqueeze, Reshape, Slice, Split and Concat that keep the sharded axis whole, attention
 // sharded on a batch or query axis); otherwise its inputs are gathered and it
 // runs replicated. A Transpose that swaps the sharded row axis with the
 // column axis becomes an all-to-all (the DAP axis switch before triangle
@@ -552,6 +552,43 @@ func (s *sharder) rule(n *graph.Node) (wants, outs []int, why string) {
 		wants = same(len(n.Inputs), -1)
 		wants[0] = a
 		return wants, same(len(n.Outputs), a), ""
+	case op == "Slice":
+		r := len(s.shape(x))
+		starts := n.Input(1)
+		if a < 0 || starts == nil || starts.Const == nil {
+			return nil, nil, "slice bounds not constant"
+		}
+		var axes []int64
+		if av := n.Input(3); av != nil {
+			if av.Const == nil {
+				return nil, nil, "slice axes not constant"
+			}
+			xs, err := av.Const.Int64s()
+			if err != nil {
+				return nil, nil, "slice axes not ints"
+			}
+			axes = xs
+		} else {
+			for i := int64(0); i < starts.Const.NumElements(); i++ {
+				axes = append(axes, i)
+			}
+		}
+		for _, ax := range axes {
+			if ax < 0 {
+				ax += int64(r)
+			}
+			if int(ax) == a {
+				return nil, nil, "slices the sharded axis"
+			}
+		}
+		for _, in := range n.Inputs[1:] {
+			if in != nil && s.axis(in) >= 0 {
+				return nil, nil, "sharded slice bounds"
+			}
+		}
+		wants = same(len(n.Inputs), -1)
+		wants[0] = a
+		return wants, []int{a}, ""
 	case op == "Concat":
 		ax := int(n.AttrInt("axis", 0))
 		if ax < 0 {

@@ -378,3 +378,54 @@ func trimulSrc(dt, dir string) string {
   output %p
 }`
 }
+
+// Other pair-stack fixtures, simulated on 2 ranks: the template pair block
+// (pair input [B, T, N, N, c], sliced per template), the MSA module block
+// (outer product mean replicated) and the pairformer stack.
+func TestShardOtherFixtures(t *testing.T) {
+	want := map[string]bool{}
+	for _, p := range []string{"template_pair_block_tiny", "msa_module_block_tiny", "pairformer_stack_tiny"} {
+		want[p+"_torchscript"], want[p+"_dynamo"] = true, true
+	}
+	found := 0
+	for _, f := range loadFixtures(t) {
+		if !want[f.Name] {
+			continue
+		}
+		found++
+		t.Run(f.Name, func(t *testing.T) {
+			base := loadFixtureGraph(t, f)
+			if _, err := Run(base, Options{Verify: true}); err != nil {
+				t.Fatal(err)
+			}
+			g := loadFixtureGraph(t, f)
+			log, err := Run(g, Options{Verify: true, Shards: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sharded := 0
+			for _, n := range log.Shard.Nodes {
+				if n.Axis >= 0 {
+					sharded++
+				}
+			}
+			if sharded == 0 {
+				t.Errorf("no node runs sharded:\n%s", log.Shard.Format(nil))
+			}
+			for _, set := range f.Sets {
+				in, _ := readSet(t, base, filepath.Join(filepath.Dir(fixtureIndex), f.Path, set.Dir), set.NInputs, set.NOutputs)
+				ref1, err := ref.Run(base, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := simulateShards(t, g, 2, in)
+				if d, err := maxDiff(ref1, got, false); err != nil || d > 1e-5 {
+					t.Errorf("%s: sharded vs unsharded max diff %g (%v)", set.Dir, d, err)
+				}
+			}
+		})
+	}
+	if found != len(want) {
+		t.Errorf("found %d of the %d fixtures", found, len(want))
+	}
+}
