@@ -52,6 +52,7 @@ type Session struct {
 	opts     Options
 	prog     *codegen.Program
 	types    map[string]graph.Type // declared input types by name
+	shards   int                   // > 1: a sharded session (shards.go)
 }
 
 // Open loads a .of3 artifact, or compiles a .onnx model with the default

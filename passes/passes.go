@@ -65,6 +65,8 @@ var pipeline = [...]Pass{
 		Desc: "remove-noops, cse and dce again after the fusions"},
 	{Name: "plan-memory", Fn: planMemoryPass, After: []string{"fuse-attention", "fuse-swiglu"},
 		Desc: "choose chunk sizes (batch/query chunking, LMA) so the peak fits Options.MemoryBudget"},
+	{Name: "shard-pair", Fn: shardPairPass, After: []string{"late-cleanup"},
+		Desc: "dynamic axial parallelism over Options.Shards ranks: pair rows sharded, collectives (of3c.AllGather/AllToAll) where an op needs the other axis (passes/shard.go)"},
 }
 
 func init() {
@@ -147,6 +149,8 @@ type Options struct {
 	// unknown). On "cpu" the planner models the blocks the CPU lowering
 	// uses for fused ops the graph leaves unchunked (memory_cpu.go).
 	Device string
+	// Shards > 1 appends shard-pair (ranks sharing the pair stack).
+	Shards int
 }
 
 // Log is what happened in one Run, serializable as JSON for the artifact.
@@ -154,6 +158,7 @@ type Log struct {
 	Passes       []PassLog     `json:"passes"`
 	Explanations []Explanation `json:"explanations,omitempty"`
 	Plan         *MemoryPlan   `json:"memory_plan,omitempty"`
+	Shard        *ShardPlan    `json:"shard_plan,omitempty"`
 }
 
 // PassLog is one pass's entry.
@@ -247,7 +252,7 @@ func Select(opts Options) ([]string, error) {
 	names := opts.Passes
 	if len(names) == 0 {
 		for _, p := range pipeline {
-			if p.Default || (p.Name == "plan-memory" && opts.MemoryBudget > 0) {
+			if p.Default || (p.Name == "plan-memory" && opts.MemoryBudget > 0) || (p.Name == "shard-pair" && opts.Shards > 1) {
 				names = append(names, p.Name)
 			}
 		}

@@ -23,6 +23,8 @@ type passFlags struct {
 	threshold *int64
 	chunk     *int64
 	lmaKV     *int64
+	shards    *int
+	shardDims *string
 }
 
 func addPassFlags(fs *flag.FlagSet) *passFlags {
@@ -37,6 +39,8 @@ func addPassFlags(fs *flag.FlagSet) *passFlags {
 		threshold: fs.Int64("chunk-threshold", 0, "keys below which attention is never LMA-chunked (0: default)"),
 		chunk:     fs.Int64("chunk-size", 0, "fix the row/query chunk size instead of letting the planner choose"),
 		lmaKV:     fs.Int64("lma-kv-chunk", 0, "key/value chunk size for low-memory attention (0: default)"),
+		shards:    fs.Int("shards", 0, "print the plan of the shard-pair pass for `P` ranks (after all passes): which node runs sharded on which axis, the collectives and their bytes"),
+		shardDims: fs.String("shard-dims", "", "dims for --shards' byte counts, e.g. N=2048 (default: the pair dim = 1024)"),
 	}
 }
 
@@ -53,7 +57,17 @@ func (p *passFlags) apply(g *graph.Graph, stdout, stderr io.Writer) (*graph.Grap
 		LMAKVChunk:     *p.lmaKV,
 	}
 	after := *p.after
-	if after == "" && (len(opts.Passes) > 0 || opts.Explain || *p.memory != "" || opts.DumpDir != "") {
+	if *p.shards == 1 || *p.shards < 0 {
+		return nil, usagef("--shards %d: want 2 or more ranks", *p.shards)
+	}
+	if *p.shardDims != "" && *p.shards == 0 {
+		return nil, usagef("--shard-dims needs --shards")
+	}
+	if *p.shards > 1 && *p.memory != "" {
+		return nil, usagef("--shards and --memory each print a plan; give one")
+	}
+	opts.Shards = *p.shards
+	if after == "" && (len(opts.Passes) > 0 || opts.Explain || *p.memory != "" || opts.DumpDir != "" || opts.Shards > 1) {
 		after = "all"
 	}
 	if after == "" {
@@ -82,6 +96,19 @@ func (p *passFlags) apply(g *graph.Graph, stdout, stderr io.Writer) (*graph.Grap
 	}
 	if err != nil {
 		return nil, err
+	}
+	if opts.Shards > 1 {
+		if log == nil || log.Shard == nil {
+			return nil, fmt.Errorf("--shards: the shard-pair pass did not run (--after/--passes left it out)")
+		}
+		dims := map[string]int64{log.Shard.Dim: 1024}
+		if *p.shardDims != "" {
+			if dims, err = parseDims(*p.shardDims); err != nil {
+				return nil, usagef("--shard-dims: %v", err)
+			}
+		}
+		fmt.Fprint(stdout, log.Shard.Format(dims))
+		return nil, nil
 	}
 	if *p.memory == "" {
 		if *p.budget != "" {

@@ -43,6 +43,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	rtol := fs.Float64("rtol", 0, "relative tolerance for --check: an element passes when |got − want| ≤ atol + rtol·|want|")
 	precision := fs.String("precision", "", "compute precision for ONNX models compiled on the fly (fp32|bf16|fp16)")
 	explain := fs.Bool("explain", false, "print on stderr the lowering path each fused node took (docs/architecture.md lists them)")
+	sharding := addShardFlags(fs)
 	pos, err := parseInterleaved(fs, joinReportJSON(args))
 	if err != nil {
 		return err
@@ -79,6 +80,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(inputs) == 0 && *bundle == "" && *shapes == "" {
 		return usagef("no inputs: give --inputs FILE.npz|DIR, --input NAME=FILE or --shapes N=SIZE,...")
+	}
+	if err := sharding.check(*device); err != nil {
+		return err
+	}
+	if *sharding.shards > 1 && *sharding.worker == 0 {
+		return sharding.launch(args, stdout, stderr)
 	}
 	var shapeDims map[string]int64
 	if *shapes != "" {
@@ -131,7 +138,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	prog := newProgress(stderr)
 	defer prog.done()
 	prog.say("loading %s", pos[0])
-	sess, err := driver.Open(pos[0], opts)
+	var sess *driver.Session
+	rank := 0
+	if *sharding.worker > 1 {
+		sess, rank, err = sharding.open(pos[0], opts)
+	} else {
+		sess, err = driver.Open(pos[0], opts)
+	}
 	if err != nil {
 		return err
 	}
@@ -181,6 +194,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	prog.done()
+	if rank > 0 { // rank 0 reports and writes the (gathered) outputs
+		return nil
+	}
 	if *explain {
 		printLowerings(stderr, sess)
 	}
