@@ -3,8 +3,8 @@ package codegen
 import (
 	"fmt"
 
-	"of3c/graph"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 // Lowerings of the collectives of a sharded graph (passes/shard.go,

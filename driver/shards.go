@@ -16,10 +16,10 @@ import (
 	"syscall"
 	"time"
 
-	"of3c/artifact"
-	"of3c/graph"
-	"of3c/passes"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/artifact"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/passes"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 // Sharded runs (dynamic axial parallelism, passes/shard.go): P processes

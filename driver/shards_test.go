@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"of3c/graph"
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 // The sharded-run tests launch this test binary as the P ranks

@@ -5,8 +5,8 @@ import (
 	"sort"
 	"strings"
 
-	"of3c/graph"
-	"of3c/internal/units"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/units"
 )
 
 // Dynamic axial parallelism (DAP, as in FastFold/ScaleFold) over the

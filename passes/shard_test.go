@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/graph"
-	"of3c/runtime/ref"
+	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/runtime/ref"
 )
 
 var updateShard = flag.Bool("update-shard", false, "rewrite passes/testdata/shard/*.plan")

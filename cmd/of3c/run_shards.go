@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"of3c/driver"
+	"github.com/of3c/of3c/driver"
 )
 
 // shardFlags are run's options for a sharded run (docs/cli.md): --shards P

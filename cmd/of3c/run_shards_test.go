@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"of3c/runtime/mlx"
+	"github.com/of3c/of3c/runtime/mlx"
 )
 
 // `run --shards P` re-executes os.Executable() as its ranks; under `go test`

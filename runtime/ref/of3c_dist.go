@@ -3,7 +3,7 @@ package ref
 import (
 	"fmt"
 
-	"of3c/graph"
+	"github.com/of3c/of3c/graph"
 )
 
 // The collectives of a sharded graph (graph/infer_of3c_dist.go) need every
