@@ -26,7 +26,6 @@ token ``[1, N]``, pair ``[1, N, N]``, MSA ``[1, S, N]``.
 
 from __future__ import annotations
 
-import copy
 import math
 import sys
 import types
@@ -43,7 +42,7 @@ TEMPLATES = 2  # template count of the template-pair fixtures (static)
 def _stub_unused_imports():
     """Stand-ins for packages openfold3 imports at module level but these modules never use."""
     try:
-        import gemmi  # noqa: F401
+        import gemmi  # noqa: F401 (only whether it is installed)
     except ImportError:
         g = types.ModuleType("gemmi")
         g.__version__ = "0.7.3"
@@ -79,7 +78,6 @@ from openfold3.core.model.layers.transition import SwiGLUTransition  # noqa: E40
 from openfold3.core.model.layers.triangular_attention import TriangleAttention  # noqa: E402
 from openfold3.core.model.layers.triangular_multiplicative_update import (  # noqa: E402
     TriangleMultiplicationIncoming, TriangleMultiplicationOutgoing)
-from openfold3.core.model.primitives import attention as _attn_mod  # noqa: E402
 from openfold3.core.model.primitives.attention import Attention  # noqa: E402
 from openfold3.projects.of3_all_atom.config.model_config import model_config as _MC  # noqa: E402
 
