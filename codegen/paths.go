@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -27,6 +28,7 @@ type Path string
 
 // The paths. PathTable documents each one.
 const (
+	AttentionGPUFlash       Path = "attention/gpu-flash"
 	AttentionGPUSDPA        Path = "attention/gpu-sdpa"
 	AttentionCPUFused       Path = "attention/cpu-fused"
 	AttentionLMA            Path = "attention/lma"
@@ -62,6 +64,8 @@ type PathInfo struct {
 // PathTable lists every lowering path in decision order per op (the first
 // whose condition holds is taken). docs/architecture.md prints it.
 var PathTable = []PathInfo{
+	{AttentionGPUFlash, "of3c.Attention", "gpu", "fast kernels on; q, k, v f32/bf16/fp16 (none f64), head sizes 1-64; 0-4 biases (1-4 in bias_only mode) broadcasting into the logits without enlarging them; logits rank ≤ 8; not in bf16/fp16 when MLX's SDPA fits and the summed mask is smaller than the logits; OF3C_GPU_ATTENTION=flash/noflash forces it on/off",
+		"runtime/mlx GPUFlashAttention CUDA kernel: key tiles with an online softmax, biases read in place, f32 accumulation; the logits are never written; chunk attributes ignored"},
 	{AttentionGPUSDPA, "of3c.Attention", "gpu", "mode qk; q, k, v bf16/fp16 of one dtype; head size a multiple of 8 up to 128, v's the same; rank ≥ 3; no chunk attributes; the biases broadcast into the logits",
 		"MLX's fused scaled_dot_product_attention; the biases summed into one additive mask (GPUBiasSum kernel for 2-4 full-size f32 biases)"},
 	{AttentionCPUFused, "of3c.Attention", "cpu", "mode qk; q, k, v and the biases f32 on the device; fast kernels on",
@@ -135,6 +139,17 @@ type AttentionSpec struct {
 // (Device and Precision set).
 func AttentionPath(o Options, a AttentionSpec) Path {
 	qk := a.Mode == graph.AttentionModeQK && a.Q.present() && a.K.present()
+	if o.Device == "gpu" && o.fastKernels() && flashFits(a) {
+		switch gpuAttentionEnv() {
+		case "flash":
+			return AttentionGPUFlash
+		case "noflash":
+		default:
+			if !(qk && a.BatchChunk <= 0 && a.QueryChunk <= 0 && a.KVChunk <= 0 && sdpaFits(a) && !sdpaMaskFull(a)) {
+				return AttentionGPUFlash
+			}
+		}
+	}
 	if qk && o.Device == "gpu" && a.BatchChunk <= 0 && a.QueryChunk <= 0 && a.KVChunk <= 0 && sdpaFits(a) {
 		return AttentionGPUSDPA
 	}
@@ -204,6 +219,86 @@ func biasedLogitsShape(a AttentionSpec) []int64 {
 		}
 	}
 	return L
+}
+
+// gpuAttentionEnv reads OF3C_GPU_ATTENTION: "flash" takes the flash path
+// wherever it fits, "noflash" never (the paths before it existed, for
+// comparison), anything else lets AttentionPath decide. A variable, so
+// tests can set it.
+var gpuAttentionEnv = func() string { return os.Getenv("OF3C_GPU_ATTENTION") }
+
+// flashFits is the condition of the GPUFlashAttention kernel: q, k (mode
+// qk) and v f32/bf16/fp16 with head sizes 1–64, 0–4 biases (1–4 in
+// bias_only mode), none f64, broadcasting into the [batch.., Q, K] logits
+// (batch: q's, k's and v's broadcast) without enlarging them, rank ≤ 8.
+func flashFits(a AttentionSpec) bool {
+	qk := a.Mode == graph.AttentionModeQK && a.Q.present() && a.K.present()
+	if !qk && (a.Mode == graph.AttentionModeQK || len(a.Biases) == 0) {
+		return false
+	}
+	if len(a.Biases) > 4 || !a.V.present() || a.V.rank() < 2 {
+		return false
+	}
+	half := func(dt graph.DType) bool { return dt == graph.Float32 || dt == graph.BFloat16 || dt == graph.Float16 }
+	head := func(c int64) bool { return c >= 1 && c <= 64 }
+	if !half(a.V.DType) || !head(a.V.last(1)) {
+		return false
+	}
+	batch := a.V.Shape[:a.V.rank()-2]
+	K := a.V.last(2)
+	Q := int64(1)
+	if qk {
+		if !half(a.Q.DType) || !half(a.K.DType) || a.Q.rank() < 2 || a.K.rank() < 2 || !head(a.Q.last(1)) ||
+			a.K.last(1) != a.Q.last(1) || a.K.last(2) != K {
+			return false
+		}
+		var err error
+		if batch, err = shapes.Broadcast(batch, a.Q.Shape[:a.Q.rank()-2], a.K.Shape[:a.K.rank()-2]); err != nil {
+			return false
+		}
+		Q = a.Q.last(2)
+	}
+	full := append(slices.Clone(batch), Q, K)
+	for _, b := range a.Biases {
+		if b.DType == graph.Float64 || b.rank() > len(full) {
+			return false
+		}
+		f, err := shapes.Broadcast(full, b.Shape)
+		if err != nil {
+			return false
+		}
+		full = f
+	}
+	if len(full) > 8 || !slices.Equal(full[:len(batch)], batch) || full[len(full)-1] != K || (qk && full[len(full)-2] != Q) {
+		return false
+	}
+	return true
+}
+
+// sdpaMaskFull reports whether the biases sum to a mask as large as the
+// logits (e.g. a triangle attention's [B,1,1,K] mask plus its [1,H,Q,K] pair
+// bias): the fused SDPA path would then materialise a [B,H,Q,K] tensor,
+// which is what the flash kernel avoids.
+func sdpaMaskFull(a AttentionSpec) bool {
+	L := biasedLogitsShape(a)
+	if L == nil || len(a.Biases) == 0 {
+		return false
+	}
+	var sum []int64
+	for _, b := range a.Biases {
+		if sum == nil {
+			sum = b.Shape
+		} else if m, err := shapes.Broadcast(sum, b.Shape); err == nil {
+			sum = m
+		} else {
+			return false
+		}
+	}
+	if len(sum) > len(L) {
+		return false
+	}
+	pad := append(slices.Repeat([]int64{1}, len(L)-len(sum)), sum...)
+	return slices.Equal(pad, L)
 }
 
 // sdpaFits is the condition of MLX's fused SDPA kernel: bf16/fp16 q, k, v

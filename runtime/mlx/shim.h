@@ -37,6 +37,11 @@ int mlxs_gpu_softmax_bias(mlxs_array* out, mlxs_array logits, const mlxs_array* 
 // at -65504 first when clamp_f16) as one row-contiguous array of dtype.
 int mlxs_gpu_bias_sum(mlxs_array* out, const int64_t* shape, int ndim, int dtype, bool clamp_f16,
                       const mlxs_array* biases, int n);
+// softmax(scale·q·kᵀ + Σ biases)·v in one custom CUDA kernel that never
+// writes the logits (runtime/mlx/gpu_flash_source.h). q and k null (ctx
+// NULL) in bias-only mode. dtype: the result's.
+int mlxs_gpu_flash_attention(mlxs_array* out, mlxs_array q, mlxs_array k, mlxs_array v, const mlxs_array* biases,
+                             int n, float scale, int dtype);
 // type: 0 cpu, 1 gpu
 int mlxs_device_count(int type, int* out);
 int mlxs_device_available(int type, int index, bool* out);
