@@ -227,52 +227,16 @@ func biasedLogitsShape(a AttentionSpec) []int64 {
 // tests can set it.
 var gpuAttentionEnv = func() string { return os.Getenv("OF3C_GPU_ATTENTION") }
 
-// flashFits is the condition of the GPUFlashAttention kernel: q, k (mode
-// qk) and v f32/bf16/fp16 with head sizes 1–64, 0–4 biases (1–4 in
-// bias_only mode), none f64, broadcasting into the [batch.., Q, K] logits
-// (batch: q's, k's and v's broadcast) without enlarging them, rank ≤ 8.
+// flashFits is the condition of the GPUFlashAttention kernel
+// (passes.GPUFlashAttention, which the memory planner models too).
 func flashFits(a AttentionSpec) bool {
-	qk := a.Mode == graph.AttentionModeQK && a.Q.present() && a.K.present()
-	if !qk && (a.Mode == graph.AttentionModeQK || len(a.Biases) == 0) {
-		return false
-	}
-	if len(a.Biases) > 4 || !a.V.present() || a.V.rank() < 2 {
-		return false
-	}
-	half := func(dt graph.DType) bool { return dt == graph.Float32 || dt == graph.BFloat16 || dt == graph.Float16 }
-	head := func(c int64) bool { return c >= 1 && c <= 64 }
-	if !half(a.V.DType) || !head(a.V.last(1)) {
-		return false
-	}
-	batch := a.V.Shape[:a.V.rank()-2]
-	K := a.V.last(2)
-	Q := int64(1)
-	if qk {
-		if !half(a.Q.DType) || !half(a.K.DType) || a.Q.rank() < 2 || a.K.rank() < 2 || !head(a.Q.last(1)) ||
-			a.K.last(1) != a.Q.last(1) || a.K.last(2) != K {
-			return false
-		}
-		var err error
-		if batch, err = shapes.Broadcast(batch, a.Q.Shape[:a.Q.rank()-2], a.K.Shape[:a.K.rank()-2]); err != nil {
-			return false
-		}
-		Q = a.Q.last(2)
-	}
-	full := append(slices.Clone(batch), Q, K)
+	dts := []graph.DType{a.Q.DType, a.K.DType, a.V.DType}
+	shp := [][]int64{a.Q.Shape, a.K.Shape, a.V.Shape}
 	for _, b := range a.Biases {
-		if b.DType == graph.Float64 || b.rank() > len(full) {
-			return false
-		}
-		f, err := shapes.Broadcast(full, b.Shape)
-		if err != nil {
-			return false
-		}
-		full = f
+		dts = append(dts, b.DType)
+		shp = append(shp, b.Shape)
 	}
-	if len(full) > 8 || !slices.Equal(full[:len(batch)], batch) || full[len(full)-1] != K || (qk && full[len(full)-2] != Q) {
-		return false
-	}
-	return true
+	return passes.GPUFlashAttention(a.Mode, dts, shp)
 }
 
 // sdpaMaskFull reports whether the biases sum to a mask as large as the

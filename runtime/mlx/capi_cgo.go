@@ -111,6 +111,15 @@ func libGPUFlashAttention(q, k, v hnd, bs []hnd, scale float32, dt Dtype) (hnd, 
 	return out.ctx, err
 }
 
+func libGPUMemInfo() (free, total int64, ok bool) {
+	var f, t C.int64_t
+	var k C.int
+	if C.mlxs_gpu_mem_info(&f, &t, &k) != 0 || k == 0 {
+		return 0, 0, false
+	}
+	return int64(f), int64(t), true
+}
+
 func libGPUIO() string {
 	var p *C.char
 	if C.mlxs_gpu_io_status(&p) != 0 {

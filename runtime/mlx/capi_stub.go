@@ -18,6 +18,7 @@ func libDefaultDevice() (Device, error)                { return Device{}, ErrUna
 func libSetDefaultDevice(Device) error                 { return ErrUnavailable }
 func libDeviceName(Device) string                      { return "" }
 func libBLAS() string                                  { return "" }
+func libGPUMemInfo() (int64, int64, bool)              { return 0, 0, false }
 func libGPUIO() string                                 { return "" }
 func libGPUSoftmaxBias(hnd, []hnd) (hnd, error)        { return nil, ErrUnavailable }
 func libGPUFlashAttention(hnd, hnd, hnd, []hnd, float32, Dtype) (hnd, error) {

@@ -29,6 +29,9 @@ int mlxs_version(const char** out);
 // How host<->GPU copies are made (runtime/mlx/cuda_io.cc): "direct (...)" or
 // "off: reason".
 int mlxs_gpu_io_status(const char** out);
+// *ok 1 and GPU 0's free and total memory (cuMemGetInfo), or *ok 0 without
+// a CUDA driver.
+int mlxs_gpu_mem_info(int64_t* free_bytes, int64_t* total_bytes, int* ok);
 // softmax(logits + biases...) over the last axis in one custom CUDA kernel
 // (runtime/mlx/gpu_kernels.cc): f32 logits, 1-4 f32 biases broadcastable to
 // them. GPU streams of MLX's CUDA backend only.
