@@ -2,7 +2,6 @@ package codegen
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -221,11 +220,9 @@ func biasedLogitsShape(a AttentionSpec) []int64 {
 	return L
 }
 
-// gpuAttentionEnv reads OF3C_GPU_ATTENTION: "flash" takes the flash path
-// wherever it fits, "noflash" never (the paths before it existed, for
-// comparison), anything else lets AttentionPath decide. A variable, so
-// tests can set it.
-var gpuAttentionEnv = func() string { return os.Getenv("OF3C_GPU_ATTENTION") }
+// gpuAttentionEnv is passes.GPUAttentionEnv (OF3C_GPU_ATTENTION), through a
+// variable of this package so its tests can set it.
+var gpuAttentionEnv = func() string { return passes.GPUAttentionEnv() }
 
 // flashFits is the condition of the GPUFlashAttention kernel
 // (passes.GPUFlashAttention, which the memory planner models too).

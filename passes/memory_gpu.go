@@ -1,6 +1,7 @@
 package passes
 
 import (
+	"os"
 	"slices"
 
 	"of3c/graph"
@@ -79,11 +80,18 @@ func GPUFlashAttention(mode string, dts []graph.DType, shp [][]int64) bool {
 		(!qk || full[len(full)-2] == Q)
 }
 
+// GPUAttentionEnv reads OF3C_GPU_ATTENTION: "flash" takes the GPU flash
+// kernel wherever it fits, "noflash" never (the paths before it existed, for
+// comparisons); anything else leaves the choice to codegen's AttentionPath.
+// The planner follows it too, so a noflash run is planned with its logits.
+// A variable, so tests can replace it.
+var GPUAttentionEnv = func() string { return os.Getenv("OF3C_GPU_ATTENTION") }
+
 // gpuFlashAttention reports whether the GPU lowering runs attention step s
 // as the flash kernel.
 func (p *planner) gpuFlashAttention(s *planNode) bool {
 	n := s.n
-	if p.opts.Device != "gpu" || n.Op != "Attention" || len(n.Inputs) < 3 {
+	if p.opts.Device != "gpu" || n.Op != "Attention" || len(n.Inputs) < 3 || GPUAttentionEnv() == "noflash" {
 		return false
 	}
 	mode := n.AttrString("mode", graph.AttentionModeQK)

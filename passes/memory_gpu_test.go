@@ -83,6 +83,15 @@ func TestPlanMemoryGPU(t *testing.T) {
 	if len(plan.Chunks) != 0 {
 		t.Errorf("gpu plan chunks %+v, want none", plan.Chunks)
 	}
+	// OF3C_GPU_ATTENTION=noflash: the GPU runs the logits, and the plan says so.
+	old := GPUAttentionEnv
+	GPUAttentionEnv = func() string { return "noflash" }
+	defer func() { GPUAttentionEnv = old }()
+	if p, err := PlanMemory(g, dims, NoBudget, Options{Device: "gpu"}); err != nil {
+		t.Error(err)
+	} else if p.PeakBefore != generic.PeakBefore {
+		t.Errorf("noflash gpu plan peak %d, want the generic %d", p.PeakBefore, generic.PeakBefore)
+	}
 	if p, err := PlanMemory(g, dims, gpu.PeakBefore+1<<20, Options{}); err == nil && len(p.Chunks) == 0 {
 		t.Errorf("generic plan fits %d unchunked: the two models do not differ", gpu.PeakBefore)
 	}
