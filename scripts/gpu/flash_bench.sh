@@ -34,16 +34,21 @@ kernel)
   run $WORK/flash_check ;;
 fixtures)
   setenv
-  for M in ${FIXTURES:-pairformer_block_tiny_torchscript msa_module_block_tiny_dynamo tri_att_start_of3_dynamo}; do
+  for M in ${FIXTURES:-pairformer_block_tiny_torchscript msa_module_block_tiny_dynamo msa_pair_weighted_avg_tiny_torchscript}; do
     D=models/of3/testdata/$M
     run bin/of3c compile $D/model.onnx -o $WORK/$M.of3 --device gpu
     run bin/of3c run $WORK/$M.of3 --device gpu --inputs $D/test_data_set_0 --check $D/test_data_set_0 --repeat 3
-    run bin/of3c compile $D/model.onnx -o $WORK/$M.bf16.of3 --device gpu --precision bf16 && \
+    # bf16: the error is printed, not gated (FIX_BF16=1; its kernels are JIT-compiled by the block step anyway).
+    [ "${FIX_BF16:-0}" = 1 ] && run bin/of3c compile $D/model.onnx -o $WORK/$M.bf16.of3 --device gpu --precision bf16 && \
       run bin/of3c run $WORK/$M.bf16.of3 --device gpu --inputs $D/test_data_set_0 --check $D/test_data_set_0 --atol 1e30 --repeat 3
   done ;;
 block)
   setenv
   O=${MODEL:-$GEN/testdata/pairformer_block_of3_torchscript/model.onnx}
+  for N in 2048 3072; do  # the GPU memory plan (CPU-only work): default and an 8 GiB budget
+    bin/of3c inspect $O --memory N=$N --device gpu 2>&1 | head -8
+    bin/of3c inspect $O --memory N=$N --device gpu --budget 8GiB 2>&1 | head -12
+  done
   for P in ${PRECS:-fp32 bf16}; do
     run bin/of3c compile $O -o $WORK/pf.$P.of3 --device gpu --precision $P
     OF3C_GPU_ATTENTION=noflash run bin/of3c compile $O -o $WORK/pf.$P.noflash.of3 --device gpu --precision $P
