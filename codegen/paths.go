@@ -63,7 +63,7 @@ type PathInfo struct {
 // PathTable lists every lowering path in decision order per op (the first
 // whose condition holds is taken). docs/architecture.md prints it.
 var PathTable = []PathInfo{
-	{AttentionGPUFlash, "of3c.Attention", "gpu", "fast kernels on; q, k, v f32/bf16/fp16 (none f64), head sizes 1-64; 0-4 biases (1-4 in bias_only mode) broadcasting into the logits without enlarging them; logits rank ≤ 8; not in bf16/fp16 when MLX's SDPA fits and the summed mask is smaller than the logits; OF3C_GPU_ATTENTION=flash/noflash forces it on/off",
+	{AttentionGPUFlash, "of3c.Attention", "gpu", "fast kernels on; q, k, v f32/bf16/fp16 (none f64), head sizes 1-64; 0-4 biases (1-4 in bias_only mode) broadcasting into the logits without enlarging them; logits rank ≤ 8; not where MLX's SDPA fits (bf16/fp16), unless compiled with --memory-budget and SDPA's summed mask would be as large as the logits; OF3C_GPU_ATTENTION=flash/noflash forces it on/off",
 		"runtime/mlx GPUFlashAttention CUDA kernel: key tiles with an online softmax, biases read in place, f32 accumulation; the logits are never written; chunk attributes ignored"},
 	{AttentionGPUSDPA, "of3c.Attention", "gpu", "mode qk; q, k, v bf16/fp16 of one dtype; head size a multiple of 8 up to 128, v's the same; rank ≥ 3; no chunk attributes; the biases broadcast into the logits",
 		"MLX's fused scaled_dot_product_attention; the biases summed into one additive mask (GPUBiasSum kernel for 2-4 full-size f32 biases)"},
@@ -144,7 +144,14 @@ func AttentionPath(o Options, a AttentionSpec) Path {
 			return AttentionGPUFlash
 		case "noflash":
 		default:
-			if !(qk && a.BatchChunk <= 0 && a.QueryChunk <= 0 && a.KVChunk <= 0 && sdpaFits(a) && !sdpaMaskFull(a)) {
+			// bf16/fp16: MLX's fused SDPA (cuDNN, tensor cores) ran the
+			// OF3-width PairFormerBlock 2.2× faster than this FFMA kernel
+			// at N = 1024 on an H200 (78.6 vs 174.9 ms), at 1.5× its peak
+			// (20.6 vs 13.5 GiB; docs/notes/2026-12-03-gpu-flash-attention.md).
+			// It keeps them unless the program was compiled under a memory
+			// budget and SDPA would write a full-size summed mask.
+			sdpa := qk && a.BatchChunk <= 0 && a.QueryChunk <= 0 && a.KVChunk <= 0 && sdpaFits(a)
+			if !sdpa || (o.Budgeted && sdpaMaskFull(a)) {
 				return AttentionGPUFlash
 			}
 		}

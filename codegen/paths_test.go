@@ -185,9 +185,10 @@ func setAttentionEnv(t *testing.T, v string) {
 	t.Cleanup(func() { gpuAttentionEnv = old })
 }
 
-// The GPU's flash kernel: taken for every attention whose logits it can
-// avoid, f32 at any length in particular; bf16/fp16 keep MLX's fused SDPA
-// only where it needs no full-size summed mask.
+// The GPU's flash kernel: taken for every f32 attention it fits (as fast as
+// the unfused path, at half its peak: measured); bf16/fp16 keep MLX's
+// fused SDPA (2.2× faster) unless a memory budget was given and SDPA would
+// write a full-size summed mask.
 func TestAttentionFlashPaths(t *testing.T) {
 	setAttentionEnv(t, "")
 	const N = 2048
@@ -199,6 +200,7 @@ func TestAttentionFlashPaths(t *testing.T) {
 	}
 	with := func(a AttentionSpec, f func(*AttentionSpec)) AttentionSpec { f(&a); return a }
 	gpu := Options{Device: "gpu"}
+	budgeted := Options{Device: "gpu", Budgeted: true}
 	// OF3's attention with pair bias: [1, 16, N, 24], pair bias [1, 16, N, N], mask [1, 1, 1, N].
 	apb := func(dt graph.DType) AttentionSpec {
 		return AttentionSpec{Mode: "qk", Q: op(dt, 1, 16, N, 24), K: op(dt, 1, 16, N, 24), V: op(dt, 1, 16, N, 24),
@@ -224,9 +226,13 @@ func TestAttentionFlashPaths(t *testing.T) {
 		{"f64 bias", "", gpu, with(tri(f32, 32), func(a *AttentionSpec) { a.Biases = []Operand{op(f64, 1, 4, N, N)} }), AttentionGPUSoftmax},
 		{"f32 head sizes of q and v differ", "", gpu, with(tri(f32, 32), func(a *AttentionSpec) { a.V = op(f32, N, 4, N, 16) }), AttentionGPUFlash},
 		{"q and k head sizes differ", "", gpu, with(tri(f32, 32), func(a *AttentionSpec) { a.K = op(f32, N, 4, N, 16) }), AttentionGPUSoftmaxBias},
-		{"bf16 triangle attention: SDPA would need a [N,H,N,N] mask", "", gpu, tri(bf, 32), AttentionGPUFlash},
-		{"fp16 triangle attention", "", gpu, tri(f16, 32), AttentionGPUFlash},
-		{"bf16 attention with pair bias: mask as large as the logits", "", gpu, apb(bf), AttentionGPUFlash},
+		{"bf16 triangle attention: SDPA is faster", "", gpu, tri(bf, 32), AttentionGPUSDPA},
+		{"bf16 triangle attention under a budget: SDPA would write a [N,H,N,N] mask", "", budgeted, tri(bf, 32), AttentionGPUFlash},
+		{"fp16 triangle attention under a budget", "", budgeted, tri(f16, 32), AttentionGPUFlash},
+		{"bf16 attention with pair bias", "", gpu, apb(bf), AttentionGPUSDPA},
+		{"bf16 attention with pair bias under a budget: mask as large as the logits", "", budgeted, apb(bf), AttentionGPUFlash},
+		{"bf16 key mask only under a budget: SDPA", "", budgeted, with(tri(bf, 32), func(a *AttentionSpec) { a.Biases = a.Biases[:1] }), AttentionGPUSDPA},
+		{"f32 under a budget", "", budgeted, tri(f32, 32), AttentionGPUFlash},
 		{"bf16 key mask only: SDPA", "", gpu, with(tri(bf, 32), func(a *AttentionSpec) { a.Biases = a.Biases[:1] }), AttentionGPUSDPA},
 		{"bf16 no bias: SDPA", "", gpu, with(tri(bf, 32), func(a *AttentionSpec) { a.Biases = nil }), AttentionGPUSDPA},
 		{"bf16 head 128: SDPA", "", gpu, tri(bf, 128), AttentionGPUSDPA},
@@ -272,15 +278,24 @@ func TestPlanLowerings(t *testing.T) {
 			t.Errorf("%+v: %v, want %v", c.o, got, c.want)
 		}
 	}
-	// By default the GPU plans the flash kernel in every precision.
+	// By default the GPU plans the flash kernel in fp32, SDPA in bf16/fp16
+	// unless under a memory budget.
 	setAttentionEnv(t, "")
-	for _, p := range Precisions {
-		ls, err := PlanLowerings(g, Options{Device: "gpu", Precision: p})
+	for _, c := range []struct {
+		o    Options
+		want Path
+	}{
+		{Options{Device: "gpu"}, AttentionGPUFlash},
+		{Options{Device: "gpu", Precision: "bf16"}, AttentionGPUSDPA},
+		{Options{Device: "gpu", Precision: "fp16"}, AttentionGPUSDPA},
+		{Options{Device: "gpu", Precision: "bf16", Budgeted: true}, AttentionGPUFlash},
+	} {
+		ls, err := PlanLowerings(g, c.o)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := paths(ls), []Path{AttentionGPUFlash, SwiGLUMLX, TriMulMLX}; !slices.Equal(got, want) {
-			t.Errorf("gpu %s: %v, want %v", p, got, want)
+		if got, want := paths(ls), []Path{c.want, SwiGLUMLX, TriMulMLX}; !slices.Equal(got, want) {
+			t.Errorf("%+v: %v, want %v", c.o, got, want)
 		}
 	}
 	ls, err := PlanLowerings(ofBlock(t, 8), Options{Device: "gpu", Precision: "bf16"})
