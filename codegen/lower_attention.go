@@ -56,6 +56,15 @@ func lowerAttention(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	ops := t.operands(in)
 	path := t.choose(n, ops)
 	switch path {
+	case AttentionGPUFlash:
+		if out, ok := t.flashAttention(q, k, v, biases, scale, dt); ok {
+			return t.one(out, dt)
+		}
+		if err := s.Err(); err != nil {
+			return nil, err
+		}
+		path = attentionUnfusedPath(t.p.opts, attentionSpecOf(n, ops))
+		t.record(n, path, 0)
 	case AttentionGPUSDPA:
 		if out, ok := t.fusedSDPA(q, k, v, biases, scale); ok {
 			return t.one(out, dt)

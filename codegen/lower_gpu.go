@@ -3,6 +3,7 @@ package codegen
 import (
 	"slices"
 
+	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/internal/shapes"
 	"github.com/of3c/of3c/runtime/mlx"
 )
@@ -118,4 +119,39 @@ func (t *tracer) fusedSDPA(q, k, v *val, biases []*val, scale float64) (*mlx.Arr
 	out := s.ScaledDotProductAttention(to4(qa, Q, c), to4(ka, K, c), to4(va, K, c), float32(scale), mask)
 	out = s.Reshape(out, intsOf(append(append([]int64{}, batch...), Q, c))...)
 	return out, s.Err() == nil
+}
+
+// flashAttention lowers to runtime/mlx's GPUFlashAttention kernel (path
+// AttentionGPUFlash): softmax(scale·q·kᵀ + Σ biases)·v with key tiles and an
+// online softmax, so the [.., Q, K] logits are never written — the memory
+// of a triangle attention is its inputs and output, at any N. q, k and v
+// are read in their device dtype and widened in the kernel; the biases are
+// read as the unfused path reads them (readBias: f32, −inf → −1e9), in
+// place through broadcast strides; accumulation and softmax are f32. The
+// chunk attributes are ignored (there is nothing left to chunk). q and k
+// are nil in bias_only mode. ok false when an operand is missing.
+func (t *tracer) flashAttention(q, k, v *val, biases []*val, scale float64, dt graph.DType) (*mlx.Array, bool) {
+	var qa, ka *mlx.Array
+	if q != nil {
+		if qa, ka = t.arr(q), t.arr(k); qa == nil || ka == nil {
+			return nil, false
+		}
+	}
+	va := t.arr(v)
+	if va == nil {
+		return nil, false
+	}
+	var bs []*mlx.Array
+	for _, b := range biases {
+		if b == nil {
+			continue
+		}
+		rb := t.readBias(t.arr(b))
+		if rb == nil {
+			return nil, false
+		}
+		bs = append(bs, rb)
+	}
+	out := t.s.GPUFlashAttention(qa, ka, va, bs, float32(scale), t.ddt(dt))
+	return out, out != nil && t.s.Err() == nil
 }

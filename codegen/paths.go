@@ -27,6 +27,7 @@ type Path string
 
 // The paths. PathTable documents each one.
 const (
+	AttentionGPUFlash       Path = "attention/gpu-flash"
 	AttentionGPUSDPA        Path = "attention/gpu-sdpa"
 	AttentionCPUFused       Path = "attention/cpu-fused"
 	AttentionLMA            Path = "attention/lma"
@@ -62,6 +63,8 @@ type PathInfo struct {
 // PathTable lists every lowering path in decision order per op (the first
 // whose condition holds is taken). docs/architecture.md prints it.
 var PathTable = []PathInfo{
+	{AttentionGPUFlash, "of3c.Attention", "gpu", "fast kernels on; q, k, v f32/bf16/fp16 (none f64), head sizes 1-64; 0-4 biases (1-4 in bias_only mode) broadcasting into the logits without enlarging them; logits rank ≤ 8; not where MLX's SDPA fits (bf16/fp16), unless compiled with --memory-budget and SDPA's summed mask would be as large as the logits; OF3C_GPU_ATTENTION=flash/noflash forces it on/off",
+		"runtime/mlx GPUFlashAttention CUDA kernel: key tiles with an online softmax, biases read in place, f32 accumulation; the logits are never written; chunk attributes ignored"},
 	{AttentionGPUSDPA, "of3c.Attention", "gpu", "mode qk; q, k, v bf16/fp16 of one dtype; head size a multiple of 8 up to 128, v's the same; rank ≥ 3; no chunk attributes; the biases broadcast into the logits",
 		"MLX's fused scaled_dot_product_attention; the biases summed into one additive mask (GPUBiasSum kernel for 2-4 full-size f32 biases)"},
 	{AttentionCPUFused, "of3c.Attention", "cpu", "mode qk; q, k, v and the biases f32 on the device; fast kernels on",
@@ -135,6 +138,24 @@ type AttentionSpec struct {
 // (Device and Precision set).
 func AttentionPath(o Options, a AttentionSpec) Path {
 	qk := a.Mode == graph.AttentionModeQK && a.Q.present() && a.K.present()
+	if o.Device == "gpu" && o.fastKernels() && flashFits(a) {
+		switch gpuAttentionEnv() {
+		case "flash":
+			return AttentionGPUFlash
+		case "noflash":
+		default:
+			// bf16/fp16: MLX's fused SDPA (cuDNN, tensor cores) ran the
+			// OF3-width PairFormerBlock 2.2× faster than this FFMA kernel
+			// at N = 1024 on an H200 (78.6 vs 174.9 ms), at 1.5× its peak
+			// (20.6 vs 13.5 GiB; docs/notes/2026-12-03-gpu-flash-attention.md).
+			// It keeps them unless the program was compiled under a memory
+			// budget and SDPA would write a full-size summed mask.
+			sdpa := qk && a.BatchChunk <= 0 && a.QueryChunk <= 0 && a.KVChunk <= 0 && sdpaFits(a)
+			if !sdpa || (o.Budgeted && sdpaMaskFull(a)) {
+				return AttentionGPUFlash
+			}
+		}
+	}
 	if qk && o.Device == "gpu" && a.BatchChunk <= 0 && a.QueryChunk <= 0 && a.KVChunk <= 0 && sdpaFits(a) {
 		return AttentionGPUSDPA
 	}
@@ -204,6 +225,48 @@ func biasedLogitsShape(a AttentionSpec) []int64 {
 		}
 	}
 	return L
+}
+
+// gpuAttentionEnv is passes.GPUAttentionEnv (OF3C_GPU_ATTENTION), through a
+// variable of this package so its tests can set it.
+var gpuAttentionEnv = func() string { return passes.GPUAttentionEnv() }
+
+// flashFits is the condition of the GPUFlashAttention kernel
+// (passes.GPUFlashAttention, which the memory planner models too).
+func flashFits(a AttentionSpec) bool {
+	dts := []graph.DType{a.Q.DType, a.K.DType, a.V.DType}
+	shp := [][]int64{a.Q.Shape, a.K.Shape, a.V.Shape}
+	for _, b := range a.Biases {
+		dts = append(dts, b.DType)
+		shp = append(shp, b.Shape)
+	}
+	return passes.GPUFlashAttention(a.Mode, dts, shp)
+}
+
+// sdpaMaskFull reports whether the biases sum to a mask as large as the
+// logits (e.g. a triangle attention's [B,1,1,K] mask plus its [1,H,Q,K] pair
+// bias): the fused SDPA path would then materialise a [B,H,Q,K] tensor,
+// which is what the flash kernel avoids.
+func sdpaMaskFull(a AttentionSpec) bool {
+	L := biasedLogitsShape(a)
+	if L == nil || len(a.Biases) == 0 {
+		return false
+	}
+	var sum []int64
+	for _, b := range a.Biases {
+		if sum == nil {
+			sum = b.Shape
+		} else if m, err := shapes.Broadcast(sum, b.Shape); err == nil {
+			sum = m
+		} else {
+			return false
+		}
+	}
+	if len(sum) > len(L) {
+		return false
+	}
+	pad := append(slices.Repeat([]int64{1}, len(L)-len(sum)), sum...)
+	return slices.Equal(pad, L)
 }
 
 // sdpaFits is the condition of MLX's fused SDPA kernel: bf16/fp16 q, k, v

@@ -14,6 +14,9 @@ func op(dt graph.DType, shape ...int64) Operand { return Operand{DType: dt, Shap
 // The decisions need no device: they take the device, the dtypes on it and
 // the shapes.
 func TestAttentionPaths(t *testing.T) {
+	// This table: the decisions without the flash kernel (as before it
+	// existed); TestAttentionFlashPaths has the default.
+	setAttentionEnv(t, "noflash")
 	const N = 384
 	bf, f16, f32, f64 := graph.BFloat16, graph.Float16, graph.Float32, graph.Float64
 	// OF3 triangle attention: q, k, v [N, H, N, c], a key mask [N, 1, 1, N]
@@ -175,9 +178,86 @@ func paths(ls []Lowering) []Path {
 	return out
 }
 
+// setAttentionEnv stands in for OF3C_GPU_ATTENTION for one test.
+func setAttentionEnv(t *testing.T, v string) {
+	old := gpuAttentionEnv
+	gpuAttentionEnv = func() string { return v }
+	t.Cleanup(func() { gpuAttentionEnv = old })
+}
+
+// The GPU's flash kernel: taken for every f32 attention it fits (as fast as
+// the unfused path, at half its peak: measured); bf16/fp16 keep MLX's
+// fused SDPA (2.2× faster) unless a memory budget was given and SDPA would
+// write a full-size summed mask.
+func TestAttentionFlashPaths(t *testing.T) {
+	setAttentionEnv(t, "")
+	const N = 2048
+	bf, f16, f32, f64 := graph.BFloat16, graph.Float16, graph.Float32, graph.Float64
+	tri := func(dt graph.DType, c int64) AttentionSpec {
+		return AttentionSpec{Mode: graph.AttentionModeQK,
+			Q: op(dt, N, 4, N, c), K: op(dt, N, 4, N, c), V: op(dt, N, 4, N, c),
+			Biases: []Operand{op(f32, N, 1, 1, N), op(f32, 1, 4, N, N)}}
+	}
+	with := func(a AttentionSpec, f func(*AttentionSpec)) AttentionSpec { f(&a); return a }
+	gpu := Options{Device: "gpu"}
+	budgeted := Options{Device: "gpu", Budgeted: true}
+	// OF3's attention with pair bias: [1, 16, N, 24], pair bias [1, 16, N, N], mask [1, 1, 1, N].
+	apb := func(dt graph.DType) AttentionSpec {
+		return AttentionSpec{Mode: "qk", Q: op(dt, 1, 16, N, 24), K: op(dt, 1, 16, N, 24), V: op(dt, 1, 16, N, 24),
+			Biases: []Operand{op(f32, 1, 1, 1, N), op(f32, 1, 16, N, N)}}
+	}
+	for _, c := range []struct {
+		name string
+		env  string
+		o    Options
+		a    AttentionSpec
+		want Path
+	}{
+		{"f32 triangle attention at long N", "", gpu, tri(f32, 32), AttentionGPUFlash},
+		{"f32 symbolic N", "", gpu, AttentionSpec{Mode: "qk", Q: op(f32, -2, 4, -2, 32), K: op(f32, -2, 4, -2, 32), V: op(f32, -2, 4, -2, 32),
+			Biases: []Operand{op(f32, -2, 1, 1, -2), op(f32, 1, 4, -2, -2)}}, AttentionGPUFlash},
+		{"f32 head 48", "", gpu, tri(f32, 48), AttentionGPUFlash},
+		{"f32 head 8", "", gpu, tri(f32, 8), AttentionGPUFlash},
+		{"f32 head 72: too wide", "", gpu, tri(f32, 72), AttentionGPUSoftmaxBias},
+		{"f32 chunk attributes ignored", "", gpu, with(tri(f32, 32), func(a *AttentionSpec) { a.KVChunk, a.QueryChunk = 64, 64 }), AttentionGPUFlash},
+		{"f32 no bias", "", gpu, with(tri(f32, 32), func(a *AttentionSpec) { a.Biases = nil }), AttentionGPUFlash},
+		{"f32 five biases", "", gpu, with(tri(f32, 32), func(a *AttentionSpec) { a.Biases = slices.Repeat([]Operand{op(f32, 1, 4, N, N)}, 5) }), AttentionGPUSoftmax},
+		{"f32 bias larger than the logits", "", gpu, with(tri(f32, 32), func(a *AttentionSpec) { a.Biases = []Operand{op(f32, 2, N, 4, N, N)} }), AttentionGPUSoftmax},
+		{"f64 bias", "", gpu, with(tri(f32, 32), func(a *AttentionSpec) { a.Biases = []Operand{op(f64, 1, 4, N, N)} }), AttentionGPUSoftmax},
+		{"f32 head sizes of q and v differ", "", gpu, with(tri(f32, 32), func(a *AttentionSpec) { a.V = op(f32, N, 4, N, 16) }), AttentionGPUFlash},
+		{"q and k head sizes differ", "", gpu, with(tri(f32, 32), func(a *AttentionSpec) { a.K = op(f32, N, 4, N, 16) }), AttentionGPUSoftmaxBias},
+		{"bf16 triangle attention: SDPA is faster", "", gpu, tri(bf, 32), AttentionGPUSDPA},
+		{"bf16 triangle attention under a budget: SDPA would write a [N,H,N,N] mask", "", budgeted, tri(bf, 32), AttentionGPUFlash},
+		{"fp16 triangle attention under a budget", "", budgeted, tri(f16, 32), AttentionGPUFlash},
+		{"bf16 attention with pair bias", "", gpu, apb(bf), AttentionGPUSDPA},
+		{"bf16 attention with pair bias under a budget: mask as large as the logits", "", budgeted, apb(bf), AttentionGPUFlash},
+		{"bf16 key mask only under a budget: SDPA", "", budgeted, with(tri(bf, 32), func(a *AttentionSpec) { a.Biases = a.Biases[:1] }), AttentionGPUSDPA},
+		{"f32 under a budget", "", budgeted, tri(f32, 32), AttentionGPUFlash},
+		{"bf16 key mask only: SDPA", "", gpu, with(tri(bf, 32), func(a *AttentionSpec) { a.Biases = a.Biases[:1] }), AttentionGPUSDPA},
+		{"bf16 no bias: SDPA", "", gpu, with(tri(bf, 32), func(a *AttentionSpec) { a.Biases = nil }), AttentionGPUSDPA},
+		{"bf16 head 128: SDPA", "", gpu, tri(bf, 128), AttentionGPUSDPA},
+		{"bf16 head 36", "", gpu, tri(bf, 36), AttentionGPUFlash},
+		{"bias_only (MSA pair-weighted averaging)", "", gpu, AttentionSpec{Mode: "bias_only", V: op(f32, N, 8, N, 8),
+			Biases: []Operand{op(f32, 1, 8, N, N), op(f32, N, N)}}, AttentionGPUFlash},
+		{"bias_only bias enlarges the batch", "", gpu, AttentionSpec{Mode: "bias_only", V: op(f32, 8, N, 8),
+			Biases: []Operand{op(f32, 4, 8, N, N)}}, AttentionGPUSoftmax},
+		{"fast kernels off", "", Options{Device: "gpu", NoFastKernels: true}, tri(f32, 32), AttentionGPUSoftmax},
+		{"cpu unaffected", "flash", Options{Device: "cpu"}, tri(f32, 32), AttentionCPUFused},
+		{"forced on: bf16 key mask only", "flash", gpu, with(tri(bf, 32), func(a *AttentionSpec) { a.Biases = a.Biases[:1] }), AttentionGPUFlash},
+		{"forced off", "noflash", gpu, tri(f32, 32), AttentionGPUSoftmaxBias},
+		{"forced off bf16", "noflash", gpu, tri(bf, 32), AttentionGPUSDPA},
+	} {
+		setAttentionEnv(t, c.env)
+		if got := AttentionPath(c.o, c.a); got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
 // At compile time, from the graph's types alone: a GPU bf16 compile plans
 // the fused SDPA kernel for the triangle attention.
 func TestPlanLowerings(t *testing.T) {
+	setAttentionEnv(t, "noflash")
 	g := ofBlock(t, 0)
 	for _, c := range []struct {
 		o    Options
@@ -196,6 +276,26 @@ func TestPlanLowerings(t *testing.T) {
 		}
 		if got := paths(ls); !slices.Equal(got, c.want) {
 			t.Errorf("%+v: %v, want %v", c.o, got, c.want)
+		}
+	}
+	// By default the GPU plans the flash kernel in fp32, SDPA in bf16/fp16
+	// unless under a memory budget.
+	setAttentionEnv(t, "")
+	for _, c := range []struct {
+		o    Options
+		want Path
+	}{
+		{Options{Device: "gpu"}, AttentionGPUFlash},
+		{Options{Device: "gpu", Precision: "bf16"}, AttentionGPUSDPA},
+		{Options{Device: "gpu", Precision: "fp16"}, AttentionGPUSDPA},
+		{Options{Device: "gpu", Precision: "bf16", Budgeted: true}, AttentionGPUFlash},
+	} {
+		ls, err := PlanLowerings(g, c.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := paths(ls), []Path{c.want, SwiGLUMLX, TriMulMLX}; !slices.Equal(got, want) {
+			t.Errorf("%+v: %v, want %v", c.o, got, want)
 		}
 	}
 	ls, err := PlanLowerings(ofBlock(t, 8), Options{Device: "gpu", Precision: "bf16"})

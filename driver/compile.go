@@ -35,7 +35,7 @@ type CompileRequest struct {
 // writes nothing except the optional pass dumps.
 func Compile(req CompileRequest) (*graph.Graph, *artifact.Manifest, error) {
 	o := req.Options
-	lo := codegen.Options{Device: o.Device, Precision: o.Precision}
+	lo := codegen.Options{Device: o.Device, Precision: o.Precision, Budgeted: o.MemoryBudget > 0}
 	if err := lo.Validate(); err != nil {
 		return nil, nil, err
 	}

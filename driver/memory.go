@@ -31,7 +31,8 @@ func (s *Session) CheckMemory(dims map[string]int64) error {
 	if limit <= 0 {
 		return nil
 	}
-	cur, err := passes.PlanMemory(s.Graph, dims, 0, passes.Options{})
+	popts := passes.Options{Device: s.device}
+	cur, err := passes.PlanMemory(s.Graph, dims, 0, popts)
 	if se := (*passes.SizeError)(nil); errors.As(err, &se) {
 		return &MemoryError{fmt.Sprintf("refusing to run at %s: %v", fmtDims(dims), se)}
 	}
@@ -43,7 +44,7 @@ func (s *Session) CheckMemory(dims map[string]int64) error {
 	}
 	msg := fmt.Sprintf("refusing to run at %s: estimated peak %s exceeds %s %s",
 		fmtDims(dims), units.FormatBytes(cur.PeakBefore), what, units.FormatBytes(limit))
-	fit, err := passes.PlanMemory(s.Graph, dims, limit, passes.Options{})
+	fit, err := passes.PlanMemory(s.Graph, dims, limit, popts)
 	if err != nil {
 		msg += "; no chunking fits either (" + err.Error() + ")"
 	} else {
@@ -64,7 +65,7 @@ func (s *Session) CheckMemory(dims map[string]int64) error {
 // EstimatePeak is the planner's estimate of the peak memory of a run at
 // dims with the graph's current chunking (0 when it cannot estimate).
 func (s *Session) EstimatePeak(dims map[string]int64) int64 {
-	p, err := passes.PlanMemory(s.Graph, dims, 0, passes.Options{})
+	p, err := passes.PlanMemory(s.Graph, dims, 0, passes.Options{Device: s.device})
 	if err != nil {
 		return 0
 	}
@@ -79,12 +80,7 @@ func (s *Session) memoryLimit() (int64, string) {
 	switch {
 	case avail > 0:
 	case s.device == "gpu":
-		// MLX's limit defaults to the device's recommended working set;
-		// asking for more than the card has can hang it (mlx #2821).
-		if m, err := mlx.Memory(); err == nil && m.Limit > 0 {
-			avail = int64(m.Limit)
-			what = "the GPU memory limit"
-		}
+		avail, what = GPUAvailable()
 	default:
 		avail = AvailableMemory()
 		what = "the available memory"
@@ -93,6 +89,41 @@ func (s *Session) memoryLimit() (int64, string) {
 		return b, "the compile-time memory budget"
 	}
 	return avail, what
+}
+
+// GPUAvailable is the memory a GPU run may use: what the device has free
+// (cuMemGetInfo, plus what this process's MLX holds already, active or
+// cached, which it reuses), capped at MLX's memory limit (by default the
+// device's recommended working set; asking for more than the card has can
+// hang it, mlx #2821). 0 when neither is known.
+func GPUAvailable() (int64, string) {
+	if !hasGPU() {
+		return 0, "no GPU"
+	}
+	var limit int64
+	if m, err := mlx.Memory(); err == nil && m.Limit > 0 {
+		limit = int64(m.Limit)
+		if free, _, ok := mlx.GPUMemoryInfo(); ok {
+			if f := free + int64(m.Active+m.Cache); f < limit {
+				return f, "the GPU's free memory"
+			}
+		}
+		return limit, "the GPU memory limit"
+	}
+	if free, _, ok := mlx.GPUMemoryInfo(); ok {
+		return free, "the GPU's free memory"
+	}
+	return limit, "the GPU memory limit"
+}
+
+// hasGPU reports whether MLX lists a GPU device.
+func hasGPU() bool {
+	for _, d := range mlx.Devices() {
+		if d.Type == mlx.GPU {
+			return true
+		}
+	}
+	return false
 }
 
 // AvailableMemory is what this process may still allocate, in bytes:

@@ -33,6 +33,10 @@ import (
 // allocation may run ahead to under the memory limit the runtime sets
 // while running (memory_limit.go).
 
+// NoBudget is the budget of a plan made only to estimate: PlanMemory reads
+// a budget of 0 as none (no chunking) and Format prints it as "none".
+const NoBudget = int64(0)
+
 // ChunkChoice is the chunking chosen for one fused node.
 type ChunkChoice struct {
 	Node            string           `json:"node"` // name of the node's output value
@@ -664,7 +668,7 @@ func (p *planner) shrink(s *planNode) bool {
 	}
 	switch s.n.Op {
 	case "Attention":
-		if p.cpuFusedAttention(s) {
+		if p.fusedAttention(s) {
 			return false // its memory does not depend on the chunking
 		}
 		if len(s.outDims) > 2 && step("batch_chunk", s.outDims[0]) {
@@ -705,8 +709,8 @@ func (p *planner) whyNot(s *planNode) string {
 	if !s.fused {
 		return fmt.Sprintf("%s is not a chunkable op (only of3c.Attention, SwiGLU, OuterProductMean and TriangleMultiplication are)", s.n.QualifiedOp())
 	}
-	if p.cpuFusedAttention(s) {
-		return fmt.Sprintf("%s runs as the CPU's fused attention kernel, whose memory (output and biases) no chunking lowers", s.n)
+	if p.fusedAttention(s) {
+		return fmt.Sprintf("%s runs as a fused attention kernel (the CPU's, or the GPU's flash kernel), whose memory (output and biases) no chunking lowers", s.n)
 	}
 	var at []string
 	for _, k := range sortedKeys(s.chunk) {
@@ -746,7 +750,7 @@ func planMemoryPass(c *Context) error {
 // until they are concatenated into the output.
 func (p *planner) attentionWorkspace(s *planNode, a int64) int64 {
 	n := s.n
-	if p.cpuFusedAttention(s) {
+	if p.fusedAttention(s) {
 		// runtime/mlx's FastAttention: logits in per-thread 64 KiB
 		// buffers, q, k, v read in place; biases made row-contiguous.
 		var ws int64

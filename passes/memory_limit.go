@@ -55,7 +55,7 @@ func (p *planner) largestArray() int64 {
 		for _, b := range s.outs {
 			m = max(m, b) // donated outputs included: the guard counts them
 		}
-		if !s.fused || s.n.Op != "Attention" || p.cpuFusedAttention(s) {
+		if !s.fused || s.n.Op != "Attention" || p.fusedAttention(s) {
 			continue
 		}
 		batch, q, k, _ := p.attentionDims(s)
@@ -163,7 +163,7 @@ func (p *planner) fusedLargest(s *planNode) int64 {
 	a := accBytes(n.Outputs[0].Type.DType)
 	switch n.Op {
 	case "Attention":
-		if p.cpuFusedAttention(s) {
+		if p.fusedAttention(s) {
 			var b int64 // the biases' contiguous copies
 			for _, x := range n.Inputs[3:] {
 				if x != nil && x.Const == nil {

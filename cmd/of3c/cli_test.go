@@ -112,3 +112,25 @@ func head(s string) string {
 	}
 	return s
 }
+
+// `inspect --memory N=… --device gpu` prints the GPU plan on any machine:
+// the triangle attention runs as the flash kernel, so no [N,H,N,N] logits
+// appear; without --device the generic lowering's logits dominate. A budget
+// below the GPU estimate is refused with the numbers.
+func TestInspectMemoryGPU(t *testing.T) {
+	code, gen, errs := run(t, "inspect", fixture, "--memory", "N=2048", "--budget", "1TiB")
+	if code != 0 || !strings.Contains(gen, "inside of3c.Attention") {
+		t.Fatalf("generic plan: code %d stderr %q\n%s", code, errs, gen)
+	}
+	code, gpu, errs := run(t, "inspect", fixture, "--memory", "N=2048", "--device", "gpu", "--budget", "1TiB")
+	if code != 0 || !strings.Contains(gpu, "memory plan for N=2048") || strings.Contains(gpu, "inside of3c.Attention") {
+		t.Fatalf("gpu plan: code %d stderr %q\n%s", code, errs, gpu)
+	}
+	code, _, errs = run(t, "inspect", fixture, "--memory", "N=2048", "--device", "gpu", "--budget", "64MiB")
+	if code == 0 || !strings.Contains(errs, "does not fit") {
+		t.Errorf("gpu plan under 64 MiB: code %d, stderr %q", code, errs)
+	}
+	if code, _, errs = run(t, "inspect", fixture, "--memory", "N=64", "--device", "tpu"); code != 2 || !strings.Contains(errs, "tpu") {
+		t.Errorf("--device tpu: code %d, stderr %q", code, errs)
+	}
+}

@@ -73,5 +73,5 @@ func printGraph(w io.Writer, g *graph.Graph, format string, full bool) error {
 // models; an artifact is already optimized).
 func (p *passFlags) set() bool {
 	return *p.after != "" || *p.passList != "" || *p.explain || *p.showLog || *p.dumpDir != "" ||
-		*p.memory != "" || *p.budget != "" || *p.threshold != 0 || *p.chunk != 0 || *p.lmaKV != 0
+		*p.memory != "" || *p.budget != "" || *p.device != "" || *p.threshold != 0 || *p.chunk != 0 || *p.lmaKV != 0
 }

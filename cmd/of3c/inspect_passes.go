@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/of3c/of3c/driver"
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/internal/units"
 	"github.com/of3c/of3c/passes"
@@ -20,6 +21,7 @@ type passFlags struct {
 	dumpDir   *string
 	memory    *string
 	budget    *string
+	device    *string
 	threshold *int64
 	chunk     *int64
 	lmaKV     *int64
@@ -35,7 +37,8 @@ func addPassFlags(fs *flag.FlagSet) *passFlags {
 		showLog:   fs.Bool("log", false, "print the per-pass log (time, nodes before/after, fusions) on stderr"),
 		dumpDir:   fs.String("dump-dir", "", "write the IR after every pass into `DIR`"),
 		memory:    fs.String("memory", "", "print the memory plan for concrete dims, e.g. N=1024 (after all passes)"),
-		budget:    fs.String("budget", "", "memory budget for --memory, e.g. 8GiB"),
+		budget:    fs.String("budget", "", "memory budget for --memory, e.g. 8GiB (default: with --device gpu where a GPU is present, the memory it has free; otherwise none)"),
+		device:    fs.String("device", "", "for --memory: plan the lowering of this device, cpu or gpu (default: the generic lowering); any machine can plan for either"),
 		threshold: fs.Int64("chunk-threshold", 0, "keys below which attention is never LMA-chunked (0: default)"),
 		chunk:     fs.Int64("chunk-size", 0, "fix the row/query chunk size instead of letting the planner choose"),
 		lmaKV:     fs.Int64("lma-kv-chunk", 0, "key/value chunk size for low-memory attention (0: default)"),
@@ -120,10 +123,21 @@ func (p *passFlags) apply(g *graph.Graph, stdout, stderr io.Writer) (*graph.Grap
 	if err != nil {
 		return nil, usagef("--memory: %v", err)
 	}
-	var budget int64
+	switch *p.device {
+	case "", "cpu", "gpu":
+	default:
+		return nil, usagef("--device %q: want cpu or gpu", *p.device)
+	}
+	opts.Device = *p.device
+	budget := passes.NoBudget
 	if *p.budget != "" {
 		if budget, err = units.ParseBytes(*p.budget); err != nil {
 			return nil, usagef("--budget: %v", err)
+		}
+	} else if *p.device == "gpu" {
+		if free, what := driver.GPUAvailable(); free > 0 {
+			budget = free
+			fmt.Fprintf(stdout, "budget: %s (%s)\n", units.FormatBytes(free), what)
 		}
 	}
 	opts.Dims = dims

@@ -103,6 +103,23 @@ func libGPUBiasSum(shape []int, dt Dtype, clampF16 bool, bs []hnd) (hnd, error) 
 	return out.ctx, err
 }
 
+func libGPUFlashAttention(q, k, v hnd, bs []hnd, scale float32, dt Dtype) (hnd, error) {
+	var out C.mlxs_array
+	p, keep := handles(bs)
+	err := ck(C.mlxs_gpu_flash_attention(&out, ca(q), ca(k), ca(v), p, C.int(len(bs)), C.float(scale), C.int(dt)))
+	_ = keep
+	return out.ctx, err
+}
+
+func libGPUMemInfo() (free, total int64, ok bool) {
+	var f, t C.int64_t
+	var k C.int
+	if C.mlxs_gpu_mem_info(&f, &t, &k) != 0 || k == 0 {
+		return 0, 0, false
+	}
+	return int64(f), int64(t), true
+}
+
 func libGPUIO() string {
 	var p *C.char
 	if C.mlxs_gpu_io_status(&p) != 0 {

@@ -11,15 +11,19 @@ const available = false
 
 type hnd = unsafe.Pointer
 
-func libVersion() string                                         { return "unavailable" }
-func libDeviceCount(DeviceType) (int, error)                     { return 0, ErrUnavailable }
-func libDeviceAvailable(DeviceType, int) (bool, error)           { return false, ErrUnavailable }
-func libDefaultDevice() (Device, error)                          { return Device{}, ErrUnavailable }
-func libSetDefaultDevice(Device) error                           { return ErrUnavailable }
-func libDeviceName(Device) string                                { return "" }
-func libBLAS() string                                            { return "" }
-func libGPUIO() string                                           { return "" }
-func libGPUSoftmaxBias(hnd, []hnd) (hnd, error)                  { return nil, ErrUnavailable }
+func libVersion() string                               { return "unavailable" }
+func libDeviceCount(DeviceType) (int, error)           { return 0, ErrUnavailable }
+func libDeviceAvailable(DeviceType, int) (bool, error) { return false, ErrUnavailable }
+func libDefaultDevice() (Device, error)                { return Device{}, ErrUnavailable }
+func libSetDefaultDevice(Device) error                 { return ErrUnavailable }
+func libDeviceName(Device) string                      { return "" }
+func libBLAS() string                                  { return "" }
+func libGPUMemInfo() (int64, int64, bool)              { return 0, 0, false }
+func libGPUIO() string                                 { return "" }
+func libGPUSoftmaxBias(hnd, []hnd) (hnd, error)        { return nil, ErrUnavailable }
+func libGPUFlashAttention(hnd, hnd, hnd, []hnd, float32, Dtype) (hnd, error) {
+	return nil, ErrUnavailable
+}
 func libGPUBiasSum([]int, Dtype, bool, []hnd) (hnd, error)       { return nil, ErrUnavailable }
 func libSynchronize() error                                      { return ErrUnavailable }
 func libMemory() (MemoryStats, error)                            { return MemoryStats{}, ErrUnavailable }

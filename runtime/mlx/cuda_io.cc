@@ -155,4 +155,37 @@ bool cuda_read(mx::array& a, void* dst, size_t nbytes) {
   return d.memcpyDtoH(dst, src, nbytes) == 0;
 }
 
+// cuda_mem_info is cuMemGetInfo on device 0 through the libcuda MLX
+// loaded (its primary context made current, cuInit called first: both are
+// no-ops once MLX has initialised the device). False without a CUDA driver.
+bool cuda_mem_info(int64_t* free_bytes, int64_t* total_bytes) {
+  void* h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+  if (!h) return false;
+  using Init = CUresult (*)(unsigned);
+  using DeviceGet = CUresult (*)(CUdevice*, int);
+  using Retain = CUresult (*)(CUcontext*, CUdevice);
+  using GetCur = CUresult (*)(CUcontext*);
+  using SetCur = CUresult (*)(CUcontext);
+  using MemGetInfo = CUresult (*)(size_t*, size_t*);
+  auto init = reinterpret_cast<Init>(dlsym(h, "cuInit"));
+  auto deviceGet = reinterpret_cast<DeviceGet>(dlsym(h, "cuDeviceGet"));
+  auto retain = reinterpret_cast<Retain>(dlsym(h, "cuDevicePrimaryCtxRetain"));
+  auto getCur = reinterpret_cast<GetCur>(dlsym(h, "cuCtxGetCurrent"));
+  auto setCur = reinterpret_cast<SetCur>(dlsym(h, "cuCtxSetCurrent"));
+  auto memGetInfo = reinterpret_cast<MemGetInfo>(dlsym(h, "cuMemGetInfo_v2"));
+  if (!init || !deviceGet || !retain || !getCur || !setCur || !memGetInfo) return false;
+  if (init(0) != 0) return false;
+  CUdevice dev;
+  if (deviceGet(&dev, 0) != 0) return false;
+  CUcontext ctx = nullptr;
+  if (getCur(&ctx) != 0 || ctx == nullptr) {
+    if (retain(&ctx, dev) != 0 || ctx == nullptr || setCur(ctx) != 0) return false;
+  }
+  size_t f = 0, t = 0;
+  if (memGetInfo(&f, &t) != 0) return false;
+  *free_bytes = static_cast<int64_t>(f);
+  *total_bytes = static_cast<int64_t>(t);
+  return true;
+}
+
 }  // namespace mlxs

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "mlx_required.h"
 
@@ -21,5 +22,9 @@ const char* cuda_io_status();
 // cuda_read copies an evaluated, row-contiguous array that lives in GPU
 // device memory into dst (nbytes = a.nbytes()) with one device-to-host copy.
 bool cuda_read(mlx::core::array& a, void* dst, size_t nbytes);
+
+// cuda_mem_info is the free and total memory of GPU 0 (cuMemGetInfo);
+// false without a CUDA driver.
+bool cuda_mem_info(int64_t* free_bytes, int64_t* total_bytes);
 
 }  // namespace mlxs

@@ -204,3 +204,13 @@ func (s *Scope) ClearCache() {
 		s.failf("clear_cache", err)
 	}
 }
+
+// GPUMemoryInfo is the free and total memory of GPU 0 as the CUDA driver
+// reports them (cuMemGetInfo; what other processes hold is not free); ok
+// false where there is no CUDA driver (the CPU build, or no MLX at all).
+func GPUMemoryInfo() (free, total int64, ok bool) {
+	if !available {
+		return 0, 0, false
+	}
+	return libGPUMemInfo()
+}

@@ -4,7 +4,9 @@
 // and cached by MLX). See gpu_kernels.h.
 
 #include "gpu_kernels.h"
+#include "gpu_flash_source.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <map>
@@ -193,7 +195,92 @@ const mx::fast::CustomKernelFunction& bias_sum_kernel(int nb) {
   return kernels.emplace(nb, std::move(fn)).first->second;
 }
 
+const mx::fast::CustomKernelFunction& flash_kernel(int nb, bool qk) {
+  static std::mutex mu;
+  static std::map<std::pair<int, bool>, mx::fast::CustomKernelFunction> kernels;
+  std::lock_guard<std::mutex> l(mu);
+  auto key = std::make_pair(nb, qk);
+  auto it = kernels.find(key);
+  if (it != kernels.end()) return it->second;
+  std::vector<std::string> names;
+  if (qk) names = {"q", "k"};
+  names.push_back("v");
+  for (int i = 0; i < nb; ++i) names.push_back("b" + std::to_string(i));
+  if (qk) names.push_back("scale");
+  auto name = std::string(qk ? "of3c_flash_qk_" : "of3c_flash_bias_") + std::to_string(nb);
+  auto fn = mx::fast::cuda_kernel(name, names, {"out"}, flash_attention_source(nb, qk), "",
+                                  /*ensure_row_contiguous=*/false);
+  return kernels.emplace(key, std::move(fn)).first->second;
+}
+
+bool is_float(mx::Dtype dt) { return dt == mx::float32 || dt == mx::float16 || dt == mx::bfloat16; }
+
 }  // namespace
+
+mx::array gpu_flash_attention(const mx::array* q, const mx::array* k, const mx::array& v,
+                              const std::vector<mx::array>& biases, float scale, mx::Dtype out_dt) {
+  const bool qk = q != nullptr;
+  if (qk != (k != nullptr)) throw std::invalid_argument("gpu_flash_attention: q and k go together");
+  if (!is_float(out_dt)) throw std::invalid_argument("gpu_flash_attention: the result must be f32, f16 or bf16");
+  if (biases.size() > 4 || (!qk && biases.empty()))
+    throw std::invalid_argument("gpu_flash_attention: 0 to 4 biases (1 to 4 without q and k)");
+  if (v.ndim() < 2 || !is_float(v.dtype())) throw std::invalid_argument("gpu_flash_attention: v must be float, rank >= 2");
+  const int K = v.shape(-2), D = v.shape(-1);
+  int C = 0, Q = 0;
+  mx::Shape batch(v.shape().begin(), v.shape().end() - 2);
+  if (qk) {
+    if (q->ndim() < 2 || k->ndim() < 2 || !is_float(q->dtype()) || !is_float(k->dtype()))
+      throw std::invalid_argument("gpu_flash_attention: q and k must be float, rank >= 2");
+    C = q->shape(-1);
+    Q = q->shape(-2);
+    if (k->shape(-1) != C) throw std::invalid_argument("gpu_flash_attention: q and k head sizes differ");
+    if (k->shape(-2) != K) throw std::invalid_argument("gpu_flash_attention: k and v key counts differ");
+    batch = mx::broadcast_shapes(batch, mx::Shape(q->shape().begin(), q->shape().end() - 2));
+    batch = mx::broadcast_shapes(batch, mx::Shape(k->shape().begin(), k->shape().end() - 2));
+    if (C < 1 || C > 64) throw std::invalid_argument("gpu_flash_attention: head size must be 1..64");
+  }
+  if (D < 1 || D > 64) throw std::invalid_argument("gpu_flash_attention: v's head size must be 1..64");
+  // The logits' shape: [batch.., Q, K]; in bias-only mode Q comes from the biases.
+  mx::Shape full = batch;
+  full.push_back(qk ? Q : 1);
+  full.push_back(K);
+  for (const auto& b : biases) {
+    if (b.dtype() != mx::float32) throw std::invalid_argument("gpu_flash_attention: biases must be float32");
+    full = mx::broadcast_shapes(full, b.shape());
+  }
+  if (full.size() != batch.size() + 2 || !std::equal(batch.begin(), batch.end(), full.begin()) || full.back() != K ||
+      (qk && full[full.size() - 2] != Q))
+    throw std::invalid_argument("gpu_flash_attention: a bias enlarges the logits");
+  Q = full[full.size() - 2];
+  if (full.size() > 8) throw std::invalid_argument("gpu_flash_attention: logits rank above 8");
+  auto with = [&](int a, int b) {
+    mx::Shape s = batch;
+    s.push_back(a);
+    s.push_back(b);
+    return s;
+  };
+  std::vector<mx::array> ins;
+  if (qk) {
+    ins.push_back(mx::broadcast_to(*q, with(Q, C)));
+    ins.push_back(mx::broadcast_to(*k, with(K, C)));
+  }
+  ins.push_back(mx::broadcast_to(v, with(K, D)));
+  for (const auto& b : biases) ins.push_back(mx::broadcast_to(b, full));
+  if (qk) ins.push_back(mx::array(scale, mx::float32));
+  const mx::Shape oshape = with(Q, D);
+  int64_t rows = 1;
+  for (auto d : batch) rows *= d;
+  if (rows == 0 || Q == 0) return mx::zeros(oshape, out_dt);  // nothing to launch
+  if (K == 0) throw std::invalid_argument("gpu_flash_attention: no keys");
+  const int64_t blocks = rows * ((Q + kFlashQT - 1) / kFlashQT);
+  if (blocks * kFlashQT > INT32_MAX) throw std::invalid_argument("gpu_flash_attention: too many rows for one launch");
+  std::vector<std::pair<std::string, mx::fast::TemplateArg>> targs{{"OutT", out_dt}, {"D", D}};
+  if (qk) targs.emplace_back("C", C);
+  auto outs = flash_kernel(static_cast<int>(biases.size()), qk)(
+      ins, {oshape}, {out_dt}, {static_cast<int>(blocks * kFlashQT), 1, 1}, {kFlashQT, 1, 1}, targs, std::nullopt,
+      false, {});
+  return outs[0];
+}
 
 mx::array gpu_bias_sum(const mx::Shape& shape, mx::Dtype dt, bool clamp_f16, const std::vector<mx::array>& biases) {
   if (dt != mx::float32 && dt != mx::float16 && dt != mx::bfloat16)

@@ -20,4 +20,14 @@ mlx::core::array gpu_softmax_bias(const mlx::core::array& L, const std::vector<m
 mlx::core::array gpu_bias_sum(const mlx::core::Shape& shape, mlx::core::Dtype dt, bool clamp_f16,
                               const std::vector<mlx::core::array>& biases);
 
+// gpu_flash_attention is softmax(scale·q·kᵀ + Σ biases)·v without the
+// logits (gpu_flash_source.h): q, k (both null in bias-only mode) and v
+// f32/f16/bf16 of any strides with head sizes 1..64, 0-4 f32 biases (1-4
+// without q and k) broadcasting into the [batch.., Q, K] logits without
+// enlarging them; f32 accumulation and softmax; the result [batch.., Q, D]
+// in out_dt, row-contiguous.
+mlx::core::array gpu_flash_attention(const mlx::core::array* q, const mlx::core::array* k, const mlx::core::array& v,
+                                     const std::vector<mlx::core::array>& biases, float scale,
+                                     mlx::core::Dtype out_dt);
+
 }  // namespace mlxs

@@ -1,5 +1,7 @@
 package mlx
 
+import "fmt"
+
 // GPUSoftmaxBias is softmax(logits + b_0 + b_1 + …) over the last axis in one
 // custom CUDA kernel (runtime/mlx/gpu_kernels.cc): float32 logits of any
 // layout and 1–4 float32 biases that broadcast to them (numpy rules), read in
@@ -35,4 +37,39 @@ func (s *Scope) GPUBiasSum(shape []int, dt Dtype, clampF16 bool, biases ...*Arra
 	}
 	h, err := libGPUBiasSum(shape, dt, clampF16, hs)
 	return s.result("gpu_bias_sum", h, err)
+}
+
+// GPUFlashAttention is softmax(scale·q·kᵀ + b_0 + b_1 + …)·v in one custom
+// CUDA kernel that never writes the [batch.., Q, K] logits: key blocks with
+// an online (running max) softmax, f32 accumulation and softmax whatever the
+// input dtypes (runtime/mlx/gpu_flash_source.h). q, k and v are f32, f16 or
+// bf16 of any strides (numpy-broadcast batch axes; head sizes 1–64); the
+// 0–4 biases are f32 and broadcast into the logits without enlarging them,
+// read in place through their strides. With q and k nil (bias-only mode,
+// at least one bias) the weights are softmax(Σ biases). The result,
+// [batch.., Q, D] of dtype dt, is row-contiguous. CUDA GPU streams only.
+func (s *Scope) GPUFlashAttention(q, k, v *Array, biases []*Array, scale float32, dt Dtype) *Array {
+	const op = "gpu_flash_attention"
+	if (q == nil) != (k == nil) {
+		if s.err == nil {
+			s.err = fmt.Errorf("mlx: %s: q and k go together", op)
+		}
+		return nil
+	}
+	if !s.ok(op, v) || !s.ok(op, biases...) {
+		return nil
+	}
+	var qh, kh hnd
+	if q != nil {
+		if !s.ok(op, q, k) {
+			return nil
+		}
+		qh, kh = q.h, k.h
+	}
+	hs := make([]hnd, len(biases))
+	for i, b := range biases {
+		hs[i] = b.h
+	}
+	h, err := libGPUFlashAttention(qh, kh, v.h, hs, scale, dt)
+	return s.result(op, h, err)
 }

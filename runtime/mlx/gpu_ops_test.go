@@ -3,6 +3,7 @@
 package mlx
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -46,6 +47,32 @@ func TestGPUKernelErrors(t *testing.T) {
 		{"sum-bias-shape", func(s *Scope) *Array {
 			return s.GPUBiasSum([]int{2, 3}, Float32, false, s.Zeros(Float32, 4))
 		}, "gpu_bias_sum"},
+		{"flash-q-without-k", func(s *Scope) *Array {
+			return s.GPUFlashAttention(s.Zeros(Float32, 2, 4, 8), nil, s.Zeros(Float32, 2, 4, 8), nil, 1, Float32)
+		}, "q and k go together"},
+		{"flash-bias-only-no-bias", func(s *Scope) *Array {
+			return s.GPUFlashAttention(nil, nil, s.Zeros(Float32, 2, 4, 8), nil, 1, Float32)
+		}, "1 to 4 without q and k"},
+		{"flash-head-65", func(s *Scope) *Array {
+			x := s.Zeros(Float32, 2, 4, 65)
+			return s.GPUFlashAttention(x, x, x, nil, 1, Float32)
+		}, "head size must be 1..64"},
+		{"flash-f16-bias", func(s *Scope) *Array {
+			x := s.Zeros(BFloat16, 2, 4, 8)
+			return s.GPUFlashAttention(x, x, x, []*Array{s.Zeros(Float16, 4, 4)}, 1, BFloat16)
+		}, "biases must be float32"},
+		{"flash-bias-enlarges", func(s *Scope) *Array {
+			x := s.Zeros(Float32, 2, 4, 8)
+			return s.GPUFlashAttention(x, x, x, []*Array{s.Zeros(Float32, 3, 2, 4, 4)}, 1, Float32)
+		}, "enlarges the logits"},
+		{"flash-int-out", func(s *Scope) *Array {
+			x := s.Zeros(Float32, 2, 4, 8)
+			return s.GPUFlashAttention(x, x, x, nil, 1, Int32)
+		}, "f32, f16 or bf16"},
+		{"flash-kv-mismatch", func(s *Scope) *Array {
+			x := s.Zeros(Float32, 2, 4, 8)
+			return s.GPUFlashAttention(x, x, s.Zeros(Float32, 2, 5, 8), nil, 1, Float32)
+		}, "key counts differ"},
 	}
 	do(t, func(s *Scope) {
 		for _, c := range cases {
@@ -76,6 +103,21 @@ func TestGPUKernelErrors(t *testing.T) {
 		}
 		if y := s.GPUBiasSum([]int{2, 0}, BFloat16, false, s.Zeros(Float32, 1)); s.Err() != nil || y == nil || y.Size() != 0 || y.Dtype() != BFloat16 {
 			t.Errorf("empty GPUBiasSum: %v %v", y, s.ResetErr())
+		}
+		// Bias-only mode takes Q from the biases: [2, 3 queries, 4 keys] → [2, 3, 8].
+		// Without a CUDA backend MLX refuses the kernel: an error, not a crash.
+		y := s.GPUFlashAttention(nil, nil, s.Zeros(Float32, 2, 4, 8), []*Array{s.Zeros(Float32, 1, 3, 4)}, 1, BFloat16)
+		if available, _ := libDeviceAvailable(GPU, 0); available {
+			if s.Err() != nil || y == nil || !slices.Equal(y.Shape(), []int{2, 3, 8}) || y.Dtype() != BFloat16 {
+				t.Errorf("bias-only GPUFlashAttention shape: %v %v", y, s.ResetErr())
+			}
+		} else if y != nil || s.Err() == nil {
+			t.Errorf("GPUFlashAttention without CUDA: %v, no error", y)
+		}
+		s.ResetErr()
+		if y := s.GPUFlashAttention(s.Zeros(Float32, 0, 4, 8), s.Zeros(Float32, 1, 4, 8), s.Zeros(Float32, 1, 4, 16), nil, 1, Float32); s.Err() != nil || y == nil ||
+			!slices.Equal(y.Shape(), []int{0, 4, 16}) {
+			t.Errorf("empty GPUFlashAttention: %v %v", y, s.ResetErr())
 		}
 		if v := s.Float32s(s.Add(s.Ones(Float32, 2), s.Ones(Float32, 2))); s.Err() != nil || v[0] != 2 {
 			t.Fatalf("scope broken afterwards: %v %v", v, s.Err())

@@ -274,6 +274,19 @@ int mlxs_gpu_bias_sum(mlxs_array* out, const int64_t* shape, int ndim, int dtype
   CATCH
 }
 
+int mlxs_gpu_flash_attention(mlxs_array* out, mlxs_array q, mlxs_array k, mlxs_array v, const mlxs_array* biases,
+                             int n, float scale, int dtype) {
+  TRY const mx::array* qp = q.ctx ? &A(q) : nullptr;
+  const mx::array* kp = k.ctx ? &A(k) : nullptr;
+  put(out, mlxs::gpu_flash_attention(qp, kp, A(v), arrs(biases, n), scale, to_dtype(dtype)));
+  CATCH
+}
+
+int mlxs_gpu_mem_info(int64_t* free_bytes, int64_t* total_bytes, int* ok) {
+  TRY *ok = mlxs::cuda_mem_info(free_bytes, total_bytes) ? 1 : 0;
+  CATCH
+}
+
 int mlxs_gpu_io_status(const char** out) {
   TRY *out = mlxs::cuda_io_status();
   CATCH

@@ -70,6 +70,9 @@ def main():
     ap.add_argument("--source", default="openfold3", choices=("openfold3", "local"))
     ap.add_argument("--no-lma", action="store_true", help="skip OpenFold3's chunk 64 + LMA path")
     ap.add_argument("--compare", nargs=2)
+    ap.add_argument("--lma-only", action="store_true",
+                    help="only OpenFold3's chunk 64 + LMA path (lengths where eager does not fit); its fp32 output "
+                         "is written as torch_fp32_N.npz")
     a = ap.parse_args()
     if a.compare:
         compare(*a.compare)
@@ -105,6 +108,26 @@ def main():
         np.savez(os.path.join(a.work, f"inputs_{n}.npz"), **{k: t.numpy() for k, t in zip(in_names, ins)})
         x32 = [t.cuda() for t in ins]
         x16 = [t.to(torch.bfloat16).cuda() for t in ins]
+        if a.lma_only:
+            with torch.inference_mode():
+                for prec, m, x in (("fp32", model32, x32), ("bf16", model16, x16)):
+                    M.set_memory_mode(m, chunk_size=64, use_lma=True)
+                    try:
+                        torch.cuda.reset_peak_memory_stats()
+                        if prec == "fp32":
+                            np.savez(os.path.join(a.work, f"torch_fp32_{n}.npz"),
+                                     **{k: o.float().cpu().numpy() for k, o in zip(out_names, m(*x))})
+                        first, med = time_cuda(lambda: m(*x), a.repeat)
+                        peak = torch.cuda.max_memory_allocated() / 2**20
+                        print(f"RESULT openfold3-chunk64-lma {prec} N={n} first {first:.1f} ms median {med:.2f} ms "
+                              f"peak {peak:.0f} MiB", flush=True)
+                    except Exception as e:  # noqa
+                        print(f"RESULT openfold3-chunk64-lma {prec} N={n} FAILED: {type(e).__name__}: {str(e)[:300]}")
+                    finally:
+                        M.set_memory_mode(m)
+            del x32, x16
+            torch.cuda.empty_cache()
+            continue
         with torch.inference_mode():
             outs = model32(*x32)
             np.savez(os.path.join(a.work, f"torch_fp32_{n}.npz"),

@@ -1,0 +1,187 @@
+// Standalone check of the flash attention kernel's CUDA source
+// (runtime/mlx/gpu_flash_source.h) without MLX: this program, built on any
+// machine, writes a .cu file that wraps the same source in kernels with the
+// parameter list MLX's fast::cuda_kernel generates (ptr, name_shape,
+// name_strides, name_ndim per input, then the output) and a host test that
+// compares them with a float64 CPU reference on strided, broadcast, masked
+// operands (f32, bf16, fp16; head sizes 8..64; 0-3 biases; bias-only mode;
+// a transposed q). On the GPU machine:
+//
+//   g++ -std=c++17 -Iruntime/mlx scripts/gpu/flash_check.cc -o /tmp/flash_gen && /tmp/flash_gen > /tmp/fc.cu
+//   nvcc -std=c++17 -arch=sm_90 -O2 /tmp/fc.cu -o /tmp/fc && /tmp/fc
+//
+// It exits 1 when any case is off by more than its tolerance.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "gpu_flash_source.h"
+
+struct Case {
+  const char* name;
+  bool qk;
+  int nb;
+  const char* type;  // q, k, v and out: float, __nv_bfloat16, __half
+  int C, D, Q, K;
+  std::vector<int> batch;
+  std::vector<std::vector<int>> biases;  // storage shapes (numpy broadcast into [batch.., Q, K])
+  bool transpose_q;
+  double tol;
+};
+
+int main() {
+  std::vector<Case> cases = {
+      {"tri f32 C32 mask+pair", true, 2, "float", 32, 32, 100, 100, {3, 4}, {{3, 1, 1, 100}, {1, 4, 100, 100}}, false, 2e-5},
+      {"f32 C8 no bias", true, 0, "float", 8, 8, 70, 33, {2}, {}, false, 2e-5},
+      {"bf16 C24 pair", true, 1, "__nv_bfloat16", 24, 24, 130, 130, {1, 16}, {{1, 16, 130, 130}}, false, 3e-2},
+      {"bias-only f32 D8", false, 2, "float", 0, 8, 40, 40, {5, 8}, {{1, 8, 40, 40}, {40, 40}}, false, 2e-5},
+      {"f16 C48 D16 3 biases", true, 3, "__half", 48, 16, 50, 200, {2, 2}, {{2, 1, 1, 200}, {1, 2, 50, 200}, {50, 200}}, false, 3e-3},
+      {"f32 C64 transposed q", true, 1, "float", 64, 64, 65, 97, {3}, {{3, 1, 97}}, true, 2e-5},
+      {"f32 C16 Q1", true, 1, "float", 16, 16, 1, 300, {7}, {{7, 1, 300}}, false, 2e-5},
+  };
+  std::fputs(R"(#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <vector>
+struct Shape { int32_t v[8]; __host__ __device__ int32_t operator[](int i) const { return v[i]; } };
+struct Strides { int64_t v[8]; __host__ __device__ int64_t operator[](int i) const { return v[i]; } };
+)", stdout);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& c = cases[i];
+    std::string params;
+    auto in = [&](const std::string& n, const std::string& t) {
+      params += "const " + t + "* " + n + ", Shape " + n + "_shape, Strides " + n + "_strides, int " + n + "_ndim, ";
+    };
+    if (c.qk) in("q", c.type), in("k", c.type);
+    in("v", c.type);
+    for (int b = 0; b < c.nb; ++b) in("b" + std::to_string(b), "float");
+    if (c.qk) params += "const float* scale, ";
+    params += std::string(c.type) + "* out";
+    std::printf("__global__ void kern%zu(%s) {\n  constexpr int D = %d;\n  constexpr int C = %d;\n  using OutT = %s;\n%s\n}\n",
+                i, params.c_str(), c.D, c.C > 0 ? c.C : 1, c.type, mlxs::flash_attention_source(c.nb, c.qk).c_str());
+  }
+  std::fputs(R"(
+struct Arr {  // a view [full..] of storage of shape st_shape (contiguous), rounded to the input dtype
+  std::vector<int> full; std::vector<int64_t> strides; std::vector<float> data; void* dev = nullptr;
+  Shape sh() const { Shape s{}; for (size_t i = 0; i < full.size(); ++i) s.v[i] = full[i]; return s; }
+  Strides st() const { Strides s{}; for (size_t i = 0; i < full.size(); ++i) s.v[i] = strides[i]; return s; }
+  int nd() const { return (int)full.size(); }
+  float at(const std::vector<int>& ix) const { int64_t o = 0; for (size_t i = 0; i < ix.size(); ++i) o += ix[i] * strides[i]; return data[o]; }
+};
+static std::mt19937 rng(7);
+template <typename T> float rnd(float x) { return (float)(T)x; }
+template <> float rnd<float>(float x) { return x; }
+template <> float rnd<__nv_bfloat16>(float x) { return __bfloat162float(__float2bfloat16(x)); }
+template <> float rnd<__half>(float x) { return __half2float(__float2half(x)); }
+template <typename T>
+Arr make(std::vector<int> storage, std::vector<int> full, bool mask, bool transpose = false) {
+  Arr a; a.full = full;
+  size_t n = 1; for (int d : storage) n *= d;
+  std::normal_distribution<float> nd(0.f, 1.f);
+  a.data.resize(n);
+  for (auto& x : a.data) x = mask ? ((rng() % 5 == 0) ? -1e9f : 0.f) : rnd<T>(nd(rng));
+  if (transpose) std::swap(storage[storage.size() - 1], storage[storage.size() - 2]);
+  std::vector<int64_t> cs(storage.size()); int64_t s = 1;
+  for (int i = (int)storage.size() - 1; i >= 0; --i) { cs[i] = s; s *= storage[i]; }
+  if (transpose) { std::swap(cs[cs.size() - 1], cs[cs.size() - 2]); std::swap(storage[storage.size() - 1], storage[storage.size() - 2]); }
+  a.strides.assign(full.size(), 0);
+  int off = (int)full.size() - (int)storage.size();
+  for (size_t i = 0; i < storage.size(); ++i) a.strides[off + i] = (storage[i] == 1 && full[off + i] != 1) ? 0 : cs[i];
+  std::vector<T> h(n); for (size_t i = 0; i < n; ++i) h[i] = (T)a.data[i];
+  cudaMalloc(&a.dev, n * sizeof(T)); cudaMemcpy(a.dev, h.data(), n * sizeof(T), cudaMemcpyHostToDevice);
+  return a;
+}
+template <typename T> float tof(T x) { return (float)x; }
+template <> float tof<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <> float tof<__half>(__half x) { return __half2float(x); }
+template <typename T, typename L>
+bool check(const char* name, bool qk, int C, int D, int Q, int K, std::vector<int> batch, std::vector<std::vector<int>> bsh, bool tq, double tol, L launch) {
+  auto with = [&](int a, int b) { auto s = batch; s.push_back(a); s.push_back(b); return s; };
+  std::vector<Arr> A;
+  if (qk) {
+    A.push_back(make<T>(tq ? with(C, Q) : with(Q, C), with(Q, C), false, tq));
+    A.push_back(make<T>(with(K, C), with(K, C), false));
+  }
+  A.push_back(make<T>(with(K, D), with(K, D), false));
+  for (size_t i = 0; i < bsh.size(); ++i) A.push_back(make<float>(bsh[i], with(Q, K), i == 0 && bsh.size() > 1));
+  const float scale = qk ? 1.0f / std::sqrt((float)C) : 1.0f;
+  float* dscale; cudaMalloc(&dscale, 4); cudaMemcpy(dscale, &scale, 4, cudaMemcpyHostToDevice);
+  int64_t rows = 1; for (int d : batch) rows *= d;
+  T* dout; cudaMalloc(&dout, rows * Q * D * sizeof(T));
+  const int blocks = (int)(rows * ((Q + 63) / 64));
+  launch(A, dscale, (void*)dout, blocks);
+  cudaError_t e = cudaDeviceSynchronize();
+  if (e != cudaSuccess) { std::printf("FAIL %s: %s\n", name, cudaGetErrorString(e)); return false; }
+  std::vector<T> out(rows * Q * D); cudaMemcpy(out.data(), dout, out.size() * sizeof(T), cudaMemcpyDeviceToHost);
+  double err = 0, ref = 0;
+  std::vector<int> ix(batch.size() + 2);
+  std::vector<double> s(K), acc(D);
+  int nq = qk ? 2 : 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t t = r; for (int d = (int)batch.size() - 1; d >= 0; --d) { ix[d] = t % batch[d]; t /= batch[d]; }
+    for (int i = 0; i < Q; ++i) {
+      double m = -1e300;
+      for (int j = 0; j < K; ++j) {
+        double x = 0;
+        if (qk) for (int c = 0; c < C; ++c) {
+          auto qi = ix; qi[batch.size()] = i; qi[batch.size() + 1] = c;
+          auto ki = ix; ki[batch.size()] = j; ki[batch.size() + 1] = c;
+          x += (double)(A[0].at(qi) * scale) * A[1].at(ki);
+        }
+        for (size_t b = 0; b < bsh.size(); ++b) { auto bi = ix; bi[batch.size()] = i; bi[batch.size() + 1] = j; x += A[nq + 1 + b].at(bi); }
+        s[j] = x; m = std::max(m, x);
+      }
+      double l = 0; for (int j = 0; j < K; ++j) { s[j] = std::exp(s[j] - m); l += s[j]; }
+      for (int c = 0; c < D; ++c) {
+        double a = 0;
+        for (int j = 0; j < K; ++j) { auto vi = ix; vi[batch.size()] = j; vi[batch.size() + 1] = c; a += s[j] * A[nq].at(vi); }
+        a /= l;
+        double g = tof<T>(out[(r * Q + i) * D + c]);
+        err = std::max(err, std::fabs(g - a)); ref = std::max(ref, std::fabs(a));
+        if (std::isnan(g)) err = 1e30;
+      }
+    }
+  }
+  bool ok = err <= tol * std::max(1.0, ref);
+  std::printf("%s %-28s max abs err %.3e (max |ref| %.3f, tol %.1e)\n", ok ? "ok  " : "FAIL", name, err, ref, tol);
+  return ok;
+}
+int main() {
+  bool ok = true;
+)", stdout);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& c = cases[i];
+    std::string args;
+    int a = 0;
+    auto arg = [&](const std::string& t) {
+      args += "(const " + t + "*)A[" + std::to_string(a) + "].dev, A[" + std::to_string(a) + "].sh(), A[" +
+              std::to_string(a) + "].st(), A[" + std::to_string(a) + "].nd(), ";
+      ++a;
+    };
+    if (c.qk) arg(c.type), arg(c.type);
+    arg(c.type);
+    for (int b = 0; b < c.nb; ++b) arg("float");
+    if (c.qk) args += "sc, ";
+    args += "(" + std::string(c.type) + "*)o";
+    std::string batch = "{", bsh = "{";
+    for (int d : c.batch) batch += std::to_string(d) + ",";
+    batch += "}";
+    for (auto& s : c.biases) {
+      bsh += "{";
+      for (int d : s) bsh += std::to_string(d) + ",";
+      bsh += "},";
+    }
+    bsh += "}";
+    std::printf("  ok &= check<%s>(\"%s\", %s, %d, %d, %d, %d, %s, %s, %s, %g,\n"
+                "    [](std::vector<Arr>& A, float* sc, void* o, int blocks) { kern%zu<<<blocks, 64>>>(%s); });\n",
+                c.type, c.name, c.qk ? "true" : "false", c.C, c.D, c.Q, c.K, batch.c_str(), bsh.c_str(),
+                c.transpose_q ? "true" : "false", c.tol, i, args.c_str());
+  }
+  std::printf("  std::printf(ok ? \"flash_check: all ok\\n\" : \"flash_check: FAILED\\n\");\n  return ok ? 0 : 1;\n}\n");
+  return 0;
+}
