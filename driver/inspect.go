@@ -14,6 +14,7 @@ import (
 
 	"github.com/of3c/of3c/artifact"
 	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/safefile"
 	"github.com/of3c/of3c/onnxexport"
 	"github.com/of3c/of3c/passes"
 )
@@ -182,62 +183,23 @@ func ExportONNX(a *artifact.Artifact, path string) error {
 		if err != nil {
 			return err
 		}
-		return writeFileAtomic(path, data)
+		return safefile.WriteFileAtomic(path, data)
 	}
 	dataPath := path + ".data"
-	df, err := os.CreateTemp(filepath.Dir(path), ".of3c-tmp-*")
-	if err != nil {
+	var model []byte
+	if err := safefile.WriteAtomic(dataPath, func(w io.Writer) error {
+		opts.ExternalData, opts.ExternalLocation = w, filepath.Base(dataPath)
+		var err error
+		model, err = onnxexport.Export(a.Graph, opts)
+		return err
+	}); err != nil {
 		return err
 	}
-	dtmp := df.Name()
-	defer os.Remove(dtmp) // gone after the rename; removed on failure
-	opts.ExternalData, opts.ExternalLocation = df, filepath.Base(dataPath)
-	model, err := onnxexport.Export(a.Graph, opts)
-	if err == nil {
-		err = df.Sync()
-	}
-	if cerr := df.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(dtmp, 0o644)
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(dtmp, dataPath); err != nil {
-		return err
-	}
-	if err := writeFileAtomic(path, model); err != nil {
+	if err := safefile.WriteFileAtomic(path, model); err != nil {
 		os.Remove(dataPath)
 		return err
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".of3c-tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp, 0o644)
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-	}
-	return werr
 }
 
 func orNone(s []string) string {

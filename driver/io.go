@@ -2,6 +2,7 @@ package driver
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -381,27 +382,5 @@ func writeOneNPY(path string, order []string, outs map[string]*graph.Tensor) err
 	if t == nil {
 		return fmt.Errorf("output %q is missing", order[0])
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".of3c-out-*.npy")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer safefile.TrackTemp(tmp)() // removed on SIGINT/SIGTERM too
-	werr := npy.Write(f, t)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp, 0o644)
-	}
-	if werr == nil {
-		werr = safefile.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-	}
-	return werr
+	return safefile.WriteAtomic(path, func(w io.Writer) error { return npy.Write(w, t) })
 }

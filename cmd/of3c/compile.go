@@ -12,6 +12,7 @@ import (
 	"github.com/of3c/of3c/artifact"
 	"github.com/of3c/of3c/codegen"
 	"github.com/of3c/of3c/driver"
+	"github.com/of3c/of3c/internal/safefile"
 	"github.com/of3c/of3c/internal/units"
 	"github.com/of3c/of3c/passes"
 )
@@ -85,7 +86,7 @@ func cmdCompile(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := artifact.WriteFileAtomic(*out, data); err != nil {
+	if err := safefile.WriteFileAtomic(*out, data); err != nil {
 		return fmt.Errorf("writing %s: %w", *out, err)
 	}
 	printCompileSummary(stdout, pos[0], *out, m, time.Since(start))

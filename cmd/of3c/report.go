@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/of3c/of3c/driver"
 	"github.com/of3c/of3c/internal/safefile"
@@ -61,33 +59,5 @@ func (r *runReport) write(path string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'))
-}
-
-// writeFileAtomic writes data to a temporary file next to path and renames
-// it into place.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".of3c-tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer safefile.TrackTemp(tmp)() // removed on SIGINT/SIGTERM too
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp, 0o644)
-	}
-	if werr == nil {
-		werr = safefile.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-	}
-	return werr
+	return safefile.WriteFileAtomic(path, append(b, '\n'))
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/of3c/of3c/graph"
@@ -96,7 +94,7 @@ func readEntry(f *zip.File, archiveSize int64, check func(graph.DType, []int64) 
 // WriteNPZ writes the named tensors, in the order of names, as an
 // uncompressed .npz archive (what np.savez writes). The file is written to
 // a temporary name and renamed, so readers never see a partial archive.
-func WriteNPZ(path string, names []string, tensors map[string]*graph.Tensor) (err error) {
+func WriteNPZ(path string, names []string, tensors map[string]*graph.Tensor) error {
 	seen := map[string]bool{}
 	for _, name := range names {
 		if name == "" {
@@ -110,36 +108,17 @@ func WriteNPZ(path string, names []string, tensors map[string]*graph.Tensor) (er
 			return fmt.Errorf("npz: no tensor for %q", name)
 		}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer safefile.TrackTemp(tmp.Name())() // removed on SIGINT/SIGTERM too
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+	return safefile.WriteAtomic(path, func(f io.Writer) error {
+		zw := zip.NewWriter(f)
+		for _, name := range names {
+			w, err := zw.CreateHeader(&zip.FileHeader{Name: name + ".npy", Method: zip.Store})
+			if err != nil {
+				return err
+			}
+			if err := Write(w, tensors[name]); err != nil {
+				return fmt.Errorf("npz: array %q: %v", name, err)
+			}
 		}
-	}()
-	// CreateTemp makes the file private; an npz is ordinary data.
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	zw := zip.NewWriter(tmp)
-	for _, name := range names {
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: name + ".npy", Method: zip.Store})
-		if err != nil {
-			return err
-		}
-		if err := Write(w, tensors[name]); err != nil {
-			return fmt.Errorf("npz: array %q: %v", name, err)
-		}
-	}
-	if err := zw.Close(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return safefile.Rename(tmp.Name(), path) // not after an interrupt removed it
+		return zw.Close()
+	})
 }

@@ -3,7 +3,9 @@
 // as /dev/zero or a folder is refused), opening never blocks (O_NONBLOCK:
 // opening a FIFO with no writer would otherwise wait forever), and a whole
 // file is read only after its size has been checked against a limit, so
-// nothing is allocated for data that is not there or not allowed.
+// nothing is allocated for data that is not there or not allowed. Files of3c
+// writes go through WriteAtomic (write.go): a temporary file renamed into
+// place, removed on failure or interrupt, never replacing a non-regular file.
 package safefile
 
 import (

@@ -59,6 +59,26 @@ def time_cuda(fn, repeat, warmup=3):
     return first, statistics.median(ts)
 
 
+def time_openfold3_lma(M, runs, n, repeat, ref_path=None, out_names=None):
+    """Time OpenFold3's own memory path (chunk_size 64 + LMA) for each (model, inputs) pair, fp32 first then
+    bf16; with ref_path, the fp32 outputs are saved there as the reference (for sizes eager cannot run)."""
+    import torch
+    for (m, x), prec in zip(runs, ("fp32", "bf16")):
+        M.set_memory_mode(m, chunk_size=64, use_lma=True)
+        try:
+            torch.cuda.reset_peak_memory_stats()
+            if ref_path and prec == "fp32":
+                np.savez(ref_path, **{k: o.float().cpu().numpy() for k, o in zip(out_names, m(*x))})
+            first, med = time_cuda(lambda: m(*x), repeat)
+            peak = torch.cuda.max_memory_allocated() / 2**20
+            print(f"RESULT openfold3-chunk64-lma {prec} N={n} first {first:.1f} ms median {med:.2f} ms "
+                  f"peak {peak:.0f} MiB", flush=True)
+        except Exception as e:  # noqa: BLE001 - report and go on with the next run
+            print(f"RESULT openfold3-chunk64-lma {prec} N={n} FAILED: {type(e).__name__}: {str(e)[:300]}")
+        finally:
+            M.set_memory_mode(m)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", default="256,384")
@@ -110,21 +130,8 @@ def main():
         x16 = [t.to(torch.bfloat16).cuda() for t in ins]
         if a.lma_only:
             with torch.inference_mode():
-                for prec, m, x in (("fp32", model32, x32), ("bf16", model16, x16)):
-                    M.set_memory_mode(m, chunk_size=64, use_lma=True)
-                    try:
-                        torch.cuda.reset_peak_memory_stats()
-                        if prec == "fp32":
-                            np.savez(os.path.join(a.work, f"torch_fp32_{n}.npz"),
-                                     **{k: o.float().cpu().numpy() for k, o in zip(out_names, m(*x))})
-                        first, med = time_cuda(lambda: m(*x), a.repeat)
-                        peak = torch.cuda.max_memory_allocated() / 2**20
-                        print(f"RESULT openfold3-chunk64-lma {prec} N={n} first {first:.1f} ms median {med:.2f} ms "
-                              f"peak {peak:.0f} MiB", flush=True)
-                    except Exception as e:  # noqa
-                        print(f"RESULT openfold3-chunk64-lma {prec} N={n} FAILED: {type(e).__name__}: {str(e)[:300]}")
-                    finally:
-                        M.set_memory_mode(m)
+                time_openfold3_lma(M, ((model32, x32), (model16, x16)), n, a.repeat,
+                                   ref_path=os.path.join(a.work, f"torch_fp32_{n}.npz"), out_names=out_names)
             del x32, x16
             torch.cuda.empty_cache()
             continue
@@ -143,18 +150,7 @@ def main():
                 rows.append((f"torch {name}", prec, n, first, med, peak))
                 print(f"RESULT torch-{name} {prec} N={n} first {first:.1f} ms median {med:.2f} ms peak {peak:.0f} MiB", flush=True)
             if not a.no_lma and hasattr(M, "set_memory_mode"):
-                for prec, m, x in (("fp32", model32, x32), ("bf16", model16, x16)):
-                    M.set_memory_mode(m, chunk_size=64, use_lma=True)
-                    try:
-                        torch.cuda.reset_peak_memory_stats()
-                        first, med = time_cuda(lambda: m(*x), a.repeat)
-                        peak = torch.cuda.max_memory_allocated() / 2**20
-                        print(f"RESULT openfold3-chunk64-lma {prec} N={n} first {first:.1f} ms median {med:.2f} ms "
-                              f"peak {peak:.0f} MiB", flush=True)
-                    except Exception as e:  # noqa
-                        print(f"RESULT openfold3-chunk64-lma {prec} N={n} FAILED: {type(e).__name__}: {str(e)[:300]}")
-                    finally:
-                        M.set_memory_mode(m)
+                time_openfold3_lma(M, ((model32, x32), (model16, x16)), n, a.repeat)
             if not a.no_compile:
                 for prec, m, x in (("fp32", model32, x32), ("bf16", model16, x16)):
                     try:

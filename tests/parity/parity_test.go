@@ -109,6 +109,20 @@ func peak(t *testing.T, x *graph.Tensor) float64 {
 	return m
 }
 
+// readSet reads a test_data_set folder's inputs and expected outputs, named
+// as g's inputs and outputs.
+func readSet(t *testing.T, dir string, g *graph.Graph) (in, want map[string]*graph.Tensor) {
+	t.Helper()
+	in, err := driver.ReadBundle(dir, g.Inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, err = driver.ReadExpected(dir, g.Outputs); err != nil {
+		t.Fatal(err)
+	}
+	return in, want
+}
+
 // compileRoundTrip compiles a fixture and passes it through the artifact
 // encoder and decoder, returning what a user's `of3c run` would load.
 func compileRoundTrip(t *testing.T, model string) (*graph.Graph, *artifact.Manifest) {
@@ -145,14 +159,7 @@ func TestFixturesParity(t *testing.T) {
 			_ = m
 			for _, set := range f.Sets {
 				sd := filepath.Join(dir, set.Dir)
-				in, err := driver.ReadBundle(sd, g.Inputs)
-				if err != nil {
-					t.Fatal(err)
-				}
-				want, err := driver.ReadExpected(sd, g.Outputs)
-				if err != nil {
-					t.Fatal(err)
-				}
+				in, want := readSet(t, sd, g)
 				refOut, err := ref.Run(g, in)
 				if err != nil {
 					t.Fatalf("%s: ref: %v", set.Dir, err)
@@ -202,14 +209,7 @@ func TestHalfPrecisionParity(t *testing.T) {
 				}
 				defer p.Close()
 				sd := filepath.Join(dir, f.Sets[0].Dir)
-				in, err := driver.ReadBundle(sd, g.Inputs)
-				if err != nil {
-					t.Fatal(err)
-				}
-				want, err := driver.ReadExpected(sd, g.Outputs)
-				if err != nil {
-					t.Fatal(err)
-				}
+				in, want := readSet(t, sd, g)
 				got, _, err := p.Run(in)
 				if err != nil {
 					t.Fatal(err)
@@ -244,14 +244,7 @@ func TestBucketsMatchUnpadded(t *testing.T) {
 	defer s.Close()
 	for _, set := range []string{"test_data_set_0", "test_data_set_1"} {
 		sd := filepath.Join(dir, set)
-		in, err := driver.ReadBundle(sd, g.Inputs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := driver.ReadExpected(sd, g.Outputs)
-		if err != nil {
-			t.Fatal(err)
-		}
+		in, want := readSet(t, sd, g)
 		out, st, err := s.Run(in)
 		if err != nil {
 			t.Fatal(err)

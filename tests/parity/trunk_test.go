@@ -68,14 +68,7 @@ func TestWholeTrunkGenerated(t *testing.T) {
 			defer p.Close()
 			for _, set := range f.Sets {
 				sd := filepath.Join(dir, set.Dir)
-				in, err := driver.ReadBundle(sd, g.Inputs)
-				if err != nil {
-					t.Fatal(err)
-				}
-				want, err := driver.ReadExpected(sd, g.Outputs)
-				if err != nil {
-					t.Fatal(err)
-				}
+				in, want := readSet(t, sd, g)
 				got, _, err := p.Run(in)
 				if err != nil {
 					t.Fatalf("%s: %v", set.Dir, err)

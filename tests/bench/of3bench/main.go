@@ -33,6 +33,7 @@ import (
 	"github.com/of3c/of3c/driver"
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/importer/npy"
+	"github.com/of3c/of3c/internal/safefile"
 	"github.com/of3c/of3c/internal/units"
 	"github.com/of3c/of3c/passes"
 	"github.com/of3c/of3c/runtime/mlx"
@@ -196,7 +197,7 @@ func run(threads, repeat int, pf, ta []int64, mdPath string) error {
 	if mdPath != "" {
 		cmd := "go run ./tests/bench/of3bench " + strings.Join(os.Args[1:], " ")
 		text := header + "\n\ncommand: `" + cmd + "`\n\n" + strings.Join(rows, "\n") + "\n"
-		return artifact.WriteFileAtomic(mdPath, []byte(text))
+		return safefile.WriteFileAtomic(mdPath, []byte(text))
 	}
 	return nil
 }
