@@ -10,6 +10,12 @@ export PATH := $(CURDIR)/.bin:$(PATH)
 MLX ?=
 export MLX
 
+# Binaries built here (bin/of3c, bin/libof3c.so) find libmlx through their
+# $ORIGIN-relative RUNPATH (bin/../.mlx/lib); test binaries and `go run`
+# programs are linked in a temporary folder, so the targets that run them
+# name the checkout's MLX here.
+export LD_LIBRARY_PATH := $(CURDIR)/.mlx/lib$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
+
 .PHONY: setup build lib test run vet gotest pytest conformance bench fuzz docs clean
 
 setup:
@@ -32,7 +38,7 @@ vet: setup
 # single packages).
 gotest: setup
 	$(GO) test -p 1 -count=1 ./...
-	$(GO) test -race -count=1 ./runtime/mlx/
+	$(GO) test -race -count=1 ./internal/mlx/
 
 pytest: setup
 	$(PY) -m pytest -q models/of3/tests python/tests

@@ -1,6 +1,6 @@
 // Package codegen lowers an of3c graph (graph.Graph, after the passes) to MLX.
 // The compiled artifact (.of3) is package artifact's; codegen depends only on
-// graph, passes, runtime/mlx and runtime/ref.
+// graph, passes, internal/mlx and runtime/ref.
 //
 // # Lowering
 //
@@ -61,7 +61,7 @@
 // decides from graph types at compile time, Program.Lowerings reports what a
 // trace took. For of3c.Attention: MLX's fused scaled_dot_product_attention
 // on the GPU for bf16/fp16 (biases summed into one additive mask);
-// runtime/mlx's FastAttention on the CPU for f32 (no logits materialised);
+// internal/mlx's FastAttention on the CPU for f32 (no logits materialised);
 // otherwise matmul → softmax → matmul in f32, with batch_chunk and
 // query_chunk as loops of slices joined by concatenate and kv_chunk as the
 // LMA online-softmax loop. Because MLX frees an intermediate as soon as its

@@ -5,7 +5,7 @@ import (
 
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/internal/shapes"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // A lowering of of3c.TriangleMultiplication that keeps the memory contract

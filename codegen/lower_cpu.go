@@ -3,13 +3,13 @@ package codegen
 import (
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/passes"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
-// CPU-only lowerings: runtime/mlx's SIMD, multi-threaded kernels (the
+// CPU-only lowerings: internal/mlx's SIMD, multi-threaded kernels (the
 // "fast" kernels) and the CPU forms of exp and sigmoid.
 
-// fastAttention lowers a CPU f32 attention in mode qk to runtime/mlx's
+// fastAttention lowers a CPU f32 attention in mode qk to internal/mlx's
 // FastAttention kernel (path AttentionCPUFused): softmax(scale·q·kᵀ +
 // Σ biases)·v per batch item and block of query rows, with the logits block
 // in a per-thread buffer, q, k, v read in place through their strides (the
@@ -121,7 +121,7 @@ func (t *tracer) cpuBlock(out []int64, keys int64) int64 {
 	return passes.CPUAttentionBlock(out, keys)
 }
 
-// fast reports whether runtime/mlx's SIMD, multi-threaded CPU kernels
+// fast reports whether internal/mlx's SIMD, multi-threaded CPU kernels
 // (FastExp, FastSoftmax, FastSigmoid, FastSwiGLU, FastLayerNorm, ...) serve
 // x: CPU programs on f32 arrays unless Options.NoFastKernels. MLX's own
 // x86 CPU kernels are scalar and single-threaded (docs/notes/BENCHMARKS.md).

@@ -4,11 +4,11 @@ import (
 	"fmt"
 
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // Lowerings of the collectives of a sharded graph (passes/shard.go,
-// graph/infer_of3c_dist.go) on MLX's distributed layer (runtime/mlx
+// graph/infer_of3c_dist.go) on MLX's distributed layer (internal/mlx
 // distributed.go). The process must have joined the group
 // (mlx.DistInit) with as many ranks as the graph was sharded for.
 

@@ -5,7 +5,7 @@ import (
 	"math"
 
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // unaryFn builds an elementwise function of x; dt is x's graph dtype.

@@ -5,11 +5,11 @@ import (
 
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/internal/shapes"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // gpuWeights is softmax(scale·q·kᵀ + Σ biases) on the GPU through
-// runtime/mlx's custom CUDA kernel (GPUSoftmaxBias; path
+// internal/mlx's custom CUDA kernel (GPUSoftmaxBias; path
 // AttentionGPUSoftmaxBias): the GEMM writes the logits once and one kernel
 // reads them with every bias in place through broadcast strides and writes
 // the weights. MLX's own ops need a broadcast-add kernel over the full
@@ -27,7 +27,7 @@ func (at *attention) gpuWeights() *mlx.Array {
 // otherwise: the caller falls back to the unfused lowering). nil without
 // biases. When two or more biases broadcast to the full [batch.., Q, K]
 // logits — the sum must be materialised anyway, e.g. a [B,1,1,K] key mask
-// plus a [1,H,Q,K] pair bias — it is written in one pass by runtime/mlx's
+// plus a [1,H,Q,K] pair bias — it is written in one pass by internal/mlx's
 // GPUBiasSum kernel; MLX's fused broadcast add over 4-D indices took
 // 2 ms per triangle attention at N = 384 (docs/notes/GPU.md).
 func (t *tracer) sdpaMask(biases []*val, batch []int64, Q, K int64, dt mlx.Dtype) (*mlx.Array, bool) {
@@ -121,7 +121,7 @@ func (t *tracer) fusedSDPA(q, k, v *val, biases []*val, scale float64) (*mlx.Arr
 	return out, s.Err() == nil
 }
 
-// flashAttention lowers to runtime/mlx's GPUFlashAttention kernel (path
+// flashAttention lowers to internal/mlx's GPUFlashAttention kernel (path
 // AttentionGPUFlash): softmax(scale·q·kᵀ + Σ biases)·v with key tiles and an
 // online softmax, so the [.., Q, K] logits are never written — the memory
 // of a triangle attention is its inputs and output, at any N. q, k and v

@@ -8,7 +8,7 @@ import (
 
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/internal/shapes"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 func init() {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // Lowerings of the row-chunked pair ops (of3c.TriangleMultiplication and
@@ -92,7 +92,7 @@ func lowerTriangleMultiplication(t *tracer, n *graph.Node, in []*val) ([]*val, e
 	var p *mlx.Array
 	if fused {
 		// The channel-first views are gathered into contiguous [*, h, N, N]
-		// by runtime/mlx's tiled multi-threaded copy (MLX's is one scalar
+		// by internal/mlx's tiled multi-threaded copy (MLX's is one scalar
 		// thread), then the h products of N×N·N×N run as single-thread
 		// GEMMs spread over the pool (MLX calls OpenBLAS once per channel,
 		// each call threaded, with a zeroing pass over its output).

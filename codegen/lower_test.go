@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 	"github.com/of3c/of3c/runtime/ref"
 )
 

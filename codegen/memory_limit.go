@@ -8,7 +8,7 @@ import (
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/internal/units"
 	"github.com/of3c/of3c/passes"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // runLimit is the MLX memory limit a run with inputs args is given
@@ -67,7 +67,7 @@ func (p *Program) runLimit(sig string, args []*graph.Tensor) int64 {
 }
 
 // evalLimited evaluates res with MLX's memory limit set to lim (0: as it
-// is), then restores the limit. Should runtime/mlx's guard refuse a buffer
+// is), then restores the limit. Should internal/mlx's guard refuse a buffer
 // larger than lim — the planner's model missed an allocation — it evaluates
 // again without the limit rather than fail the run.
 func evalLimited(s *mlx.Scope, lim int64, res []*mlx.Array) {

@@ -13,7 +13,7 @@ import (
 )
 
 // Lowering paths. A fused op has several lowerings — MLX's fused kernels on
-// the GPU, runtime/mlx's CPU kernels, plain MLX ops — and which one runs
+// the GPU, internal/mlx's CPU kernels, plain MLX ops — and which one runs
 // depends on the device, the operands' dtypes on the device and their
 // shapes. Each fused op has one decision function (AttentionPath,
 // SwiGLUPath, TriangleMultiplicationPath, OuterProductMeanPath,
@@ -64,36 +64,36 @@ type PathInfo struct {
 // whose condition holds is taken). docs/architecture.md prints it.
 var PathTable = []PathInfo{
 	{AttentionGPUFlash, "of3c.Attention", "gpu", "fast kernels on; q, k, v f32/bf16/fp16 (none f64), head sizes 1-64; 0-4 biases (1-4 in bias_only mode) broadcasting into the logits without enlarging them; logits rank ≤ 8; not where MLX's SDPA fits (bf16/fp16), unless compiled with --memory-budget and SDPA's summed mask would be as large as the logits; OF3C_GPU_ATTENTION=flash/noflash forces it on/off",
-		"runtime/mlx GPUFlashAttention CUDA kernel: key tiles with an online softmax, biases read in place, f32 accumulation; the logits are never written; chunk attributes ignored"},
+		"internal/mlx GPUFlashAttention CUDA kernel: key tiles with an online softmax, biases read in place, f32 accumulation; the logits are never written; chunk attributes ignored"},
 	{AttentionGPUSDPA, "of3c.Attention", "gpu", "mode qk; q, k, v bf16/fp16 of one dtype; head size a multiple of 8 up to 128, v's the same; rank ≥ 3; no chunk attributes; the biases broadcast into the logits",
 		"MLX's fused scaled_dot_product_attention; the biases summed into one additive mask (GPUBiasSum kernel for 2-4 full-size f32 biases)"},
 	{AttentionCPUFused, "of3c.Attention", "cpu", "mode qk; q, k, v and the biases f32 on the device; fast kernels on",
-		"runtime/mlx FastAttention(HeadsInner): logits per thread block, never materialised; chunk attributes ignored"},
+		"internal/mlx FastAttention(HeadsInner): logits per thread block, never materialised; chunk attributes ignored"},
 	{AttentionLMA, "of3c.Attention", "cpu, gpu", "kv_chunk splits the keys",
 		"MLX ops: key blocks with an online (running max) softmax, after any batch/query chunking"},
 	{AttentionCPUSoftmaxBias, "of3c.Attention", "cpu", "mode qk; at least one bias; no f64; every bias broadcasts into q·kᵀ without enlarging it; fast kernels on",
-		"GEMM, runtime/mlx FastSoftmaxBias (biases read in place), GEMM; CPU default batch blocks"},
+		"GEMM, internal/mlx FastSoftmaxBias (biases read in place), GEMM; CPU default batch blocks"},
 	{AttentionGPUSoftmaxBias, "of3c.Attention", "gpu", "mode qk; 1-4 biases, each broadcasting into q·kᵀ without enlarging it; logits rank ≤ 8; fast kernels on",
-		"GEMM, runtime/mlx GPUSoftmaxBias CUDA kernel, GEMM"},
+		"GEMM, internal/mlx GPUSoftmaxBias CUDA kernel, GEMM"},
 	{AttentionCPUSoftmax, "of3c.Attention", "cpu", "f32 logits; fast kernels on",
-		"logits as MLX ops, runtime/mlx FastSoftmax, GEMM; CPU default batch blocks"},
+		"logits as MLX ops, internal/mlx FastSoftmax, GEMM; CPU default batch blocks"},
 	{AttentionGPUSoftmax, "of3c.Attention", "gpu", "otherwise on the GPU", "logits as MLX ops, MLX's softmax, GEMM"},
 	{AttentionDeferred, "of3c.Attention", "cpu", "otherwise (f64, or fast kernels off)",
 		"MLX ops: exp(L − max) (as expm1 + 1), GEMM, then the division by the row sums; CPU default batch blocks"},
 
-	{SwiGLUCPUFused, "of3c.SwiGLU", "cpu", "the x·W product is f32; fast kernels on", "one GEMM, runtime/mlx FastSwiGLU, the W_out GEMM; in CPU default row blocks"},
+	{SwiGLUCPUFused, "of3c.SwiGLU", "cpu", "the x·W product is f32; fast kernels on", "one GEMM, internal/mlx FastSwiGLU, the W_out GEMM; in CPU default row blocks"},
 	{SwiGLUMLX, "of3c.SwiGLU", "cpu, gpu", "otherwise", "one GEMM, sigmoid and products as MLX ops in f32, the W_out GEMM (row blocks on the CPU)"},
 
 	{TriMulBlocked, "of3c.TriangleMultiplication", "cpu, gpu", "row_chunk splits the rows",
 		"projections, gates and products per row block, blocks sequenced (the memory contract of docs/ops.md)"},
 	{TriMulCPUFused, "of3c.TriangleMultiplication", "cpu", "accumulation in f32; fast kernels on",
-		"x·W whole, runtime/mlx FastSigmoidMul gates, FastContiguous + FastMatMul channel GEMMs"},
+		"x·W whole, internal/mlx FastSigmoidMul gates, FastContiguous + FastMatMul channel GEMMs"},
 	{TriMulMLX, "of3c.TriangleMultiplication", "cpu, gpu", "otherwise", "x·W whole, gates and the batched channel GEMM as MLX ops"},
 
 	{OPMBlocked, "of3c.OuterProductMean", "cpu, gpu", "row_chunk splits the rows", "the outer products and projection per row block"},
 	{OPMWhole, "of3c.OuterProductMean", "cpu, gpu", "otherwise", "one batched GEMM for the outer products, one for the projection"},
 
-	{LayerNormCPUFused, "LayerNormalization", "cpu", "x not f64; fast kernels on", "runtime/mlx FastLayerNorm over the flattened normalised axes"},
+	{LayerNormCPUFused, "LayerNormalization", "cpu", "x not f64; fast kernels on", "internal/mlx FastLayerNorm over the flattened normalised axes"},
 	{LayerNormMLX, "LayerNormalization", "cpu, gpu", "otherwise", "MLX's fast::layer_norm"},
 }
 

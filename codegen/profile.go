@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // NodeTime is the measured time of one node (or of all nodes of one op).

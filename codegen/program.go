@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // Options select how a graph is lowered.
@@ -24,7 +24,7 @@ type Options struct {
 	// mx::compile (no kernel fusion; for debugging and for measuring what
 	// compile buys).
 	NoCompile bool
-	// NoFastKernels keeps MLX's own CPU kernels instead of runtime/mlx's
+	// NoFastKernels keeps MLX's own CPU kernels instead of internal/mlx's
 	// SIMD ones (for comparison).
 	NoFastKernels bool
 	// Budgeted says the graph was planned under a memory budget: CPU runs
@@ -463,7 +463,7 @@ func (p *Program) newCompiled(s *mlx.Scope, args []*graph.Tensor) *compiled {
 }
 
 // retrace recognises the binding's error for a Go closure it no longer
-// knows (runtime/mlx drops closure tokens at the end of the task that made
+// knows (internal/mlx drops closure tokens at the end of the task that made
 // them).
 func retrace(err error) bool { return strings.Contains(err.Error(), "closure was released") }
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // Deep graphs. mx::compile walks the traced graph recursively (compile_dfs,

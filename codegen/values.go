@@ -5,7 +5,7 @@ import (
 	"math"
 
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // mlxDType maps a graph dtype to MLX's.

@@ -14,7 +14,7 @@ import (
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/importer"
 	"github.com/of3c/of3c/passes"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // CompileRequest is everything `of3c compile` needs besides the output path.

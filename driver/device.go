@@ -3,7 +3,7 @@ package driver
 import (
 	"fmt"
 
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // SetupGPUCommand is the set-up command that installs MLX's CUDA build.

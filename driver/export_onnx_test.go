@@ -61,7 +61,7 @@ func TestExportONNXExternalData(t *testing.T) {
 	if err := npy.WriteNPZ(inPath, names, in); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(py, "../onnxexport/testdata/ort_run.py", x, inPath, outPath).CombinedOutput(); err != nil {
+	if out, err := exec.Command(py, "../internal/onnxexport/testdata/ort_run.py", x, inPath, outPath).CombinedOutput(); err != nil {
 		t.Fatalf("onnx.checker/onnxruntime: %v\n%s", err, out)
 	}
 	_, got, err := npy.ReadNPZ(outPath)

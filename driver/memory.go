@@ -13,7 +13,7 @@ import (
 
 	"github.com/of3c/of3c/internal/units"
 	"github.com/of3c/of3c/passes"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // MemoryError is a refused run: the estimated peak does not fit.

@@ -13,7 +13,7 @@ import (
 	"github.com/of3c/of3c/codegen"
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/passes"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // TestPlannerBoundsMLXPeak compiles OpenFold3 fixtures (both exporters),

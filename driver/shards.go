@@ -19,7 +19,7 @@ import (
 	"github.com/of3c/of3c/artifact"
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/passes"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // Sharded runs (dynamic axial parallelism, passes/shard.go): P processes

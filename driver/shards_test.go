@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // The sharded-run tests launch this test binary as the P ranks

@@ -751,7 +751,7 @@ func planMemoryPass(c *Context) error {
 func (p *planner) attentionWorkspace(s *planNode, a int64) int64 {
 	n := s.n
 	if p.fusedAttention(s) {
-		// runtime/mlx's FastAttention: logits in per-thread 64 KiB
+		// internal/mlx's FastAttention: logits in per-thread 64 KiB
 		// buffers, q, k, v read in place; biases made row-contiguous.
 		var ws int64
 		for _, b := range n.Inputs[3:] {

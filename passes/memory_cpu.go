@@ -73,7 +73,7 @@ func (p *planner) cpuDefaults(s *planNode) {
 }
 
 // CPUFusedAttention is the condition under which the CPU lowering runs an
-// of3c.Attention as runtime/mlx's FastAttention kernel (with the fast
+// of3c.Attention as internal/mlx's FastAttention kernel (with the fast
 // kernels on): mode qk and q, k, v and every present bias f32 on the
 // device. The kernel never materialises the logits and ignores the chunk
 // attributes. codegen's AttentionPath takes its attention/cpu-fused path

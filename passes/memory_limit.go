@@ -24,13 +24,13 @@ import (
 // The planner models the in-order need (MemoryPlan.InOrder) and the
 // largest single buffer; with L = InOrder − LargestBuffer (less a slack) the
 // peak stays at or below InOrder. L never goes below the largest array of
-// the graph: runtime/mlx's guard refuses any array above the limit, so the
+// the graph: internal/mlx's guard refuses any array above the limit, so the
 // plan's peak (PeakAfter, what a budget is checked against) is
 // max(InOrder, largest array + LargestBuffer + slack).
 
 // RunLimit is the MLX memory limit that keeps a run of a plan with in-order
 // peak `peak`, largest single allocation `largest` and largest array
-// `array` (runtime/mlx's guard refuses a graph holding any array above the
+// `array` (internal/mlx's guard refuses a graph holding any array above the
 // limit, views included: a broadcast counts at its full size) at or below
 // max(peak, array + largest + encodeSlack(largest)).
 func RunLimit(peak, largest, array int64) int64 {

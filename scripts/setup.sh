@@ -83,7 +83,7 @@ fi
 
 # --- MLX location for cgo ---------------------------------------------------
 # The mlx-cpu wheel ships include/ and lib/libmlx.so under site-packages/mlx.
-# A stable symlink .mlx -> that folder lets runtime/mlx's #cgo lines use
+# A stable symlink .mlx -> that folder lets internal/mlx's #cgo lines use
 # ${SRCDIR}/../../.mlx without hand-set variables (go build/test/vet and
 # editors all work). The wheel's own layout is kept: libmlx finds its headers
 # relative to itself for run-time compilation.

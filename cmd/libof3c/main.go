@@ -30,7 +30,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/of3c/of3c/capi"
+	"github.com/of3c/of3c/internal/capi"
 	"github.com/of3c/of3c/graph"
 )
 

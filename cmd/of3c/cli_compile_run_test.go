@@ -12,7 +12,7 @@ import (
 
 	"github.com/of3c/of3c/artifact"
 	"github.com/of3c/of3c/importer/npy"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 const tinyBlock = "../../models/of3/testdata/pairformer_block_tiny_torchscript"

@@ -104,7 +104,7 @@ func TestInspectExportONNX(t *testing.T) {
 			t.Fatal(err)
 		}
 		theirs := filepath.Join(dir, "ort.npz")
-		if out, err := exec.Command(py, "../../onnxexport/testdata/ort_run.py", x, in, theirs).CombinedOutput(); err != nil {
+		if out, err := exec.Command(py, "../../internal/onnxexport/testdata/ort_run.py", x, in, theirs).CombinedOutput(); err != nil {
 			t.Fatalf("%s: onnx.checker/onnxruntime: %v\n%s", fx, err, out)
 		}
 		if code, out, errs := run(t, "run", art, "--inputs", sd, "--buckets", "none", "--device", "ref", "--check", theirs, "--atol", "1e-4"); code != 0 {

@@ -13,7 +13,7 @@ import (
 	"github.com/of3c/of3c/codegen"
 	"github.com/of3c/of3c/driver"
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // inputFlags collects repeated --input NAME=FILE flags.

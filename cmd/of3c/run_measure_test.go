@@ -11,7 +11,7 @@ import (
 	"github.com/of3c/of3c/driver"
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/importer/npy"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 func runDevices() []string {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // `run --shards P` re-executes os.Executable() as its ranks; under `go test`

@@ -6,7 +6,7 @@ import (
 	"runtime"
 
 	"github.com/of3c/of3c/driver"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 func cmdVersion(args []string, stdout, stderr io.Writer) error {

@@ -28,7 +28,7 @@ run() { echo "+ $*"; local t0=$(date +%s%N); timeout "${TMO:-300}" "$@"; local r
 
 case "${1:-block}" in
 kernel)
-  g++ -std=c++17 -Iruntime/mlx scripts/gpu/flash_check.cc -o $WORK/flash_gen && $WORK/flash_gen > $WORK/flash_check.cu || exit 1
+  g++ -std=c++17 -Iinternal/mlx scripts/gpu/flash_check.cc -o $WORK/flash_gen && $WORK/flash_gen > $WORK/flash_check.cu || exit 1
   NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
   run "$NVCC" -std=c++17 -arch=sm_90 -O2 -Xptxas -v $WORK/flash_check.cu -o $WORK/flash_check 2>&1 | grep -E 'registers|spill|error|rc=' | sort | uniq -c | head -40
   run $WORK/flash_check ;;

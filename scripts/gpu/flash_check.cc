@@ -1,5 +1,5 @@
 // Standalone check of the flash attention kernel's CUDA source
-// (runtime/mlx/gpu_flash_source.h) without MLX: this program, built on any
+// (internal/mlx/gpu_flash_source.h) without MLX: this program, built on any
 // machine, writes a .cu file that wraps the same source in kernels with the
 // parameter list MLX's fast::cuda_kernel generates (ptr, name_shape,
 // name_strides, name_ndim per input, then the output) and a host test that
@@ -7,7 +7,7 @@
 // operands (f32, bf16, fp16; head sizes 8..64; 0-3 biases; bias-only mode;
 // a transposed q). On the GPU machine:
 //
-//   g++ -std=c++17 -Iruntime/mlx scripts/gpu/flash_check.cc -o /tmp/flash_gen && /tmp/flash_gen > /tmp/fc.cu
+//   g++ -std=c++17 -Iinternal/mlx scripts/gpu/flash_check.cc -o /tmp/flash_gen && /tmp/flash_gen > /tmp/fc.cu
 //   nvcc -std=c++17 -arch=sm_90 -O2 /tmp/fc.cu -o /tmp/fc && /tmp/fc
 //
 // It exits 1 when any case is off by more than its tolerance.

@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"github.com/of3c/of3c/artifact"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 const (

@@ -10,7 +10,7 @@ import (
 	"github.com/of3c/of3c/codegen"
 	"github.com/of3c/of3c/driver"
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // The whole trunk as one artifact: the 48-block PairFormerStack of the

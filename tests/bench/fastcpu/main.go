@@ -1,5 +1,5 @@
 // Command fastcpu times MLX's own CPU ops against the fast CPU kernels of
-// runtime/mlx (fastcpu.go) on OpenFold3-sized f32 arrays, printing the min
+// internal/mlx (fastcpu.go) on OpenFold3-sized f32 arrays, printing the min
 // and median of -reps evaluations in ms. See docs/notes/PERFORMANCE.md, "Fast CPU
 // kernels". OF3C_FASTCPU_THREADS=1 runs the kernels single-threaded;
 // OF3C_FASTCPU_ISA=avx2|generic caps their SIMD variant.
@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 var (

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 var (

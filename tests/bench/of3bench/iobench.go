@@ -5,12 +5,12 @@ import (
 	"sort"
 	"time"
 
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 // runIOBench times moving one f32 array of mib MiB to the device (FromBytes
 // + Eval) and back (Bytes), reps times each, and prints the medians. On the
-// GPU it shows what runtime/mlx's transfer path costs (compare a run with
+// GPU it shows what internal/mlx's transfer path costs (compare a run with
 // OF3C_GPU_DIRECT_IO=0, MLX's managed-memory path).
 func runIOBench(device string, mib, reps int) error {
 	dev := mlx.Device{Type: mlx.CPU}

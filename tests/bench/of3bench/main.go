@@ -36,7 +36,7 @@ import (
 	"github.com/of3c/of3c/internal/safefile"
 	"github.com/of3c/of3c/internal/units"
 	"github.com/of3c/of3c/passes"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
 const (

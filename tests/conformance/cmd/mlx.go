@@ -6,7 +6,7 @@ import (
 
 	"github.com/of3c/of3c/codegen"
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 	"github.com/of3c/of3c/tests/conformance"
 )
 

@@ -6,7 +6,7 @@ import (
 )
 
 // MLX's distributed layer (mlx::core::distributed), bound in
-// runtime/mlx/distributed.cc: one process-wide group and collectives on
+// internal/mlx/distributed.cc: one process-wide group and collectives on
 // arrays. The collectives are lazy like every op; the communication happens
 // when their result is evaluated, on the executor thread.
 //

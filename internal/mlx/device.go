@@ -88,7 +88,7 @@ func (s *Scope) Devices() []Device {
 func BLAS() string { return libBLAS() }
 
 // GPUTransfers says how inputs reach and outputs leave the GPU with MLX's
-// CUDA backend: "direct (...)" (runtime/mlx/cuda_io.cc) or "off: reason"
+// CUDA backend: "direct (...)" (internal/mlx/cuda_io.cc) or "off: reason"
 // (MLX's managed-memory path); "" without MLX.
 func GPUTransfers() string { return libGPUIO() }
 

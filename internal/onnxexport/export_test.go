@@ -21,7 +21,7 @@ import (
 // and onnxruntime.
 func python(t *testing.T) string {
 	t.Helper()
-	py, err := filepath.Abs("../.venv/bin/python")
+	py, err := filepath.Abs("../../.venv/bin/python")
 	if err != nil {
 		t.Skip(err)
 	}

@@ -4,7 +4,7 @@ package mlx
 
 /*
 #cgo CXXFLAGS: -std=c++20 -O2 -I${SRCDIR}/../../.mlx/include
-#cgo LDFLAGS: -L${SRCDIR}/../../.mlx/lib -lmlx -Wl,-rpath,${SRCDIR}/../../.mlx/lib
+#cgo LDFLAGS: -L${SRCDIR}/../../.mlx/lib -lmlx -Wl,-rpath,$ORIGIN/../.mlx/lib -Wl,-rpath,$ORIGIN/../mlx/lib -Wl,-rpath,$ORIGIN/../lib
 #include <stdlib.h>
 #include "shim.h"
 */

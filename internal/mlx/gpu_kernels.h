@@ -1,4 +1,4 @@
-// Internal to runtime/mlx: custom GPU kernels through MLX's
+// Internal to internal/mlx: custom GPU kernels through MLX's
 // fast::cuda_kernel (CUDA backend only; on other backends MLX refuses them
 // when they are evaluated, and the Go side never asks for them there).
 #pragma once

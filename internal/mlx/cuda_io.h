@@ -1,4 +1,4 @@
-// Internal to runtime/mlx: direct host <-> GPU transfers for MLX's CUDA
+// Internal to internal/mlx: direct host <-> GPU transfers for MLX's CUDA
 // backend (see cuda_io.cc). Both return false, having done nothing the
 // caller must undo, whenever they do not apply.
 #pragma once

@@ -5,7 +5,7 @@
 //
 // Thread safety: every function may be called from any thread. Runs of one
 // session are serialized by a per-session lock; different sessions run
-// independently (MLX work itself is serialized by package runtime/mlx).
+// independently (MLX work itself is serialized by package internal/mlx).
 package capi
 
 import (

@@ -26,14 +26,14 @@ const char* mlxs_last_error(void);
 
 // ---- library / devices / memory ----
 int mlxs_version(const char** out);
-// How host<->GPU copies are made (runtime/mlx/cuda_io.cc): "direct (...)" or
+// How host<->GPU copies are made (internal/mlx/cuda_io.cc): "direct (...)" or
 // "off: reason".
 int mlxs_gpu_io_status(const char** out);
 // *ok 1 and GPU 0's free and total memory (cuMemGetInfo), or *ok 0 without
 // a CUDA driver.
 int mlxs_gpu_mem_info(int64_t* free_bytes, int64_t* total_bytes, int* ok);
 // softmax(logits + biases...) over the last axis in one custom CUDA kernel
-// (runtime/mlx/gpu_kernels.cc): f32 logits, 1-4 f32 biases broadcastable to
+// (internal/mlx/gpu_kernels.cc): f32 logits, 1-4 f32 biases broadcastable to
 // them. GPU streams of MLX's CUDA backend only.
 int mlxs_gpu_softmax_bias(mlxs_array* out, mlxs_array logits, const mlxs_array* biases, int n);
 // biases[0] + ... (1-4 f32 arrays broadcast to shape, summed in f32, clamped
@@ -41,7 +41,7 @@ int mlxs_gpu_softmax_bias(mlxs_array* out, mlxs_array logits, const mlxs_array* 
 int mlxs_gpu_bias_sum(mlxs_array* out, const int64_t* shape, int ndim, int dtype, bool clamp_f16,
                       const mlxs_array* biases, int n);
 // softmax(scale·q·kᵀ + Σ biases)·v in one custom CUDA kernel that never
-// writes the logits (runtime/mlx/gpu_flash_source.h). q and k null (ctx
+// writes the logits (internal/mlx/gpu_flash_source.h). q and k null (ctx
 // NULL) in bias-only mode. dtype: the result's.
 int mlxs_gpu_flash_attention(mlxs_array* out, mlxs_array q, mlxs_array k, mlxs_array v, const mlxs_array* biases,
                              int n, float scale, int dtype);

@@ -11,10 +11,10 @@ import (
 
 	"github.com/of3c/of3c/driver"
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/runtime/mlx"
+	"github.com/of3c/of3c/internal/mlx"
 )
 
-const triAtt = "../models/of3/testdata/tri_att_start_tiny_torchscript"
+const triAtt = "../../models/of3/testdata/tri_att_start_tiny_torchscript"
 
 func compiled(t *testing.T) string {
 	t.Helper()
@@ -144,11 +144,11 @@ func TestSharedLibraryFromC(t *testing.T) {
 	}
 	dir := t.TempDir()
 	lib := filepath.Join(dir, "libof3c.so")
-	if out, err := exec.Command("go", "build", "-buildmode=c-shared", "-o", lib, "../cmd/libof3c").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-buildmode=c-shared", "-o", lib, "../../cmd/libof3c").CombinedOutput(); err != nil {
 		t.Fatalf("go build -buildmode=c-shared: %v\n%s", err, out)
 	}
 	smoke := filepath.Join(dir, "smoke")
-	if out, err := exec.Command(cc, "-Wall", "-Werror", "-o", smoke, "../cmd/libof3c/testdata/smoke.c", "-L"+dir, "-lof3c", "-lpthread", "-Wl,-rpath,"+dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command(cc, "-Wall", "-Werror", "-o", smoke, "../../cmd/libof3c/testdata/smoke.c", "-L"+dir, "-lof3c", "-lpthread", "-Wl,-rpath,"+dir).CombinedOutput(); err != nil {
 		t.Fatalf("cc: %v\n%s", err, out)
 	}
 	// The hand-written header declares what the library exports.
@@ -156,7 +156,7 @@ func TestSharedLibraryFromC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hdr, err := os.ReadFile("../cmd/libof3c/of3c.h")
+	hdr, err := os.ReadFile("../../cmd/libof3c/of3c.h")
 	if err != nil {
 		t.Fatal(err)
 	}

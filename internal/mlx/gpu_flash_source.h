@@ -1,4 +1,4 @@
-// Internal to runtime/mlx: the CUDA source of the flash-style attention
+// Internal to internal/mlx: the CUDA source of the flash-style attention
 // kernel (gpu_kernels.cc compiles it through MLX's fast::cuda_kernel).
 // Plain C++ with no MLX dependency, so that scripts/gpu/flash_check can
 // wrap the same source in a standalone nvcc test against a CPU reference.

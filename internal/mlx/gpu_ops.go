@@ -3,7 +3,7 @@ package mlx
 import "fmt"
 
 // GPUSoftmaxBias is softmax(logits + b_0 + b_1 + …) over the last axis in one
-// custom CUDA kernel (runtime/mlx/gpu_kernels.cc): float32 logits of any
+// custom CUDA kernel (internal/mlx/gpu_kernels.cc): float32 logits of any
 // layout and 1–4 float32 biases that broadcast to them (numpy rules), read in
 // place through their strides, added left to right in f32, then a
 // max-subtracted softmax. It saves the full-size sum and a second pass over
@@ -42,7 +42,7 @@ func (s *Scope) GPUBiasSum(shape []int, dt Dtype, clampF16 bool, biases ...*Arra
 // GPUFlashAttention is softmax(scale·q·kᵀ + b_0 + b_1 + …)·v in one custom
 // CUDA kernel that never writes the [batch.., Q, K] logits: key blocks with
 // an online (running max) softmax, f32 accumulation and softmax whatever the
-// input dtypes (runtime/mlx/gpu_flash_source.h). q, k and v are f32, f16 or
+// input dtypes (internal/mlx/gpu_flash_source.h). q, k and v are f32, f16 or
 // bf16 of any strides (numpy-broadcast batch axes; head sizes 1–64); the
 // 0–4 biases are f32 and broadcast into the logits without enlarging them,
 // read in place through their strides. With q and k nil (bias-only mode,
