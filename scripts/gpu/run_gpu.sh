@@ -8,6 +8,10 @@
 #   scripts/gpu/run_gpu.sh main           assemble + unpack libmlx (if needed), then steps 1-3 with of3c
 #   scripts/gpu/run_gpu.sh export         real-width openfold3 fixtures into models/of3/generated (torch)
 #   scripts/gpu/run_gpu.sh stack          the 48-block PairFormerStack as one artifact: CPU + GPU parity, GPU timings
+#   scripts/gpu/run_gpu.sh wheel          the user's set-up (issue 13): the mlx-cuda-13 wheel's files in a site-packages
+#                                         folder beside the NVIDIA wheels, .mlx pointing there, NO LD_LIBRARY_PATH or
+#                                         CUDA_HOME: of3c version, a fixture on the GPU, the Python package and its
+#                                         OpenFold3 adapter with torch (python/tests)
 #
 # Knobs: STEPS="2 3" (order of step 2 = fixtures, step 3 = real sizes; step 1 always), FIXTURES="...",
 # NS=256,384, REPEAT=20, TMO=180 (per-command timeout, s), WORK=/tmp/gpu, MLXDIR=/tmp/mlxcuda, OF3C=bin/of3c.
@@ -125,6 +129,25 @@ stack)
         python3 scripts/gpu/torch_peer.py --compare $WORK/torch_fp32_$N.npz $WORK/of3c_stack_${P}_$N.npz
     done
   done ;;
+wheel)
+  # What `make setup MLX=cuda` leaves on a user's machine, rebuilt from the staged wheel files: site/mlx/lib,
+  # site/mlx_cuda_13.libs and site/nvidia (the NVIDIA CUDA 13 wheels torch brought), .mlx -> site/mlx. bin/of3c
+  # and bin/libof3c.so find libmlx through their $ORIGIN RUNPATH, libmlx finds the NVIDIA libraries through its
+  # own; the environment names none of them.
+  unpack || { echo "unpack failed"; exit 1; }
+  # libmlx's RPATH is $ORIGIN/../../nvidia/{cu13,cublas,...}/lib and $ORIGIN/../../mlx_cuda_13.libs, resolved
+  # from its real folder: the unpacked wheel folder MLXDIR is the site-packages, with the NVIDIA wheels beside.
+  NV=$(python3 -c 'import nvidia, os; print(list(nvidia.__path__)[0])')
+  ln -sfn "$NV" "$MLXDIR/nvidia" && ln -sfn "$MLXDIR/mlx" .mlx && ls -la .mlx "$MLXDIR"
+  unset LD_LIBRARY_PATH CUDA_HOME CUDA_PATH
+  echo "== readelf"; readelf -d "$OF3C" | grep -i runpath; readelf -d "$MLXDIR/mlx/lib/libmlx.so" | grep -i path
+  echo "== ldd"; ldd "$OF3C" | grep -E 'mlx|not found'
+  run "$OF3C" version
+  D=models/of3/testdata/pairformer_block_tiny_torchscript
+  run "$OF3C" compile $D/model.onnx -o $WORK/wheel.of3 --device gpu && \
+    run "$OF3C" run $WORK/wheel.of3 --device gpu --inputs $D/test_data_set_0 --check $D/test_data_set_0 --atol 1e-4
+  export PYTHONPATH="$PWD/python:$PWD/${SITE:-.whl/site}${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+  run python3 -m pytest -q -p no:cacheprovider python/tests ;;
 profile)
   # Where the GPU time goes: per-op eager profile (bin/of3bench -profile, each node evaluated before the next)
   # and an nsys kernel summary of the compiled run. Needs $WORK/inputs_$PN.npz from the torch step.
