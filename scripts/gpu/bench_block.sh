@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Issue 11's benchmark program (not a test): the real OpenFold3 PairFormerBlock at OpenFold3's widths, of3c
+# against PyTorch eager, torch.compile and OpenFold3's own chunk 64 + LMA path, same weights and inputs, one
+# lease. Phases, so that each fits one device call (MLX's CUDA build arrives in three parts; see
+# docs/notes/GPU.md "Rerunning"):
+#
+#   scripts/gpu/bench_block.sh peers    export the block (openfold3 package, .whl/site) unless GEN has it, then
+#                                       PyTorch: eager + chunk/LMA at NS_EAGER, torch.compile at NS_COMPILE,
+#                                       chunk/LMA only (it writes the fp32 reference) at NS_LMA
+#   scripts/gpu/bench_block.sh of3c     of3c at NS x PRECS (--report JSON each), accuracy against the fp32
+#                                       reference, and the budgeted runs BUDGETS (N:SIZE ...)
+#   scripts/gpu/bench_block.sh table    the markdown table (scripts/gpu/bench_table.py) of everything in WORK
+#
+# Knobs: NS_EAGER=512,1024,1536 NS_COMPILE=1024 NS_LMA=2048,3072 NS=512,1024,1536,2048,3072 PRECS="fp32 bf16"
+#        REPEAT=3 BUDGETS="2048:8GiB" WORK=/tmp/gpu GEN=/tmp/gen OF3C=bin/of3c TMO=540
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+WORK=${WORK:-/tmp/gpu}
+GEN=${GEN:-/tmp/gen}
+REPEAT=${REPEAT:-3}
+OF3C=${OF3C:-bin/of3c}
+MODEL=$GEN/testdata/pairformer_block_of3_torchscript/model.onnx
+mkdir -p "$WORK"
+run() { echo "+ $*"; local t0=$(date +%s%N); timeout "${TMO:-540}" "$@"; local rc=$?; echo "  rc=$rc wall=$(( ($(date +%s%N) - t0) / 1000000 )) ms"; return $rc; }
+
+case "${1:-}" in
+peers)
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+  export PYTHONPATH="$PWD/models/of3:$PWD/${SITE:-.whl/site}${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+  if [ ! -f "$MODEL" ]; then
+    EXPORT_MODULES=pairformer_block run bash scripts/gpu/run_gpu.sh export && mkdir -p "$GEN" && \
+      cp -r models/of3/generated/* "$GEN"/ || exit 1
+  fi
+  peer() { run python3 scripts/gpu/torch_peer.py --module pairformer_block --work "$WORK" --repeat "$REPEAT" --onnx "$MODEL" "$@" 2>&1 | tee -a "$WORK/peers.log"; }
+  [ -n "${NS_EAGER-512,1024,1536}" ] && peer --n "${NS_EAGER-512,1024,1536}" --no-compile
+  # torch.compile recompiles per length (minutes each): only at NS_COMPILE; eager and LMA run again there.
+  [ -n "${NS_COMPILE-1024}" ] && peer --n "${NS_COMPILE-1024}" --no-lma
+  [ -n "${NS_LMA-2048,3072}" ] && peer --n "${NS_LMA-2048,3072}" --lma-only
+  true ;;
+of3c)
+  "$OF3C" version
+  for N in 2048 3072; do  # the GPU memory plans (CPU-only work): no budget, and 8 GiB
+    "$OF3C" inspect "$MODEL" --memory N=$N --device gpu 2>&1 | head -12
+    "$OF3C" inspect "$MODEL" --memory N=$N --device gpu --budget 8GiB 2>&1 | head -16
+  done
+  for P in ${PRECS:-fp32 bf16}; do
+    run "$OF3C" compile "$MODEL" -o $WORK/pf.$P.of3 --device gpu --precision $P || continue
+    for N in $(echo "${NS:-512,1024,1536,2048,3072}" | tr , " "); do
+      [ -f $WORK/inputs_$N.npz ] || { echo "no $WORK/inputs_$N.npz (run the peers phase first)"; continue; }
+      echo "== of3c $P N=$N"
+      run "$OF3C" run $WORK/pf.$P.of3 --device gpu --inputs $WORK/inputs_$N.npz -o $WORK/of3c_${P}_$N.npz \
+        --warmup 1 --iterations $REPEAT --report $WORK/of3c_${P}_$N.json && \
+        python3 scripts/gpu/torch_peer.py --compare $WORK/torch_fp32_$N.npz $WORK/of3c_${P}_$N.npz 2>&1 | \
+          sed "s/^/ACCURACY $P N=$N /" | tee -a $WORK/accuracy.log
+      rm -f $WORK/of3c_${P}_$N.npz
+    done
+  done
+  for B in ${BUDGETS:-2048:8GiB}; do
+    N=${B%%:*} S=${B##*:}
+    run "$OF3C" compile "$MODEL" -o $WORK/pf.budget.of3 --device gpu --memory-budget $S --buckets $N && \
+      run "$OF3C" run $WORK/pf.budget.of3 --device gpu --inputs $WORK/inputs_$N.npz --iterations 1 \
+        --report $WORK/of3c_budget_${N}_$S.json
+  done ;;
+table)
+  python3 scripts/gpu/bench_table.py "$WORK" ;;
+*)
+  sed -n 2,17p "$0"; exit 2 ;;
+esac
