@@ -10,8 +10,8 @@ import (
 
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/importer"
-	"github.com/of3c/of3c/passes"
 	"github.com/of3c/of3c/internal/mlx"
+	"github.com/of3c/of3c/passes"
 	"github.com/of3c/of3c/runtime/ref"
 )
 

@@ -2,8 +2,8 @@ package codegen
 
 import (
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/passes"
 	"github.com/of3c/of3c/internal/mlx"
+	"github.com/of3c/of3c/passes"
 )
 
 // CPU-only lowerings: internal/mlx's SIMD, multi-threaded kernels (the

@@ -4,9 +4,9 @@ import (
 	"fmt"
 
 	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/mlx"
 	"github.com/of3c/of3c/internal/shapes"
 	"github.com/of3c/of3c/passes"
-	"github.com/of3c/of3c/internal/mlx"
 )
 
 func init() {

@@ -4,8 +4,8 @@ import (
 	"fmt"
 
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/internal/shapes"
 	"github.com/of3c/of3c/internal/mlx"
+	"github.com/of3c/of3c/internal/shapes"
 )
 
 func init() {

@@ -4,8 +4,8 @@ import (
 	"slices"
 
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/internal/shapes"
 	"github.com/of3c/of3c/internal/mlx"
+	"github.com/of3c/of3c/internal/shapes"
 )
 
 // gpuWeights is softmax(scale·q·kᵀ + Σ biases) on the GPU through

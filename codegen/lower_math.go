@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/internal/shapes"
 	"github.com/of3c/of3c/internal/mlx"
+	"github.com/of3c/of3c/internal/shapes"
 )
 
 func init() {

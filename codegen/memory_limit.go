@@ -6,9 +6,9 @@ import (
 	"strings"
 
 	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/mlx"
 	"github.com/of3c/of3c/internal/units"
 	"github.com/of3c/of3c/passes"
-	"github.com/of3c/of3c/internal/mlx"
 )
 
 // runLimit is the MLX memory limit a run with inputs args is given

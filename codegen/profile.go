@@ -15,6 +15,14 @@ type NodeTime struct {
 	Op    string
 	Time  time.Duration
 	Count int
+	// Work is how far MLX's memory rose above what was active before the
+	// node while its outputs were evaluated: its outputs plus whatever its
+	// lowering held at once (the largest over an op's nodes). Where the
+	// lowering of one node allocates more than the memory planner's model
+	// of it, this is where it shows. Eager: every earlier node's outputs
+	// stay live until the end, so only the rise is meaningful, and the
+	// compiled function's fusion and run-ahead are absent.
+	Work uint64
 }
 
 // Profile runs the graph eagerly, without mx::compile, evaluating every
@@ -40,6 +48,8 @@ func (p *Program) Profile(inputs map[string]*graph.Tensor) (nodes, ops []NodeTim
 		}
 		ins = append(ins, p.warrs...)
 		s.Eval(ins...)
+		s.ResetPeakMemory()
+		before := s.Memory().Active
 		last := time.Now()
 		t := &tracer{s: s, p: p}
 		t.profile = func(n *graph.Node, outs []*val) {
@@ -54,8 +64,15 @@ func (p *Program) Profile(inputs map[string]*graph.Tensor) (nodes, ops []NodeTim
 			}
 			now := time.Now()
 			d := now.Sub(last)
-			last = now
-			nodes = append(nodes, NodeTime{Name: nodeName(n), Op: n.QualifiedOp(), Time: d, Count: 1})
+			mem := s.Memory()
+			work := uint64(0)
+			if mem.Peak > before {
+				work = mem.Peak - before
+			}
+			before = mem.Active
+			s.ResetPeakMemory()
+			last = time.Now()
+			nodes = append(nodes, NodeTime{Name: nodeName(n), Op: n.QualifiedOp(), Time: d, Count: 1, Work: work})
 			e := byOp[n.QualifiedOp()]
 			if e == nil {
 				e = &NodeTime{Op: n.QualifiedOp()}
@@ -63,6 +80,7 @@ func (p *Program) Profile(inputs map[string]*graph.Tensor) (nodes, ops []NodeTim
 			}
 			e.Time += d
 			e.Count++
+			e.Work = max(e.Work, work)
 		}
 		known := make([]*graph.Tensor, len(args))
 		for i, a := range args {

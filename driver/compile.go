@@ -13,8 +13,8 @@ import (
 	"github.com/of3c/of3c/codegen"
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/importer"
-	"github.com/of3c/of3c/passes"
 	"github.com/of3c/of3c/internal/mlx"
+	"github.com/of3c/of3c/passes"
 )
 
 // CompileRequest is everything `of3c compile` needs besides the output path.

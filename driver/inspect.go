@@ -14,8 +14,8 @@ import (
 
 	"github.com/of3c/of3c/artifact"
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/internal/safefile"
 	"github.com/of3c/of3c/internal/onnxexport"
+	"github.com/of3c/of3c/internal/safefile"
 	"github.com/of3c/of3c/passes"
 )
 

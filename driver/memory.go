@@ -11,9 +11,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/of3c/of3c/internal/mlx"
 	"github.com/of3c/of3c/internal/units"
 	"github.com/of3c/of3c/passes"
-	"github.com/of3c/of3c/internal/mlx"
 )
 
 // MemoryError is a refused run: the estimated peak does not fit.

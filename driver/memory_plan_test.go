@@ -12,8 +12,8 @@ import (
 	"github.com/of3c/of3c/artifact"
 	"github.com/of3c/of3c/codegen"
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/passes"
 	"github.com/of3c/of3c/internal/mlx"
+	"github.com/of3c/of3c/passes"
 )
 
 // TestPlannerBoundsMLXPeak compiles OpenFold3 fixtures (both exporters),

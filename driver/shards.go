@@ -18,8 +18,8 @@ import (
 
 	"github.com/of3c/of3c/artifact"
 	"github.com/of3c/of3c/graph"
-	"github.com/of3c/of3c/passes"
 	"github.com/of3c/of3c/internal/mlx"
+	"github.com/of3c/of3c/passes"
 )
 
 // Sharded runs (dynamic axial parallelism, passes/shard.go): P processes

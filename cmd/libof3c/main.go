@@ -30,8 +30,8 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/of3c/of3c/internal/capi"
 	"github.com/of3c/of3c/graph"
+	"github.com/of3c/of3c/internal/capi"
 )
 
 // version is the of3c release; overridden at link time by `-X main.version=...`.

@@ -152,6 +152,13 @@ func Memory() (MemoryStats, error) {
 	return m, err
 }
 
+// ResetPeakMemory zeroes the peak counter, on the executor (inside Do).
+func (s *Scope) ResetPeakMemory() {
+	if err := libResetPeakMemory(); err != nil {
+		s.failf("reset peak memory", err)
+	}
+}
+
 // ResetPeakMemory zeroes the peak counter.
 func ResetPeakMemory() error {
 	return Do(func(*Scope) error { return libResetPeakMemory() })

@@ -33,10 +33,10 @@ import (
 	"github.com/of3c/of3c/driver"
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/importer/npy"
+	"github.com/of3c/of3c/internal/mlx"
 	"github.com/of3c/of3c/internal/safefile"
 	"github.com/of3c/of3c/internal/units"
 	"github.com/of3c/of3c/passes"
-	"github.com/of3c/of3c/internal/mlx"
 )
 
 const (
@@ -479,6 +479,13 @@ func runProfile(model string, n, budget int64, device, precision string) error {
 	fmt.Println("slowest nodes:")
 	for _, o := range nodes[:min(12, len(nodes))] {
 		fmt.Printf("  %-22s %-50s %9.2f ms\n", o.Op, o.Name, float64(o.Time)/1e6)
+	}
+	// Memory: how far MLX's memory rose while each node was evaluated (its
+	// outputs and its lowering's workspace), largest first.
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Work > nodes[j].Work })
+	fmt.Println("largest memory rise per node (outputs + workspace while evaluated):")
+	for _, o := range nodes[:min(12, len(nodes))] {
+		fmt.Printf("  %-22s %-50s %10s\n", o.Op, o.Name, units.FormatBytes(int64(o.Work)))
 	}
 	return nil
 }
