@@ -403,6 +403,7 @@ struct Staging {
   void* buf[kStagingBuffers] = {};
   CopyPool* pool = nullptr;
   std::atomic<bool> broken{false};
+  std::atomic<bool> whySet{false};  // why is written (once) before this is set
   std::string why;
 };
 
@@ -411,10 +412,17 @@ Staging& staging() {
   return *s;
 }
 
+constexpr const char* kBrokenStatus =
+    "direct (CUDA driver cuMemcpyHtoD/DtoH into MLX device buffers) [staged/registered off after an error]";
+
 // markBroken records the first failure (s.mu held).
 void markBroken(Staging& s, const std::string& what) {
   if (s.broken.load()) return;
-  s.why = "direct (CUDA driver cuMemcpyHtoD/DtoH into MLX device buffers) [staged/registered off after " + what + "]";
+  try {
+    s.why = "direct (CUDA driver cuMemcpyHtoD/DtoH into MLX device buffers) [staged/registered off after " + what + "]";
+    s.whySet.store(true);
+  } catch (...) {
+  }
   s.broken.store(true);
 }
 
@@ -503,9 +511,17 @@ bool registered(const Driver& d, bool up, void* host, CUdeviceptr dev, size_t n)
 
 // copy moves n bytes between host and an MLX device buffer in the current
 // mode, falling back registered -> staged -> direct; false if all failed.
+// Nothing in the async paths is expected to throw; if something does (a
+// failed allocation, a mutex error), they are switched off and the copy goes
+// direct: a copy left queued there only touches the staging buffers, which
+// are never reused then, and the direct copy's cuCtxSynchronize waits for it.
 bool copy(const Driver& d, Mode m, bool up, void* host, CUdeviceptr dev, size_t n) {
-  if (m == Mode::registered && registered(d, up, host, dev, n)) return true;
-  if ((m == Mode::registered || m == Mode::staged) && staged(d, up, host, dev, n)) return true;
+  try {
+    if (m == Mode::registered && registered(d, up, host, dev, n)) return true;
+    if ((m == Mode::registered || m == Mode::staged) && staged(d, up, host, dev, n)) return true;
+  } catch (...) {
+    staging().broken.store(true);
+  }
   if (up) {
     if (d.memcpyHtoD(dev, host, n) != 0) return false;
     // A pageable host-to-device copy may return before its DMA finishes, and
@@ -576,7 +592,8 @@ const char* cuda_io_status() {
   const Driver& d = driver();
   if (!d.ok) return d.status.c_str();
   Mode m = current_mode();
-  if ((m == Mode::staged || m == Mode::registered) && staging().broken.load()) return staging().why.c_str();
+  if ((m == Mode::staged || m == Mode::registered) && staging().broken.load())
+    return staging().whySet.load() ? staging().why.c_str() : kBrokenStatus;
   return d.modeStatus[static_cast<int>(m)].c_str();
 }
 
