@@ -128,6 +128,18 @@ func libGPUIO() string {
 	return C.GoString(p)
 }
 
+func libSetGPUIO(mode string) error {
+	cs := C.CString(mode)
+	defer C.free(unsafe.Pointer(cs))
+	return ck(C.mlxs_gpu_io_set_mode(cs))
+}
+
+func libGPUIOSelfTest(nbytes, bufBytes, nbufs, threads int) (int, error) {
+	var pieces C.long
+	err := ck(C.mlxs_gpu_io_selftest(C.size_t(nbytes), C.size_t(bufBytes), C.int(nbufs), C.int(threads), &pieces))
+	return int(pieces), err
+}
+
 func libDeviceCount(t DeviceType) (int, error) {
 	var n C.int
 	err := ck(C.mlxs_device_count(C.int(t), &n))

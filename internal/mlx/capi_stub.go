@@ -20,6 +20,8 @@ func libDeviceName(Device) string                      { return "" }
 func libBLAS() string                                  { return "" }
 func libGPUMemInfo() (int64, int64, bool)              { return 0, 0, false }
 func libGPUIO() string                                 { return "" }
+func libSetGPUIO(string) error                         { return ErrUnavailable }
+func libGPUIOSelfTest(int, int, int, int) (int, error) { return 0, ErrUnavailable }
 func libGPUSoftmaxBias(hnd, []hnd) (hnd, error)        { return nil, ErrUnavailable }
 func libGPUFlashAttention(hnd, hnd, hnd, []hnd, float32, Dtype) (hnd, error) {
 	return nil, ErrUnavailable

@@ -88,9 +88,21 @@ func (s *Scope) Devices() []Device {
 func BLAS() string { return libBLAS() }
 
 // GPUTransfers says how inputs reach and outputs leave the GPU with MLX's
-// CUDA backend: "direct (...)" (internal/mlx/cuda_io.cc) or "off: reason"
-// (MLX's managed-memory path); "" without MLX.
+// CUDA backend (internal/mlx/cuda_io.cc): the transfer mode and its details,
+// "staged (...)", "direct (...)", "registered (...)" or "managed: ...", or
+// "off: reason" (MLX's managed-memory path); "" without MLX.
 func GPUTransfers() string { return libGPUIO() }
+
+// GPUTransferModes are the transfer modes SetGPUTransfers accepts, as
+// OF3C_GPU_IO_MODE does (docs/configuration.md): MLX's managed memory, one
+// pageable cuMemcpy, pinned double-buffered staging, the caller's buffer
+// registered (pinned in place).
+var GPUTransferModes = []string{"managed", "direct", "staged", "registered"}
+
+// SetGPUTransfers switches the transfer mode for the whole process (for
+// benchmarks: of3bench -iobench compares the modes in one run). It changes
+// nothing where GPUTransfers says "off".
+func SetGPUTransfers(mode string) error { return libSetGPUIO(mode) }
 
 // Info is a one-line description for `of3c version`.
 func Info() string {

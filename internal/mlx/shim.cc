@@ -292,6 +292,18 @@ int mlxs_gpu_io_status(const char** out) {
   CATCH
 }
 
+int mlxs_gpu_io_set_mode(const char* mode) {
+  TRY if (!mlxs::cuda_io_set_mode(mode))
+    throw std::invalid_argument(std::string("unknown GPU transfer mode \"") + (mode ? mode : "") +
+                                "\": want managed, direct, staged or registered");
+  CATCH
+}
+
+int mlxs_gpu_io_selftest(size_t nbytes, size_t buf_bytes, int nbufs, int threads, long* pieces) {
+  TRY *pieces = mlxs::cuda_io_selftest(nbytes, buf_bytes, nbufs, threads);
+  CATCH
+}
+
 int mlxs_version(const char** out) {
   TRY *out = mx::version();
   CATCH

@@ -26,9 +26,16 @@ const char* mlxs_last_error(void);
 
 // ---- library / devices / memory ----
 int mlxs_version(const char** out);
-// How host<->GPU copies are made (internal/mlx/cuda_io.cc): "direct (...)" or
-// "off: reason".
+// How host<->GPU copies are made (internal/mlx/cuda_io.cc): "staged (...)",
+// "direct (...)", "registered (...)", "managed: ..." or "off: reason".
 int mlxs_gpu_io_status(const char** out);
+// Sets the transfer mode: "managed", "direct", "staged" or "registered"
+// (an error for anything else).
+int mlxs_gpu_io_set_mode(const char* mode);
+// Runs the staged transfer pipeline on host memory with a fake DMA engine
+// (no GPU needed); *pieces is the number of pieces. An error if a byte
+// came out wrong.
+int mlxs_gpu_io_selftest(size_t nbytes, size_t buf_bytes, int nbufs, int threads, long* pieces);
 // *ok 1 and GPU 0's free and total memory (cuMemGetInfo), or *ok 0 without
 // a CUDA driver.
 int mlxs_gpu_mem_info(int64_t* free_bytes, int64_t* total_bytes, int* ok);

@@ -11,6 +11,11 @@
 // (VmHWM / ru_maxrss) belongs to that one model and size. The first call
 // (session creation, tracing and MLX compilation for of3c) is reported
 // apart from the steady-state median. Both sides' outputs are compared.
+//
+//	of3bench -iobench 64,512,2048 -device gpu [-iomodes managed,direct,staged,registered] [-ioreps 10]
+//
+// instead times host↔GPU transfers of f32 arrays of those sizes (MiB) in
+// each transfer mode (OF3C_GPU_IO_MODE), in one process (iobench.go).
 package main
 
 import (
@@ -74,10 +79,12 @@ func main() {
 	pn := flag.Int64("n", 128, "token count for -profile")
 	pdev := flag.String("device", "cpu", "device for -profile: cpu or gpu")
 	pprec := flag.String("precision", "fp32", "precision for -profile: fp32, bf16 or fp16")
-	iob := flag.Int("iobench", 0, "instead of the table: time moving an f32 array of this many MiB to -device and back")
+	iob := flag.String("iobench", "", "instead of the table: time moving f32 arrays of these many MiB (a list: 64,512,2048) to -device and back")
+	iomodes := flag.String("iomodes", strings.Join(mlx.GPUTransferModes, ","), "with -iobench -device gpu: the transfer modes to compare (OF3C_GPU_IO_MODE values)")
+	ioreps := flag.Int("ioreps", 10, "with -iobench: repetitions per size and mode (median reported)")
 	flag.Parse()
-	if *iob > 0 {
-		if err := runIOBench(*pdev, *iob, 10); err != nil {
+	if *iob != "" {
+		if err := runIOBench(*pdev, sizes(*iob), strings.Split(*iomodes, ","), *ioreps); err != nil {
 			fmt.Fprintln(os.Stderr, "of3bench:", err)
 			os.Exit(1)
 		}
