@@ -18,8 +18,11 @@ namespace mlxs {
 // whose every logit is −inf gives NaN), but tiled for registers:
 //
 //   - a block of kFlashF32Threads = 128 threads (4 warps) takes QT = 64
-//     queries and walks the keys in tiles of BK (64, or 32 when the shared
-//     memory of a 64-key tile would pass 48 KiB, e.g. C = D = 48 or 64);
+//     queries and walks the keys in tiles of BK: 64 for head sizes C < 32,
+//     32 from C = 32 on (on an H200, C = D = 32 triangle attention at
+//     N = 2048 took 240 ms with 32-key tiles, 269 ms with 64; C = D = 24
+//     was faster with 64; and from C = D = 48 a 64-key tile's shared memory
+//     would pass the 48 KiB of static shared memory);
 //   - lane (tq, tk) = (lane / 8, lane % 8) of warp w owns the QR = 4 query
 //     rows w·16 + tq·4 + ii and the BK/8 keys tk + 8·jj of the tile: its
 //     4 × BK/8 logits are computed in registers from float4 reads of q
@@ -39,6 +42,7 @@ namespace mlxs {
 // Every per-thread array is indexed by unrolled constants only, so nothing
 // lives in local memory (check with -Xptxas -v: 0 bytes stack frame). The
 // grid is rows · ceil(Q/64) blocks of 128 threads.
+// bk: the key tile (32 or 64) instead of the rule above (for comparisons).
 inline std::string flash_attention_f32_source(int nb, int bk = 0) {
   std::string off_decl = "  int64_t oq = 0, ok = 0;\n";
   std::string off_acc = "      oq += ix * q_strides[d];\n      ok += ix * k_strides[d];\n";
@@ -67,7 +71,7 @@ inline std::string flash_attention_f32_source(int nb, int bk = 0) {
   constexpr int DT = (D + 7) / 8;                            // output columns per lane
   constexpr int VW = DT % 4 == 0 ? 4 : (DT % 2 == 0 ? 2 : 1);  // V read width
   constexpr int DP = 8 * DT;                                 // V rows padded
-  constexpr int BK = )" + (bk ? std::to_string(bk) : "4 * (QT * CS + 64 * CS + 64 * DP + QT * 68) <= 48 * 1024 ? 64 : 32") + R"(;  // keys per tile
+  constexpr int BK = )" + (bk ? std::to_string(bk) : "C < 32 && 4 * (QT * CS + 64 * CS + 64 * DP + QT * 68) <= 48 * 1024 ? 64 : 32") + R"(;  // keys per tile
   constexpr int KR = BK / 8;                                 // keys per lane
   constexpr int PS = BK + 4;                                 // probability row stride
   const int nd = v_ndim;
