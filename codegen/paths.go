@@ -64,7 +64,7 @@ type PathInfo struct {
 // whose condition holds is taken). docs/architecture.md prints it.
 var PathTable = []PathInfo{
 	{AttentionGPUFlash, "of3c.Attention", "gpu", "fast kernels on; q, k, v f32/bf16/fp16 (none f64), head sizes 1-64; 0-4 biases (1-4 in bias_only mode) broadcasting into the logits without enlarging them; logits rank ≤ 8; not where MLX's SDPA fits (bf16/fp16), unless compiled with --memory-budget and SDPA's summed mask would be as large as the logits; OF3C_GPU_ATTENTION=flash/noflash forces it on/off",
-		"internal/mlx GPUFlashAttention CUDA kernel: key tiles with an online softmax, biases read in place, f32 accumulation; the logits are never written; chunk attributes ignored"},
+		"internal/mlx GPUFlashAttention CUDA kernel: key tiles with an online softmax, biases read in place, f32 accumulation; f32 q/k/v: register-tiled (64 queries x 32-64 keys per block, 4 x 4-8 logits per thread; OF3C_GPU_FLASH_F32=0: the one-thread-per-query kernel); the logits are never written; chunk attributes ignored"},
 	{AttentionGPUSDPA, "of3c.Attention", "gpu", "mode qk; q, k, v bf16/fp16 of one dtype; head size a multiple of 8 up to 128, v's the same; rank ≥ 3; no chunk attributes; the biases broadcast into the logits",
 		"MLX's fused scaled_dot_product_attention; the biases summed into one additive mask (GPUBiasSum kernel for 2-4 full-size f32 biases)"},
 	{AttentionCPUFused, "of3c.Attention", "cpu", "mode qk; q, k, v and the biases f32 on the device; fast kernels on",

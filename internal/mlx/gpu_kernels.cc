@@ -4,15 +4,18 @@
 // and cached by MLX). See gpu_kernels.h.
 
 #include "gpu_kernels.h"
+#include "gpu_flash_f32_source.h"
 #include "gpu_flash_source.h"
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 
 namespace mlxs {
 
@@ -195,11 +198,13 @@ const mx::fast::CustomKernelFunction& bias_sum_kernel(int nb) {
   return kernels.emplace(nb, std::move(fn)).first->second;
 }
 
-const mx::fast::CustomKernelFunction& flash_kernel(int nb, bool qk) {
+// f32: the register-tiled kernel of gpu_flash_f32_source.h (q, k, v and
+// the result all f32); else the one-thread-per-query kernel.
+const mx::fast::CustomKernelFunction& flash_kernel(int nb, bool qk, bool f32) {
   static std::mutex mu;
-  static std::map<std::pair<int, bool>, mx::fast::CustomKernelFunction> kernels;
+  static std::map<std::tuple<int, bool, bool>, mx::fast::CustomKernelFunction> kernels;
   std::lock_guard<std::mutex> l(mu);
-  auto key = std::make_pair(nb, qk);
+  auto key = std::make_tuple(nb, qk, f32);
   auto it = kernels.find(key);
   if (it != kernels.end()) return it->second;
   std::vector<std::string> names;
@@ -207,9 +212,9 @@ const mx::fast::CustomKernelFunction& flash_kernel(int nb, bool qk) {
   names.push_back("v");
   for (int i = 0; i < nb; ++i) names.push_back("b" + std::to_string(i));
   if (qk) names.push_back("scale");
-  auto name = std::string(qk ? "of3c_flash_qk_" : "of3c_flash_bias_") + std::to_string(nb);
-  auto fn = mx::fast::cuda_kernel(name, names, {"out"}, flash_attention_source(nb, qk), "",
-                                  /*ensure_row_contiguous=*/false);
+  auto name = std::string(f32 ? "of3c_flash_f32_" : qk ? "of3c_flash_qk_" : "of3c_flash_bias_") + std::to_string(nb);
+  auto fn = mx::fast::cuda_kernel(name, names, {"out"}, f32 ? flash_attention_f32_source(nb) : flash_attention_source(nb, qk),
+                                  "", /*ensure_row_contiguous=*/false);
   return kernels.emplace(key, std::move(fn)).first->second;
 }
 
@@ -272,13 +277,18 @@ mx::array gpu_flash_attention(const mx::array* q, const mx::array* k, const mx::
   for (auto d : batch) rows *= d;
   if (rows == 0 || Q == 0) return mx::zeros(oshape, out_dt);  // nothing to launch
   if (K == 0) throw std::invalid_argument("gpu_flash_attention: no keys");
+  // OF3C_GPU_FLASH_F32=0 keeps f32 on the one-thread-per-query kernel (for comparisons).
+  static const bool f32_off = [] { const char* e = std::getenv("OF3C_GPU_FLASH_F32"); return e && std::string(e) == "0"; }();
+  const bool f32 = qk && !f32_off && q->dtype() == mx::float32 && k->dtype() == mx::float32 && v.dtype() == mx::float32 &&
+                   out_dt == mx::float32;
+  const int threads = f32 ? kFlashF32Threads : kFlashQT;  // both take 64 queries per block
   const int64_t blocks = rows * ((Q + kFlashQT - 1) / kFlashQT);
-  if (blocks * kFlashQT > INT32_MAX) throw std::invalid_argument("gpu_flash_attention: too many rows for one launch");
+  if (blocks * threads > INT32_MAX) throw std::invalid_argument("gpu_flash_attention: too many rows for one launch");
   std::vector<std::pair<std::string, mx::fast::TemplateArg>> targs{{"OutT", out_dt}, {"D", D}};
   if (qk) targs.emplace_back("C", C);
-  auto outs = flash_kernel(static_cast<int>(biases.size()), qk)(
-      ins, {oshape}, {out_dt}, {static_cast<int>(blocks * kFlashQT), 1, 1}, {kFlashQT, 1, 1}, targs, std::nullopt,
-      false, {});
+  auto outs = flash_kernel(static_cast<int>(biases.size()), qk, f32)(
+      ins, {oshape}, {out_dt}, {static_cast<int>(blocks * threads), 1, 1}, {threads, 1, 1}, targs, std::nullopt, false,
+      {});
   return outs[0];
 }
 

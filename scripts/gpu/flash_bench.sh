@@ -4,6 +4,9 @@
 # three library parts (see docs/notes/GPU.md "Rerunning").
 #
 #   scripts/gpu/flash_bench.sh kernel    standalone nvcc check of the kernel source (no MLX needed)
+#   scripts/gpu/flash_bench.sh kernel32  the same for the register-tiled f32 kernel (gpu_flash_f32_source.h):
+#                                        correctness, then old vs new timings (no MLX needed; F32BIN=path runs a
+#                                        binary built elsewhere with the same commands instead of building)
 #   scripts/gpu/flash_bench.sh fixtures  --check of the tiny/of3 fixtures with the flash path, fp32 (and bf16 error)
 #   scripts/gpu/flash_bench.sh block     the OF3-width PairFormerBlock at NS, PRECS, flash (default paths) and,
 #                                        at BEFORE_NS, OF3C_GPU_ATTENTION=noflash (the paths before this change)
@@ -32,6 +35,16 @@ kernel)
   NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
   run "$NVCC" -std=c++17 -arch=sm_90 -O2 -Xptxas -v $WORK/flash_check.cu -o $WORK/flash_check 2>&1 | grep -E 'registers|spill|error|rc=' | sort | uniq -c | head -40
   run $WORK/flash_check ;;
+kernel32)
+  B=${F32BIN:-}
+  if [ -z "$B" ]; then
+    g++ -std=c++17 -Iinternal/mlx scripts/gpu/flash_f32_check.cc -o $WORK/flash_f32_gen && $WORK/flash_f32_gen > $WORK/flash_f32_check.cu || exit 1
+    NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+    run "$NVCC" -std=c++17 -arch=sm_90 -O3 -Xptxas -v $WORK/flash_f32_check.cu -o $WORK/flash_f32_check 2>&1 | grep -E 'registers|spill|error|rc=' | sort | uniq -c | head -60
+    B=$WORK/flash_f32_check
+  fi
+  nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
+  run "$B"; run "$B" time ;;
 fixtures)
   setenv
   for M in ${FIXTURES:-pairformer_block_tiny_torchscript msa_module_block_tiny_dynamo msa_pair_weighted_avg_tiny_torchscript}; do
