@@ -42,6 +42,20 @@ import (
 
 // seedAxis is the row axis a seed node offers, or -1.
 func seedAxis(n *graph.Node) int {
+	if n.Domain == graph.DefaultDomain && n.Op == "LayerNormalization" && len(n.Outputs) == 1 {
+		// A pair or MSA representation's LayerNorm ([*, N, N, c]): the
+		// start of a layer's projections, or, after a triangle
+		// multiplication, of its gate and residual.
+		x := n.Outputs[0]
+		if x.Type.Rank() < 4 {
+			return -1
+		}
+		ax, err := normAxis(n.AttrInt("axis", -1), x.Type.Rank())
+		if err != nil {
+			return -1
+		}
+		return firstSymbolic(x, ax)
+	}
 	if n.Domain != graph.FusedDomain {
 		return -1
 	}
@@ -60,10 +74,15 @@ func seedAxis(n *graph.Node) int {
 	default:
 		return -1
 	}
+	return firstSymbolic(x, batch)
+}
+
+// firstSymbolic is the first symbolic axis of x below axis end, or -1.
+func firstSymbolic(x *graph.Value, end int) int {
 	if !x.Type.Ranked {
 		return -1
 	}
-	for a := 0; a < batch; a++ {
+	for a := 0; a < end; a++ {
 		if x.Type.Shape[a].IsSymbolic() {
 			return a
 		}
@@ -410,27 +429,33 @@ type region struct {
 func formRegions(c *Context) error {
 	g := c.G
 	claimed := map[*graph.Node]bool{}
-	for _, n := range slices.Clone(g.Nodes) {
-		a := seedAxis(n)
-		if a < 0 || claimed[n] {
-			continue
+	tried := map[*graph.Node]bool{}
+	for again := true; again; {
+		again = false
+		for _, n := range slices.Clone(g.Nodes) {
+			a := seedAxis(n)
+			if a < 0 || claimed[n] || tried[n] || !slices.Contains(g.Nodes, n) {
+				continue
+			}
+			tried[n] = true
+			again = true
+			r, err := growRegion(g, n, a, claimed)
+			if err != nil {
+				return err
+			}
+			if r == nil {
+				continue
+			}
+			for m := range r.nodes {
+				claimed[m] = true
+			}
+			cm, err := buildChunkMap(g, r)
+			if err != nil {
+				return err
+			}
+			c.Count("region")
+			c.Notef("of3c.ChunkMap %s: %d nodes over axis %v", cm.Outputs[0], len(r.nodes), r.row)
 		}
-		r, err := growRegion(g, n, a, claimed)
-		if err != nil {
-			return err
-		}
-		if r == nil {
-			continue
-		}
-		for m := range r.nodes {
-			claimed[m] = true
-		}
-		cm, err := buildChunkMap(g, r)
-		if err != nil {
-			return err
-		}
-		c.Count("region")
-		c.Notef("of3c.ChunkMap %s: %d nodes over axis %v", cm.Outputs[0], len(r.nodes), r.row)
 	}
 	return nil
 }
@@ -449,6 +474,11 @@ func growRegion(g *graph.Graph, seed *graph.Node, a int, claimed map[*graph.Node
 		uses := g.Uses()
 		for _, n := range slices.Clone(g.Nodes) {
 			if r.nodes[n] || claimed[n] || n.Domain == graph.FusedDomain && n.Op == "ChunkMap" {
+				continue
+			}
+			if n.Op == "LayerNormalization" && seedAxis(n) >= 0 {
+				// A representation's LayerNorm starts a region of its
+				// own (the next layer): a region ends at its residual Add.
 				continue
 			}
 			// Forward: n reads a value the region makes.
@@ -501,10 +531,16 @@ func growRegion(g *graph.Graph, seed *graph.Node, a int, claimed map[*graph.Node
 	if len(r.nodes) < 2 {
 		return nil, nil
 	}
-	if err := r.makeConvex(g); err != nil {
+	if err := r.makeConvex(g, seed); err != nil {
 		return nil, err
 	}
-	if len(r.nodes) < 2 {
+	// A region earns its loop only with work in it: a projection or a
+	// fused op (a LayerNorm and a view alone save nothing).
+	work := false
+	for n := range r.nodes {
+		work = work || n.Op == "MatMul" || n.Domain == graph.FusedDomain
+	}
+	if len(r.nodes) < 2 || !work {
 		return nil, nil
 	}
 	return r, nil
@@ -616,7 +652,18 @@ func unmergeSplit(g *graph.Graph, split *graph.Node, r *region, uses map[*graph.
 		return out, width
 	}
 	x := mm.Inputs[0]
-	mkMatMul := func(keep func(k int) bool, base string) (*graph.Value, []int64) {
+	inRegion := r.nodes[split]
+	xWhole := x
+	if x.Producer != nil && r.nodes[x.Producer] {
+		// x is made inside the region: the whole columns need it whole,
+		// so its row-local chain is recomputed outside (a LayerNorm: one
+		// transient [*, N, N, c]) rather than made a region output that
+		// the region would then read back.
+		if xWhole = cloneChain(g, x, r, 0); xWhole == nil {
+			return false
+		}
+	}
+	mkMatMul := func(keep func(k int) bool, base string, x *graph.Value) (*graph.Value, []int64) {
 		vals, width := colsOf(keep)
 		t, err := graph.NewTensorFromFloat64s(w.Const.DType, []int64{rows, width}, vals)
 		if err != nil {
@@ -632,8 +679,8 @@ func unmergeSplit(g *graph.Graph, split *graph.Node, r *region, uses map[*graph.
 		}
 		return n.Outputs[0], sz
 	}
-	outV, outSz := mkMatMul(func(k int) bool { return outside[k] }, "_whole")
-	inV, inSz := mkMatMul(func(k int) bool { return !outside[k] }, "_rows")
+	outV, outSz := mkMatMul(func(k int) bool { return outside[k] }, "_whole", xWhole)
+	inV, inSz := mkMatMul(func(k int) bool { return !outside[k] }, "_rows", x)
 	if outV == nil || inV == nil {
 		return false
 	}
@@ -651,6 +698,10 @@ func unmergeSplit(g *graph.Graph, split *graph.Node, r *region, uses map[*graph.
 			g.ReplaceAllUses(olds[0], v)
 			return
 		}
+		if inRegion && v == inV {
+			r.nodes[v.Producer] = true
+			r.axis[v] = r.axis[split.Inputs[0]]
+		}
 		sc := g.AddConst(g.UniqueName(split.Input(1).Name), graph.NewTensorI64([]int64{int64(len(sz))}, sz))
 		n := g.AddNode(graph.DefaultDomain, "Split", []*graph.Value{v, sc}, make([]string, len(olds)), map[string]graph.Attr{"axis": {Kind: graph.AttrInt, Int: -1}})
 		for k, o := range olds {
@@ -660,9 +711,18 @@ func unmergeSplit(g *graph.Graph, split *graph.Node, r *region, uses map[*graph.
 			}
 			g.ReplaceAllUses(o, n.Outputs[k])
 		}
+		if inRegion && v == inV {
+			r.nodes[n] = true
+		}
 	}
 	splitOut(outV, outSz, func(k int) bool { return outside[k] })
 	splitOut(inV, inSz, func(k int) bool { return !outside[k] })
+	if inRegion && len(inSz) == 1 {
+		r.nodes[inV.Producer] = true
+		r.axis[inV] = r.axis[split.Inputs[0]]
+	}
+	delete(r.nodes, split)
+	delete(r.nodes, mm)
 	removeNode(g, split)
 	removeNode(g, mm)
 	if err := g.TopoSort(); err != nil {
@@ -674,90 +734,137 @@ func unmergeSplit(g *graph.Graph, split *graph.Node, r *region, uses map[*graph.
 	return true
 }
 
+// cloneChain copies the region nodes that make v (up to values made
+// outside the region) as ordinary nodes outside it and returns the copy of
+// v; nil when the chain holds anything but cheap row-local ops or is long.
+func cloneChain(g *graph.Graph, v *graph.Value, r *region, depth int) *graph.Value {
+	n := v.Producer
+	if n == nil || !r.nodes[n] {
+		return v
+	}
+	if depth > 4 || n.Domain != graph.DefaultDomain || len(n.Outputs) != 1 {
+		return nil
+	}
+	switch n.Op {
+	case "LayerNormalization", "Add", "Sub", "Mul", "Transpose", "Reshape", "Unsqueeze", "Squeeze", "Cast":
+	default:
+		return nil
+	}
+	ins := make([]*graph.Value, len(n.Inputs))
+	for i, in := range n.Inputs {
+		if in == nil {
+			continue
+		}
+		if ins[i] = cloneChain(g, in, r, depth+1); ins[i] == nil {
+			return nil
+		}
+	}
+	c := g.AddNode(n.Domain, n.Op, ins, []string{v.Name + "_whole"}, n.Attrs)
+	c.Opset = n.Opset
+	c.Outputs[0].Type = v.Type
+	return c.Outputs[0]
+}
+
 // makeConvex drops region nodes until no path leaves the region and comes
-// back (a ChunkMap cannot read what it makes): every region node that an
-// outside node between two region nodes depends on is dropped, with the
-// region nodes it feeds on the way out.
-func (r *region) makeConvex(g *graph.Graph) error {
-	for iter := 0; iter < len(g.Nodes); iter++ {
-		// down: outside nodes reachable from the region; back: region
-		// nodes reachable from those.
-		down := map[*graph.Node]bool{}
-		uses := g.Uses()
-		var bad []*graph.Node
-		for _, n := range g.Nodes { // topological order
+// back in (a ChunkMap cannot read what it makes). A region node reached
+// from such a detour is dropped with its region descendants; then every
+// node whose results nothing needs any more — no region node reads them,
+// no node that was never in the region, no graph output — goes too (the
+// gate of the next layer, grown forward, that only the dropped nodes
+// read). What stays makes the values the detour needs (the next triangle
+// multiplication's LayerNorm) as region outputs.
+func (r *region) makeConvex(g *graph.Graph, seed *graph.Node) error {
+	former := map[*graph.Node]bool{}
+	for n := range r.nodes {
+		former[n] = true
+	}
+	for iter := 0; iter <= len(g.Nodes); iter++ {
+		down := map[*graph.Node]bool{} // outside nodes reachable from the region
+		bad := map[*graph.Node]bool{}  // region nodes reachable from those
+		for _, n := range g.Nodes {    // topological order
 			fromRegion, fromDown := false, false
 			for _, in := range n.Inputs {
 				if in == nil || in.Producer == nil {
 					continue
 				}
-				if r.nodes[in.Producer] {
-					fromRegion = true
-				}
-				if down[in.Producer] {
-					fromDown = true
-				}
+				fromRegion = fromRegion || r.nodes[in.Producer]
+				fromDown = fromDown || down[in.Producer]
 			}
-			if r.nodes[n] {
-				if fromDown {
-					bad = append(bad, n)
-				}
-				continue
-			}
-			if fromRegion || fromDown {
+			switch {
+			case r.nodes[n] && fromDown:
+				bad[n] = true
+			case !r.nodes[n] && (fromRegion || fromDown):
 				down[n] = true
 			}
 		}
 		if len(bad) == 0 {
 			return nil
 		}
-		_ = uses
-		// Drop the region nodes that feed the outside detour: the
-		// ancestors (within the region) of every outside node that leads
-		// back in.
-		back := map[*graph.Node]bool{}
-		for i := len(g.Nodes) - 1; i >= 0; i-- {
-			n := g.Nodes[i]
-			if !down[n] {
+		// A merged projection whose Split feeds the detour (the triangle
+		// bias channels): un-merge it and look again.
+		unmerged := false
+		uses := g.Uses()
+		for _, n := range g.Nodes {
+			if !r.nodes[n] || n.Op != "Split" {
 				continue
 			}
-			leads := false
+			feeds := false
 			for _, o := range n.Outputs {
 				for _, u := range uses[o] {
-					if (r.nodes[u] && slices.Contains(bad, u)) || back[u] {
-						leads = true
-					}
+					feeds = feeds || down[u]
 				}
 			}
-			if leads {
-				back[n] = true
+			if feeds && unmergeSplit(g, n, r, uses) {
+				unmerged = true
+				break
 			}
+		}
+		if unmerged {
+			for n := range r.nodes {
+				former[n] = true
+			}
+			continue
 		}
 		drop := map[*graph.Node]bool{}
-		var visit func(n *graph.Node)
-		visit = func(n *graph.Node) {
-			if n == nil || !r.nodes[n] || drop[n] {
-				return
+		for _, n := range g.Nodes {
+			if !r.nodes[n] {
+				continue
 			}
-			drop[n] = true
+			if bad[n] {
+				drop[n] = true
+				continue
+			}
 			for _, in := range n.Inputs {
-				if in != nil {
-					visit(in.Producer)
+				if in != nil && in.Producer != nil && drop[in.Producer] {
+					drop[n] = true
 				}
 			}
-		}
-		for n := range back {
-			for _, in := range n.Inputs {
-				if in != nil {
-					visit(in.Producer)
-				}
-			}
-		}
-		if len(drop) == 0 {
-			return fmt.Errorf("form-regions: cannot make the region convex")
 		}
 		for n := range drop {
 			delete(r.nodes, n)
+		}
+		for changed := true; changed; {
+			changed = false
+			for n := range r.nodes {
+				needed := false
+				for _, o := range n.Outputs {
+					if o == nil {
+						continue
+					}
+					needed = needed || g.IsOutput(o)
+					for _, u := range uses[o] {
+						needed = needed || r.nodes[u] || !former[u]
+					}
+				}
+				if !needed {
+					delete(r.nodes, n)
+					changed = true
+				}
+			}
+		}
+		if !r.nodes[seed] {
+			r.nodes = map[*graph.Node]bool{}
+			return nil
 		}
 		r.recomputeAxes()
 	}
