@@ -519,10 +519,6 @@ func growRegion(g *graph.Graph, seed *graph.Node, a int, claimed map[*graph.Node
 			if known == nil {
 				continue
 			}
-			if !only && n.Op == "Split" && unmergeSplit(g, n, r, uses) {
-				changed = true
-				break // the graph changed: recompute uses
-			}
 			if only && r.add(n, known, r.axis[known]) {
 				changed = true
 			}
