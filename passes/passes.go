@@ -66,7 +66,7 @@ var pipeline = [...]Pass{
 	{Name: "form-regions", Fn: formRegions, After: []string{"late-cleanup"},
 		Desc: "row-chunked regions: connected ops that all treat one axis as a batch axis (LayerNorm, projections, head reshapes, attention, gate, residual Add) → of3c.ChunkMap, chunked by plan-memory; runs with plan-memory (passes/chunk_regions.go)"},
 	{Name: "plan-memory", Fn: planMemoryPass, After: []string{"fuse-attention", "fuse-swiglu"},
-		Desc: "choose chunk sizes (batch/query chunking, LMA) so the peak fits Options.MemoryBudget"},
+		Desc: "choose chunk sizes (batch/query chunking, LMA, row_chunk, regions' chunk) so the peak fits Options.MemoryBudget; on the GPU without a budget (inspect --memory --device gpu), lean chunks (passes/memory_region.go)"},
 	{Name: "shard-pair", Fn: shardPairPass, After: []string{"late-cleanup"},
 		Desc: "dynamic axial parallelism over Options.Shards ranks: pair rows sharded, collectives (of3c.AllGather/AllToAll) where an op needs the other axis (passes/shard.go)"},
 }
