@@ -131,18 +131,15 @@ func mlxPeak(t *testing.T, g *graph.Graph, in map[string]*graph.Tensor) float64 
 // The measured saving: MLX CPU's peak for the real PairFormerBlock
 // (c_z = 128, f32) at N = 256 without regions and with every region at
 // chunk 32 (8 blocks), under the planner's run limit. The regions must
-// lower the peak; the numbers are quoted in lower_region.go
-// (OF3C_REGION_PEAK_N=384 measures at N = 384). Not under -short (~40 s).
+// lower the peak; the numbers are quoted in lower_region.go (N = 384 by
+// editing n). Not under -short (~40 s).
 func TestChunkMapPeak(t *testing.T) {
 	needMLX(t)
 	if testing.Short() {
 		t.Skip("a memory measurement of the real-width block: not under -short")
 	}
 	path := realPairformer(t)
-	n := int64(256)
-	if s := os.Getenv("OF3C_REGION_PEAK_N"); s != "" {
-		fmt.Sscan(s, &n)
-	}
+	const n = 256
 	base := loadWithRegions(t, path, false, 0)
 	in := map[string]*graph.Tensor{}
 	for i, v := range base.Inputs {
