@@ -457,7 +457,9 @@ func formRegions(c *Context) error {
 			c.Notef("of3c.ChunkMap %s: %d nodes over axis %v", cm.Outputs[0], len(r.nodes), r.row)
 		}
 	}
-	return nil
+	// Un-merging leaves the merged weights unread.
+	_, err := removeDead(g)
+	return err
 }
 
 // growRegion grows a region from seed (row axis a of its output) until it
