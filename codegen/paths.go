@@ -491,15 +491,24 @@ func PlanLowerings(g *graph.Graph, o Options) ([]Lowering, error) {
 		return op
 	}
 	var out []Lowering
-	for _, n := range g.Nodes {
-		in := make([]Operand, len(n.Inputs))
-		for i, v := range n.Inputs {
-			in[i] = operand(v)
-		}
-		if p := decide(o, n, in); p != "" {
-			out = append(out, Lowering{Node: nodeName(n), Op: n.QualifiedOp(), Path: p})
+	var walk func(nodes []*graph.Node)
+	walk = func(nodes []*graph.Node) {
+		for _, n := range nodes {
+			in := make([]Operand, len(n.Inputs))
+			for i, v := range n.Inputs {
+				in[i] = operand(v)
+			}
+			if p := decide(o, n, in); p != "" {
+				out = append(out, Lowering{Node: nodeName(n), Op: n.QualifiedOp(), Path: p})
+			}
+			// A region's body is lowered with the same decisions (its
+			// split axis is the symbol chunk_rows).
+			if body, _, _, err := graph.ChunkMapBody(n); err == nil && n.QualifiedOp() == graph.FusedDomain+".ChunkMap" {
+				walk(body.Nodes)
+			}
 		}
 	}
+	walk(g.Nodes)
 	return out, nil
 }
 
