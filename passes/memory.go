@@ -2,6 +2,7 @@ package passes
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -736,13 +737,48 @@ func planMemoryPass(c *Context) error {
 		c.Notef("no memory budget: nothing planned")
 		return nil
 	}
-	plan, err := PlanMemory(c.G, c.Opts.Dims, c.Opts.MemoryBudget, *c.Opts)
-	if err != nil {
-		return err
+	// Regions the plan leaves whole are dissolved back into their ops (one
+	// block is the plain graph, and MLX's own order over the plain graph is
+	// what the planner's model was measured on), and the graph is planned
+	// again: the plain graph's estimate may differ from the region's model.
+	var plan *MemoryPlan
+	var chunks []ChunkChoice
+	for round := 0; ; round++ {
+		p, err := PlanMemory(c.G, c.Opts.Dims, c.Opts.MemoryBudget, *c.Opts)
+		if err != nil {
+			return err
+		}
+		if err := p.Apply(c.G); err != nil {
+			return err
+		}
+		if plan != nil {
+			p.PeakBefore = plan.PeakBefore
+		}
+		plan = p
+		for _, ch := range p.Chunks {
+			if i := slices.IndexFunc(chunks, func(x ChunkChoice) bool { return x.Node == ch.Node }); i >= 0 {
+				ch.WorkspaceBefore = chunks[i].WorkspaceBefore
+				chunks[i] = ch
+				continue
+			}
+			chunks = append(chunks, ch)
+		}
+		dissolved := 0
+		if err := graph.InlineChunkMaps(c.G, func(n *graph.Node) bool {
+			whole := n.AttrInt("chunk", 0) == 0
+			if whole {
+				dissolved++
+			}
+			return whole
+		}); err != nil {
+			return err
+		}
+		if dissolved == 0 || round == 3 {
+			break
+		}
+		c.Notef("%d regions left whole, dissolved", dissolved)
 	}
-	if err := plan.Apply(c.G); err != nil {
-		return err
-	}
+	plan.Chunks = chunks
 	c.log.Plan = plan
 	for _, ch := range plan.Chunks {
 		c.Count("chunk:" + ch.Op)

@@ -10,13 +10,16 @@ import "github.com/of3c/of3c/graph"
 // kernels) less what is already counted outside (the inputs passed whole,
 // which are the outer buffers, and the body's small constants), plus,
 // when there is more than one block, the finished blocks, which live until
-// they are concatenated into the outputs. The sliced inputs are the body's
-// inputs at the block's size: the lowering copies them (tracer.after makes
-// each a fresh array), so they count.
+// they are concatenated into the outputs (the block's own output among them,
+// not counted twice). The sliced inputs are the body's inputs at the block's
+// size: the lowering copies them (tracer.after makes each a fresh array), so
+// they count; with one block the body runs on the outer arrays themselves.
 
 // regionCost is what the body of a region needs at one block size.
 type regionCost struct {
 	peak    int64 // the body's in-order peak less the whole inputs and constants
+	split   int64 // the split inputs' block slices
+	out     int64 // the body's outputs for one block
 	largest int64 // the largest buffer one of the body's ops allocates
 	array   int64 // the body's largest array
 }
@@ -59,7 +62,12 @@ func (p *planner) regionCostAt(s *planNode, r int64) regionCost {
 			for i, v := range body.Inputs {
 				if inAxes[i] < 0 {
 					pk -= sub.bytes[v]
+				} else {
+					c.split += sub.bytes[v]
 				}
+			}
+			for _, v := range body.Outputs {
+				c.out += sub.bytes[v]
 			}
 			for _, v := range body.Consts {
 				pk -= sub.bytes[v]
@@ -81,11 +89,15 @@ func (p *planner) regionCostAt(s *planNode, r int64) regionCost {
 func (p *planner) regionWorkspace(s *planNode) int64 {
 	rows := p.regionRows(s)
 	r := chunked(rows, s.chunk["chunk"])
-	ws := p.regionCostAt(s, r).peak
-	if r < rows {
-		ws = addS(ws, sum(s.outs)) // the finished blocks, until concatenated
+	c := p.regionCostAt(s, r)
+	if r >= rows {
+		// One block runs on the inputs as they are and makes the
+		// outputs: both are counted outside already.
+		return max(0, c.peak-c.split-c.out)
 	}
-	return ws
+	// The finished blocks (the last one among them), until they are
+	// concatenated into the outputs.
+	return addS(max(0, c.peak-c.out), sum(s.outs))
 }
 
 // leanDefaults is the GPU plan without a budget (issue 11: peak no more
