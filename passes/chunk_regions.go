@@ -54,7 +54,7 @@ func seedAxis(n *graph.Node) int {
 		if err != nil {
 			return -1
 		}
-		return firstSymbolic(x, ax)
+		return firstRowAxis(x, ax)
 	}
 	if n.Domain != graph.FusedDomain {
 		return -1
@@ -74,16 +74,18 @@ func seedAxis(n *graph.Node) int {
 	default:
 		return -1
 	}
-	return firstSymbolic(x, batch)
+	return firstRowAxis(x, batch)
 }
 
-// firstSymbolic is the first symbolic axis of x below axis end, or -1.
-func firstSymbolic(x *graph.Value, end int) int {
+// firstRowAxis is the first axis of x below axis end that is symbolic (a
+// token or sequence dim) or, in an export with fixed sizes, larger than 1;
+// -1 when there is none.
+func firstRowAxis(x *graph.Value, end int) int {
 	if !x.Type.Ranked {
 		return -1
 	}
 	for a := 0; a < end; a++ {
-		if x.Type.Shape[a].IsSymbolic() {
+		if d := x.Type.Shape[a]; d.IsSymbolic() || d.IsStatic() && d.Val > 1 {
 			return a
 		}
 	}

@@ -63,3 +63,47 @@ func TestRegionsMatchUnchunked(t *testing.T) {
 	}
 	t.Logf("regions per fixture: %v", regions)
 }
+
+// The same regions form in an export with fixed sizes (N bound to 12 in the
+// inputs' types before the passes): the seeds' row axis is then the first
+// axis larger than 1; chunked by 5 the graph matches the unchunked one.
+func TestRegionsStaticShapes(t *testing.T) {
+	for _, f := range loadFixtures(t) {
+		if !strings.HasPrefix(f.Name, "pairformer_block_tiny") {
+			continue
+		}
+		t.Run(f.Name, func(t *testing.T) {
+			g := loadFixtureGraph(t, f)
+			for _, v := range g.Inputs {
+				for k, d := range v.Type.Shape {
+					if d.Sym == "N" {
+						v.Type.Shape[k] = graph.Dim{Val: 12}
+					}
+				}
+			}
+			if _, err := Run(g, Options{Verify: true}); err != nil {
+				t.Fatal(err)
+			}
+			rg := graph.Clone(g)
+			if _, err := Run(rg, Options{Verify: true, Passes: []string{"form-regions"}}); err != nil {
+				t.Fatal(err)
+			}
+			if k := setRegionChunk(rg, 5); k < 4 {
+				t.Errorf("%d regions with fixed sizes, want ≥ 4", k)
+			}
+			set := f.Sets[0]
+			ins, _ := readSet(t, g, filepath.Join(filepath.Dir(fixtureIndex), f.Path, set.Dir), set.NInputs, set.NOutputs)
+			want, err := ref.Run(g, ins)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ref.Run(rg, ins)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, err := maxDiff(want, got, false); err != nil || d > 1e-6 {
+				t.Errorf("max diff %g %v", d, err)
+			}
+		})
+	}
+}
