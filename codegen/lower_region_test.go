@@ -89,11 +89,9 @@ func TestChunkMapOnMLX(t *testing.T) {
 // realPairformer is the real-width (c_z = 128) PairFormerBlock export,
 // generated on demand (models/of3/README.md); tests skip without it.
 func realPairformer(t *testing.T) string {
-	for _, p := range []string{"../models/of3/generated/testdata/pairformer_block_of3_torchscript/model.onnx",
-		"/work/main/models/of3/generated/testdata/pairformer_block_of3_torchscript/model.onnx"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
+	const p = "../models/of3/generated/testdata/pairformer_block_of3_torchscript/model.onnx"
+	if _, err := os.Stat(p); err == nil {
+		return p
 	}
 	t.Skip("the real-width PairFormerBlock export is generated on demand (models/of3/README.md)")
 	return ""
