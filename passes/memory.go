@@ -777,6 +777,21 @@ func planMemoryPass(c *Context) error {
 			break
 		}
 		c.Notef("%d regions left whole, dissolved", dissolved)
+		// What form-regions un-merged for a dissolved region (a
+		// LayerNorm recomputed whole, the projection cut in two) merges
+		// back: the two LayerNorms are one node again, the two MatMuls of
+		// it one projection.
+		for _, f := range []func(*Context) error{cse, mergeProjections, dce} {
+			if err := f(c); err != nil {
+				return err
+			}
+		}
+		if err := c.G.TopoSort(); err != nil {
+			return err
+		}
+		if err := inferTypes(c.G); err != nil {
+			return err
+		}
 	}
 	plan.Chunks = chunks
 	c.log.Plan = plan
