@@ -49,6 +49,9 @@ const (
 
 	LayerNormCPUFused Path = "layernorm/cpu-fused"
 	LayerNormMLX      Path = "layernorm/mlx"
+
+	RegionSequenced Path = "region/sequenced"
+	RegionWhole     Path = "region/whole"
 )
 
 // PathInfo documents a lowering path.
@@ -95,6 +98,9 @@ var PathTable = []PathInfo{
 
 	{LayerNormCPUFused, "LayerNormalization", "cpu", "x not f64; fast kernels on", "internal/mlx FastLayerNorm over the flattened normalised axes"},
 	{LayerNormMLX, "LayerNormalization", "cpu, gpu", "otherwise", "MLX's fast::layer_norm"},
+	{RegionSequenced, "of3c.ChunkMap", "cpu, gpu", "chunk splits the mapped axis",
+		"the body's own lowerings per block of rows on slices of the split inputs, each block's inputs made to depend on the previous block's outputs (so MLX runs them one after the other), outputs concatenated (codegen/lower_region.go)"},
+	{RegionWhole, "of3c.ChunkMap", "cpu, gpu", "otherwise", "the body lowered once on the whole inputs: the unchunked graph"},
 }
 
 // Operand is a fused op's input as a decision sees it.
@@ -406,8 +412,23 @@ func decide(o Options, n *graph.Node, in []Operand) Path {
 		return OuterProductMeanPath(o, at(0), n.AttrInt("row_chunk", 0))
 	case "LayerNormalization":
 		return LayerNormPath(o, at(0))
+	case graph.FusedDomain + ".ChunkMap":
+		_, inAxes, _, err := graph.ChunkMapBody(n)
+		if err != nil {
+			return ""
+		}
+		return ChunkMapPath(o, chunkMapRows(in, inAxes), n.AttrInt("chunk", 0))
 	}
 	return ""
+}
+
+// ChunkMapPath decides how an of3c.ChunkMap over rows rows with chunk c
+// runs: blocks sequenced one after the other when c splits the rows.
+func ChunkMapPath(o Options, rows, c int64) Path {
+	if splits(c, rows) {
+		return RegionSequenced
+	}
+	return RegionWhole
 }
 
 // Lowering is the path one fused node takes.
@@ -470,15 +491,24 @@ func PlanLowerings(g *graph.Graph, o Options) ([]Lowering, error) {
 		return op
 	}
 	var out []Lowering
-	for _, n := range g.Nodes {
-		in := make([]Operand, len(n.Inputs))
-		for i, v := range n.Inputs {
-			in[i] = operand(v)
-		}
-		if p := decide(o, n, in); p != "" {
-			out = append(out, Lowering{Node: nodeName(n), Op: n.QualifiedOp(), Path: p})
+	var walk func(nodes []*graph.Node)
+	walk = func(nodes []*graph.Node) {
+		for _, n := range nodes {
+			in := make([]Operand, len(n.Inputs))
+			for i, v := range n.Inputs {
+				in[i] = operand(v)
+			}
+			if p := decide(o, n, in); p != "" {
+				out = append(out, Lowering{Node: nodeName(n), Op: n.QualifiedOp(), Path: p})
+			}
+			// A region's body is lowered with the same decisions (its
+			// split axis is the symbol chunk_rows).
+			if body, _, _, err := graph.ChunkMapBody(n); err == nil && n.QualifiedOp() == graph.FusedDomain+".ChunkMap" {
+				walk(body.Nodes)
+			}
 		}
 	}
+	walk(g.Nodes)
 	return out, nil
 }
 

@@ -402,6 +402,19 @@ func (e *encoder) node(n *graph.Node) (*onnxpb.NodeProto, error) {
 		np.Output = append(np.Output, name)
 	}
 	for _, k := range n.AttrNames() {
+		if a := n.Attrs[k]; a.Kind == graph.AttrGraph && isChunkMap(n) && a.Graph != nil {
+			// of3c.ChunkMap's body is a closed graph (it reads only its
+			// own inputs and constants): written as a GRAPH attribute
+			// with its own names and its small constants inline.
+			sub := &encoder{opts: EncodeOptions{SmallConstBytes: e.opts.SmallConstBytes}, names: map[string]*graph.Value{}}
+			gp, err := sub.graph(a.Graph)
+			if err != nil {
+				return nil, fmt.Errorf("node %s: attribute %q: %v", n, k, err)
+			}
+			np.Attribute = append(np.Attribute, &onnxpb.AttributeProto{Name: proto.String(k),
+				Type: onnxpb.AttributeProto_GRAPH.Enum(), G: gp})
+			continue
+		}
 		ap, err := attrProto(k, n.Attrs[k])
 		if err != nil {
 			return nil, fmt.Errorf("node %s: attribute %q: %v", n, k, err)
@@ -409,6 +422,12 @@ func (e *encoder) node(n *graph.Node) (*onnxpb.NodeProto, error) {
 		np.Attribute = append(np.Attribute, ap)
 	}
 	return np, nil
+}
+
+// isChunkMap: the one op whose subgraph attribute of3c writes and reads
+// (If/Loop/Scan bodies capture outer values and are not supported).
+func isChunkMap(n *graph.Node) bool {
+	return normDomain(n.Domain) == graph.FusedDomain && n.Op == "ChunkMap"
 }
 
 func attrProto(name string, a graph.Attr) (*onnxpb.AttributeProto, error) {

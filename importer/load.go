@@ -604,6 +604,14 @@ func (l *loader) attrs(fn *flatNode) (map[string]graph.Attr, error) {
 		if _, dup := out[na.name]; dup {
 			return nil, fmt.Errorf("node %q (%s): attribute %q is given twice", fn.label(), fn.op, na.name)
 		}
+		if k := attrKind(na.a); k == onnxpb.AttributeProto_GRAPH && normDomain(fn.domain) == graph.FusedDomain && fn.op == "ChunkMap" {
+			body, err := l.closedSubgraph(na.a.GetG())
+			if err != nil {
+				return nil, fmt.Errorf("node %q (%s): attribute %q: %v", fn.label(), fn.op, na.name, err)
+			}
+			out[na.name] = graph.Attr{Kind: graph.AttrGraph, Graph: body}
+			continue
+		}
 		if k := attrKind(na.a); k == onnxpb.AttributeProto_GRAPH || k == onnxpb.AttributeProto_GRAPHS {
 			if l.opts.AllowUnsupported {
 				continue
@@ -621,6 +629,26 @@ func (l *loader) attrs(fn *flatNode) (map[string]graph.Attr, error) {
 		out[na.name] = a
 	}
 	return out, nil
+}
+
+// closedSubgraph loads of3c.ChunkMap's body: a graph that reads only its
+// own inputs and initializers, loaded as a model of its own with this
+// model's opsets (and the same limits).
+func (l *loader) closedSubgraph(gp *onnxpb.GraphProto) (*graph.Graph, error) {
+	if gp == nil {
+		return nil, errors.New("no graph")
+	}
+	m := &onnxpb.ModelProto{IrVersion: proto.Int64(encodeIRVersion), Graph: gp}
+	for _, d := range sortedKeys(l.opsets) {
+		m.OpsetImport = append(m.OpsetImport, &onnxpb.OperatorSetIdProto{Domain: proto.String(d), Version: proto.Int64(l.opsets[d])})
+	}
+	data, err := proto.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	opts := l.opts
+	opts.Weights = nil
+	return load(data, "", opts)
 }
 
 // checkAttrKind refuses an ai.onnx attribute whose type the op's schema

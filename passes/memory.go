@@ -2,6 +2,7 @@ package passes
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -142,7 +143,7 @@ const (
 )
 
 // chunkableOps are the of3c ops whose chunk attributes the planner sets.
-var chunkableOps = map[string]bool{"Attention": true, "SwiGLU": true, "OuterProductMean": true, "TriangleMultiplication": true}
+var chunkableOps = map[string]bool{"Attention": true, "SwiGLU": true, "OuterProductMean": true, "TriangleMultiplication": true, "ChunkMap": true}
 
 // planNode is what the planner knows about one step.
 type planNode struct {
@@ -166,6 +167,9 @@ type planner struct {
 	readers map[*graph.Value]int
 	at      *evalOrder // the order of the last peak found
 	root    map[*graph.Value]*graph.Value
+	// regions caches the body plans of of3c.ChunkMap steps per block size
+	// (memory_region.go).
+	regions map[*graph.Node]map[int64]regionCost
 }
 
 // isView reports whether n's outputs share its first input's buffer.
@@ -229,6 +233,10 @@ func PlanMemory(g *graph.Graph, dims map[string]int64, budget int64, opts Option
 	}
 	peak, at := p.bound()
 	plan.PeakBefore = peak
+	if noBudget && opts.Device == "gpu" {
+		p.leanDefaults()
+		peak, at = p.bound()
+	}
 	for peak > budget {
 		s := p.steps[at]
 		if !s.fused || !p.shrink(s) {
@@ -371,7 +379,7 @@ func (p *planner) bind() error {
 		if n.Domain == graph.FusedDomain && chunkableOps[n.Op] {
 			s.fused = true
 			s.chunk = map[string]int64{}
-			for _, k := range []string{"batch_chunk", "query_chunk", "kv_chunk", "row_chunk"} {
+			for _, k := range []string{"batch_chunk", "query_chunk", "kv_chunk", "row_chunk", "chunk"} {
 				if v := n.AttrInt(k, 0); v > 0 {
 					s.chunk[k] = v
 				}
@@ -642,6 +650,8 @@ func (p *planner) workspace(s *planNode) int64 {
 		return ws
 	case "OuterProductMean", "TriangleMultiplication":
 		return p.pairWorkspace(s)
+	case "ChunkMap":
+		return p.regionWorkspace(s)
 	}
 	return 0
 }
@@ -701,13 +711,15 @@ func (p *planner) shrink(s *planNode) bool {
 		return step("row_chunk", prod(xs[:len(xs)-1]))
 	case "OuterProductMean", "TriangleMultiplication":
 		return step("row_chunk", p.pairRows(s))
+	case "ChunkMap":
+		return step("chunk", p.regionRows(s))
 	}
 	return false
 }
 
 func (p *planner) whyNot(s *planNode) string {
 	if !s.fused {
-		return fmt.Sprintf("%s is not a chunkable op (only of3c.Attention, SwiGLU, OuterProductMean and TriangleMultiplication are)", s.n.QualifiedOp())
+		return fmt.Sprintf("%s is not a chunkable op (only of3c.Attention, SwiGLU, OuterProductMean, TriangleMultiplication and ChunkMap are; form-regions makes regions of the ops around them)", s.n.QualifiedOp())
 	}
 	if p.fusedAttention(s) {
 		return fmt.Sprintf("%s runs as a fused attention kernel (the CPU's, or the GPU's flash kernel), whose memory (output and biases) no chunking lowers", s.n)
@@ -725,13 +737,63 @@ func planMemoryPass(c *Context) error {
 		c.Notef("no memory budget: nothing planned")
 		return nil
 	}
-	plan, err := PlanMemory(c.G, c.Opts.Dims, c.Opts.MemoryBudget, *c.Opts)
-	if err != nil {
-		return err
+	// Regions the plan leaves whole are dissolved back into their ops (one
+	// block is the plain graph, and MLX's own order over the plain graph is
+	// what the planner's model was measured on), and the graph is planned
+	// again: the plain graph's estimate may differ from the region's model.
+	var plan *MemoryPlan
+	var chunks []ChunkChoice
+	for round := 0; ; round++ {
+		p, err := PlanMemory(c.G, c.Opts.Dims, c.Opts.MemoryBudget, *c.Opts)
+		if err != nil {
+			return err
+		}
+		if err := p.Apply(c.G); err != nil {
+			return err
+		}
+		if plan != nil {
+			p.PeakBefore = plan.PeakBefore
+		}
+		plan = p
+		for _, ch := range p.Chunks {
+			if i := slices.IndexFunc(chunks, func(x ChunkChoice) bool { return x.Node == ch.Node }); i >= 0 {
+				ch.WorkspaceBefore = chunks[i].WorkspaceBefore
+				chunks[i] = ch
+				continue
+			}
+			chunks = append(chunks, ch)
+		}
+		dissolved := 0
+		if err := graph.InlineChunkMaps(c.G, func(n *graph.Node) bool {
+			whole := n.AttrInt("chunk", 0) == 0
+			if whole {
+				dissolved++
+			}
+			return whole
+		}); err != nil {
+			return err
+		}
+		if dissolved == 0 || round == 3 {
+			break
+		}
+		c.Notef("%d regions left whole, dissolved", dissolved)
+		// What form-regions un-merged for a dissolved region (a
+		// LayerNorm recomputed whole, the projection cut in two) merges
+		// back: the two LayerNorms are one node again, the two MatMuls of
+		// it one projection.
+		for _, f := range []func(*Context) error{cse, mergeProjections, dce} {
+			if err := f(c); err != nil {
+				return err
+			}
+		}
+		if err := c.G.TopoSort(); err != nil {
+			return err
+		}
+		if err := inferTypes(c.G); err != nil {
+			return err
+		}
 	}
-	if err := plan.Apply(c.G); err != nil {
-		return err
-	}
+	plan.Chunks = chunks
 	c.log.Plan = plan
 	for _, ch := range plan.Chunks {
 		c.Count("chunk:" + ch.Op)

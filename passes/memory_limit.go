@@ -55,6 +55,10 @@ func (p *planner) largestArray() int64 {
 		for _, b := range s.outs {
 			m = max(m, b) // donated outputs included: the guard counts them
 		}
+		if s.fused && s.n.Op == "ChunkMap" {
+			m = max(m, p.regionCostAt(s, chunked(p.regionRows(s), s.chunk["chunk"])).array)
+			continue
+		}
 		if !s.fused || s.n.Op != "Attention" || p.fusedAttention(s) {
 			continue
 		}
@@ -185,6 +189,8 @@ func (p *planner) fusedLargest(s *planNode) int64 {
 		xs := p.shapes[n.Inputs[0]]
 		rows := prod(xs[:len(xs)-1])
 		return mulS(chunked(rows, s.chunk["row_chunk"]), p.shapes[n.Inputs[1]][1], a)
+	case "ChunkMap":
+		return p.regionCostAt(s, chunked(p.regionRows(s), s.chunk["chunk"])).largest
 	case "TriangleMultiplication":
 		xs, ws := p.shapes[n.Inputs[0]], p.shapes[n.Inputs[2]]
 		rows := p.pairRows(s)

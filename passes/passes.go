@@ -63,8 +63,10 @@ var pipeline = [...]Pass{
 		Desc: "MatMuls of one input by constant weights, live at the same time → one MatMul on concatenated weights + Split"},
 	{Name: "late-cleanup", Fn: lateCleanup, Default: true,
 		Desc: "remove-noops, cse and dce again after the fusions"},
+	{Name: "form-regions", Fn: formRegions, After: []string{"late-cleanup"},
+		Desc: "row-chunked regions: connected ops that all treat one axis as a batch axis (LayerNorm, projections, head reshapes, attention, gate, residual Add) → of3c.ChunkMap, chunked by plan-memory; runs with plan-memory (passes/chunk_regions.go)"},
 	{Name: "plan-memory", Fn: planMemoryPass, After: []string{"fuse-attention", "fuse-swiglu"},
-		Desc: "choose chunk sizes (batch/query chunking, LMA) so the peak fits Options.MemoryBudget"},
+		Desc: "choose chunk sizes (batch/query chunking, LMA, row_chunk, regions' chunk) so the peak fits Options.MemoryBudget; on the GPU without a budget (inspect --memory --device gpu), lean chunks (passes/memory_region.go)"},
 	{Name: "shard-pair", Fn: shardPairPass, After: []string{"late-cleanup"},
 		Desc: "dynamic axial parallelism over Options.Shards ranks: pair rows sharded, collectives (of3c.AllGather/AllToAll) where an op needs the other axis (passes/shard.go)"},
 }
@@ -252,7 +254,8 @@ func Select(opts Options) ([]string, error) {
 	names := opts.Passes
 	if len(names) == 0 {
 		for _, p := range pipeline {
-			if p.Default || (p.Name == "plan-memory" && opts.MemoryBudget > 0) || (p.Name == "shard-pair" && opts.Shards > 1) {
+			planning := opts.MemoryBudget > 0
+			if p.Default || ((p.Name == "plan-memory" || p.Name == "form-regions") && planning) || (p.Name == "shard-pair" && opts.Shards > 1) {
 				names = append(names, p.Name)
 			}
 		}

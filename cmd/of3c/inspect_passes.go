@@ -142,6 +142,12 @@ func (p *passFlags) apply(g *graph.Graph, stdout, stderr io.Writer) (*graph.Grap
 	}
 	opts.Dims = dims
 	opts.MemoryBudget = budget
+	// The plan is of the graph as a planned compile would have it: with
+	// row-chunked regions (form-regions runs with plan-memory), whose
+	// chunks the planner chooses.
+	if _, err := passes.Run(g, passes.Options{Passes: []string{"form-regions"}, Verify: true}); err != nil {
+		return nil, err
+	}
 	plan, err := passes.PlanMemory(g, dims, budget, opts)
 	if plan != nil {
 		fmt.Fprint(stdout, plan.Format())

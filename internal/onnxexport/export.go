@@ -46,7 +46,12 @@ type Options struct {
 // Export encodes g with its weights inline and a function for every fused
 // op signature. The graph must have ranked, typed inputs on every fused op.
 func Export(g *graph.Graph, opts Options) ([]byte, error) {
-	raw, err := importer.Encode(g, importer.EncodeOptions{ProducerName: "of3c", ProducerVersion: opts.ProducerVersion,
+	g, err := inlineChunkMaps(g)
+	if err != nil {
+		return nil, fmt.Errorf("onnxexport: %w", err)
+	}
+	var raw []byte
+	raw, err = importer.Encode(g, importer.EncodeOptions{ProducerName: "of3c", ProducerVersion: opts.ProducerVersion,
 		ExternalData: opts.ExternalData, ExternalLocation: opts.ExternalLocation})
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/of3c/of3c/driver"
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/internal/mlx"
+	"github.com/of3c/of3c/passes"
 	"github.com/of3c/of3c/runtime/ref"
 )
 
@@ -361,5 +362,73 @@ func TestMemoryRefusal(t *testing.T) {
 	var me *driver.MemoryError
 	if !errors.As(err, &me) || !strings.Contains(err.Error(), "estimated peak") {
 		t.Fatalf("err = %v, want a memory refusal", err)
+	}
+}
+
+// TestRegionsParity: every fixture with row-chunked regions (form-regions
+// after the compile, every region at chunk 5, which divides no fixture's
+// N), through the artifact encoder and decoder again (the regions' bodies
+// are written as subgraphs), on the reference executor and MLX against
+// PyTorch's outputs.
+func TestRegionsParity(t *testing.T) {
+	for _, f := range loadFixtures(t) {
+		t.Run(f.Name, func(t *testing.T) {
+			dir := filepath.Join(fixturesDir, f.Path)
+			g, m := compileRoundTrip(t, filepath.Join(dir, "model.onnx"))
+			if _, err := passes.Run(g, passes.Options{Verify: true, Passes: []string{"form-regions"}}); err != nil {
+				t.Fatal(err)
+			}
+			regions := 0
+			for _, n := range g.Nodes {
+				if n.QualifiedOp() == "of3c.ChunkMap" {
+					n.SetAttr("chunk", graph.Attr{Kind: graph.AttrInt, Int: 5})
+					regions++
+				}
+			}
+			if regions == 0 {
+				t.Skip("no region in this fixture")
+			}
+			data, err := artifact.Encode(m, g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := artifact.Decode(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g = a.Graph
+			var prog *codegen.Program
+			if mlx.Available() {
+				p, err := codegen.NewProgram(g, codegen.Options{Device: "cpu", Precision: "fp32"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Close()
+				prog = p
+			}
+			for _, set := range f.Sets {
+				in, want := readSet(t, filepath.Join(dir, set.Dir), g)
+				refOut, err := ref.Run(g, in)
+				if err != nil {
+					t.Fatalf("%s: ref: %v", set.Dir, err)
+				}
+				var mlxOut map[string]*graph.Tensor
+				if prog != nil {
+					if mlxOut, _, err = prog.Run(in); err != nil {
+						t.Fatalf("%s: mlx: %v", set.Dir, err)
+					}
+				}
+				for _, o := range g.Outputs {
+					if d := maxAbs(t, refOut[o.Name], want[o.Name]); d > fp32Tol {
+						t.Errorf("%s %s: ref max abs err %.3g > %g", set.Dir, o.Name, d, fp32Tol)
+					}
+					if mlxOut != nil {
+						if d := maxAbs(t, mlxOut[o.Name], want[o.Name]); d > fp32Tol {
+							t.Errorf("%s %s: mlx cpu max abs err %.3g > %g", set.Dir, o.Name, d, fp32Tol)
+						}
+					}
+				}
+			}
+		})
 	}
 }
