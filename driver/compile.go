@@ -61,11 +61,17 @@ func Compile(req CompileRequest) (*graph.Graph, *artifact.Manifest, error) {
 		MemoryBudget: o.MemoryBudget, ChunkThreshold: o.ChunkThreshold, ChunkSize: o.ChunkSize, LMAKVChunk: o.LMAKVChunk,
 		Device: o.Device,
 	}
-	if o.MemoryBudget > 0 {
+	// On the GPU, a compile with buckets and no budget is planned lean
+	// (passes.Options.Lean): regions and row-chunkable ops chunked until
+	// each working set is about its largest input, the memory of
+	// OpenFold3's own chunked path rather than PyTorch eager's.
+	lean := o.Device == "gpu" && o.MemoryBudget == 0 && len(buckets) > 0
+	if o.MemoryBudget > 0 || lean {
 		// The plan is made for the largest size the artifact will run at.
 		if len(buckets) == 0 {
 			return nil, nil, fmt.Errorf("--memory-budget needs --buckets: the planner must know the largest %v to plan for", tokenDims)
 		}
+		popts.Lean = lean
 		popts.Dims = map[string]int64{}
 		for _, d := range tokenDims {
 			popts.Dims[d] = buckets[len(buckets)-1]

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"github.com/of3c/of3c/artifact"
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/importer"
+	"github.com/of3c/of3c/passes"
 	"github.com/of3c/of3c/runtime/ref"
 )
 
@@ -81,4 +83,51 @@ func abs(x float64) float64 {
 		return -x
 	}
 	return x
+}
+
+// A GPU compile with buckets and no budget is planned lean: regions formed
+// and chunked, the plan's peak below the unplanned one; without buckets
+// (no size to plan for) the graph stays unplanned, and a CPU compile with
+// buckets is never planned without a budget.
+func TestCompileGPULeanDefault(t *testing.T) {
+	src := "../models/of3/testdata/pairformer_block_tiny_torchscript/model.onnx"
+	count := func(g *graph.Graph) (regions, chunked int) {
+		for _, n := range g.Nodes {
+			if n.QualifiedOp() == "of3c.ChunkMap" {
+				regions++
+				if n.AttrInt("chunk", 0) > 0 {
+					chunked++
+				}
+			}
+		}
+		return
+	}
+	g, m, err := Compile(CompileRequest{Source: src, Buckets: []int64{64},
+		Options: artifact.CompileOptions{Device: "gpu", Precision: "fp32"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, c := count(g); r == 0 || c == 0 {
+		t.Errorf("gpu with buckets: %d regions, %d chunked; want lean chunks", r, c)
+	}
+	var plan passes.MemoryPlan
+	if err := json.Unmarshal(m.MemoryPlan, &plan); err != nil {
+		t.Fatalf("no memory plan in the manifest: %v", err)
+	}
+	if plan.Budget != 0 || plan.PeakAfter <= 0 || plan.PeakAfter >= plan.PeakBefore {
+		t.Errorf("lean plan: budget %d, peak %d → %d; want no budget and a lower peak", plan.Budget, plan.PeakBefore, plan.PeakAfter)
+	}
+	for _, c := range []struct {
+		dev     string
+		buckets []int64
+	}{{"gpu", nil}, {"cpu", []int64{64}}} {
+		g, _, err := Compile(CompileRequest{Source: src, Buckets: c.buckets,
+			Options: artifact.CompileOptions{Device: c.dev, Precision: "fp32"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := count(g); r != 0 {
+			t.Errorf("%s buckets %v: %d regions; want none without a budget", c.dev, c.buckets, r)
+		}
+	}
 }

@@ -733,7 +733,7 @@ func (p *planner) whyNot(s *planNode) string {
 
 // planMemoryPass runs the planner on Options and applies the plan.
 func planMemoryPass(c *Context) error {
-	if c.Opts.MemoryBudget <= 0 {
+	if !c.Opts.Planning() {
 		c.Notef("no memory budget: nothing planned")
 		return nil
 	}

@@ -153,7 +153,16 @@ type Options struct {
 	Device string
 	// Shards > 1 appends shard-pair (ranks sharing the pair stack).
 	Shards int
+	// Lean plans without a budget (form-regions and plan-memory run with
+	// MemoryBudget 0): on the GPU the planner then chunks every region and
+	// row-chunkable op until its working set is about its largest input
+	// (memory_region.go), the default of a GPU compile with --buckets.
+	// Needs Dims.
+	Lean bool
 }
+
+// Planning reports whether Run plans memory (form-regions, plan-memory).
+func (o Options) Planning() bool { return o.MemoryBudget > 0 || (o.Lean && len(o.Dims) > 0) }
 
 // Log is what happened in one Run, serializable as JSON for the artifact.
 type Log struct {
@@ -254,7 +263,7 @@ func Select(opts Options) ([]string, error) {
 	names := opts.Passes
 	if len(names) == 0 {
 		for _, p := range pipeline {
-			planning := opts.MemoryBudget > 0
+			planning := opts.Planning()
 			if p.Default || ((p.Name == "plan-memory" || p.Name == "form-regions") && planning) || (p.Name == "shard-pair" && opts.Shards > 1) {
 				names = append(names, p.Name)
 			}

@@ -22,7 +22,7 @@ func cmdCompile(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("o", "", "output artifact path (.of3)")
 	device := fs.String("device", "cpu", "target device: cpu|gpu")
 	precision := fs.String("precision", "fp32", "compute precision: fp32|bf16|fp16")
-	budget := fs.String("memory-budget", "", "plan chunking so the largest bucket fits this much memory (e.g. 8GiB); needs --buckets")
+	budget := fs.String("memory-budget", "", "plan chunking so the largest bucket fits this much memory (e.g. 8GiB); needs --buckets. On --device gpu, --buckets alone plans lean chunks (about the memory of OpenFold3's chunked path)")
 	threshold := fs.Int64("chunk-threshold", 0, "attention with fewer keys than this is never chunked along keys (0: planner default)")
 	chunk := fs.Int64("chunk-size", 0, "fixed batch/query chunk size for the planner (0: search)")
 	lma := fs.Int64("lma-kv-chunk", 0, "key/value block size for low-memory attention (0: planner default)")
@@ -158,8 +158,12 @@ func printCompileSummary(w io.Writer, src, out string, m *artifact.Manifest, too
 	if len(m.MemoryPlan) > 0 {
 		var plan passes.MemoryPlan
 		if json.Unmarshal(m.MemoryPlan, &plan) == nil {
-			fmt.Fprintf(w, "  memory plan: peak %s → %s for budget %s (%d chunked ops)\n",
-				units.FormatBytes(plan.PeakBefore), units.FormatBytes(plan.PeakAfter), units.FormatBytes(plan.Budget), len(plan.Chunks))
+			goal := "for budget " + units.FormatBytes(plan.Budget)
+			if plan.Budget <= 0 {
+				goal = "lean (GPU default without a budget)"
+			}
+			fmt.Fprintf(w, "  memory plan: peak %s → %s %s (%d chunked ops)\n",
+				units.FormatBytes(plan.PeakBefore), units.FormatBytes(plan.PeakAfter), goal, len(plan.Chunks))
 		}
 	}
 }
