@@ -7,12 +7,13 @@
 #   scripts/gpu/bench_block.sh peers    export the block (openfold3 package, .whl/site) unless GEN has it, then
 #                                       PyTorch: eager + chunk/LMA at NS_EAGER, torch.compile at NS_COMPILE,
 #                                       chunk/LMA only (it writes the fp32 reference) at NS_LMA
-#   scripts/gpu/bench_block.sh of3c     of3c at NS x PRECS (--report JSON each), accuracy against the fp32
-#                                       reference, and the budgeted runs BUDGETS (N:SIZE ...)
+#   scripts/gpu/bench_block.sh of3c     of3c at NS x PRECS, compiled for each length (--buckets N: the lean GPU
+#                                       plan), --report JSON each, accuracy against the fp32 reference, the
+#                                       unplanned artifact at WHOLE_NS, and the budgeted runs BUDGETS (N:SIZE ...)
 #   scripts/gpu/bench_block.sh table    the markdown table (scripts/gpu/bench_table.py) of everything in WORK
 #
-# Knobs: NS_EAGER=512,1024,1536 NS_COMPILE=1024 NS_LMA=2048,3072 NS=512,1024,1536,2048,3072 PRECS="fp32 bf16"
-#        REPEAT=3 BUDGETS="2048:8GiB" WORK=/tmp/gpu GEN=/tmp/gen OF3C=bin/of3c TMO=540
+# Knobs: NS_EAGER=512,1024,1536 NS_COMPILE=1024 NS_LMA=2048,3072 NS=512,1024,2048,3072 WHOLE_NS=1024 PRECS="fp32 bf16"
+#        REPEAT=3 BUDGETS="2048:8GiB 2048:12GiB" WORK=/tmp/gpu GEN=/tmp/gen OF3C=bin/of3c TMO=540
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 WORK=${WORK:-/tmp/gpu}
@@ -38,24 +39,36 @@ peers)
   [ -n "${NS_LMA-2048,3072}" ] && peer --n "${NS_LMA-2048,3072}" --lma-only
   true ;;
 of3c)
+  if [ ! -f /tmp/mlxcuda/mlx/lib/libmlx.so ]; then  # the three staged parts (run_gpu.sh stage), unpacked once
+    cat /tmp/mlxcuda_parts/part.* > /tmp/mlxcuda.tar.xz && mkdir -p /tmp/mlxcuda && tar xJf /tmp/mlxcuda.tar.xz -C /tmp/mlxcuda && \
+      rm -f /tmp/mlxcuda.tar.xz || exit 1
+  fi
+  eval "$(bash scripts/gpu/run_gpu.sh env | sed 's/^/export /')"
   "$OF3C" version
   for N in 2048 3072; do  # the GPU memory plans (CPU-only work): no budget, and 8 GiB
     "$OF3C" inspect "$MODEL" --memory N=$N --device gpu 2>&1 | head -12
     "$OF3C" inspect "$MODEL" --memory N=$N --device gpu --budget 8GiB 2>&1 | head -16
   done
   for P in ${PRECS:-fp32 bf16}; do
-    run "$OF3C" compile "$MODEL" -o $WORK/pf.$P.of3 --device gpu --precision $P || continue
-    for N in $(echo "${NS:-512,1024,1536,2048,3072}" | tr , " "); do
+    # The default GPU compile for a length: --buckets N, no budget, so the plan is lean (regions and row-chunked
+    # ops sized to their inputs). At WHOLE_NS also the artifact compiled without buckets (nothing planned).
+    run "$OF3C" compile "$MODEL" -o $WORK/pf.$P.whole.of3 --device gpu --precision $P
+    for N in $(echo "${NS:-512,1024,2048,3072}" | tr , " "); do
       [ -f $WORK/inputs_$N.npz ] || { echo "no $WORK/inputs_$N.npz (run the peers phase first)"; continue; }
       echo "== of3c $P N=$N"
-      run "$OF3C" run $WORK/pf.$P.of3 --device gpu --inputs $WORK/inputs_$N.npz -o $WORK/of3c_${P}_$N.npz \
+      run "$OF3C" compile "$MODEL" -o $WORK/pf.$P.$N.of3 --device gpu --precision $P --buckets $N || continue
+      run "$OF3C" run $WORK/pf.$P.$N.of3 --device gpu --inputs $WORK/inputs_$N.npz -o $WORK/of3c_${P}_$N.npz \
         --warmup 1 --iterations $REPEAT --report $WORK/of3c_${P}_$N.json && \
         python3 scripts/gpu/torch_peer.py --compare $WORK/torch_fp32_$N.npz $WORK/of3c_${P}_$N.npz 2>&1 | \
           sed "s/^/ACCURACY $P N=$N /" | tee -a $WORK/accuracy.log
       rm -f $WORK/of3c_${P}_$N.npz
+      case ",${WHOLE_NS-1024}," in *",$N,"*)
+        run "$OF3C" run $WORK/pf.$P.whole.of3 --device gpu --inputs $WORK/inputs_$N.npz \
+          --warmup 1 --iterations $REPEAT --report $WORK/of3c_${P}_${N}_whole.json ;;
+      esac
     done
   done
-  for B in ${BUDGETS:-2048:8GiB}; do
+  for B in ${BUDGETS:-2048:8GiB 2048:12GiB}; do
     N=${B%%:*} S=${B##*:}
     run "$OF3C" compile "$MODEL" -o $WORK/pf.budget.of3 --device gpu --memory-budget $S --buckets $N && \
       run "$OF3C" run $WORK/pf.budget.of3 --device gpu --inputs $WORK/inputs_$N.npz --iterations 1 \
