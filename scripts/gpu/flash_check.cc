@@ -15,10 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "gpu_flash_mma_source.h"
 #include "gpu_flash_source.h"
 
 struct Case {
   const char* name;
+  bool mma;  // gpu_flash_mma_source.h (tensor cores, bf16/fp16 q, k, v) instead of the FFMA kernel
   bool qk;
   int nb;
   const char* type;  // q, k, v and out: float, __nv_bfloat16, __half
@@ -31,13 +33,27 @@ struct Case {
 
 int main() {
   std::vector<Case> cases = {
-      {"tri f32 C32 mask+pair", true, 2, "float", 32, 32, 100, 100, {3, 4}, {{3, 1, 1, 100}, {1, 4, 100, 100}}, false, 2e-5},
-      {"f32 C8 no bias", true, 0, "float", 8, 8, 70, 33, {2}, {}, false, 2e-5},
-      {"bf16 C24 pair", true, 1, "__nv_bfloat16", 24, 24, 130, 130, {1, 16}, {{1, 16, 130, 130}}, false, 3e-2},
-      {"bias-only f32 D8", false, 2, "float", 0, 8, 40, 40, {5, 8}, {{1, 8, 40, 40}, {40, 40}}, false, 2e-5},
-      {"f16 C48 D16 3 biases", true, 3, "__half", 48, 16, 50, 200, {2, 2}, {{2, 1, 1, 200}, {1, 2, 50, 200}, {50, 200}}, false, 3e-3},
-      {"f32 C64 transposed q", true, 1, "float", 64, 64, 65, 97, {3}, {{3, 1, 97}}, true, 2e-5},
-      {"f32 C16 Q1", true, 1, "float", 16, 16, 1, 300, {7}, {{7, 1, 300}}, false, 2e-5},
+      {"tri f32 C32 mask+pair", false, true, 2, "float", 32, 32, 100, 100, {3, 4}, {{3, 1, 1, 100}, {1, 4, 100, 100}}, false, 2e-5},
+      {"f32 C8 no bias", false, true, 0, "float", 8, 8, 70, 33, {2}, {}, false, 2e-5},
+      {"bf16 C24 pair", false, true, 1, "__nv_bfloat16", 24, 24, 130, 130, {1, 16}, {{1, 16, 130, 130}}, false, 3e-2},
+      {"bias-only f32 D8", false, false, 2, "float", 0, 8, 40, 40, {5, 8}, {{1, 8, 40, 40}, {40, 40}}, false, 2e-5},
+      {"f16 C48 D16 3 biases", false, true, 3, "__half", 48, 16, 50, 200, {2, 2}, {{2, 1, 1, 200}, {1, 2, 50, 200}, {50, 200}}, false, 3e-3},
+      {"f32 C64 transposed q", false, true, 1, "float", 64, 64, 65, 97, {3}, {{3, 1, 97}}, true, 2e-5},
+      {"f32 C16 Q1", false, true, 1, "float", 16, 16, 1, 300, {7}, {{7, 1, 300}}, false, 2e-5},
+      // The tensor-core kernel: bf16 and fp16, C 8..64 (k-dim padded to 16), D ≠ C, Q and K not multiples of 16.
+      {"mma tri bf16 C32 mask+pair", true, true, 2, "__nv_bfloat16", 32, 32, 100, 100, {3, 4}, {{3, 1, 1, 100}, {1, 4, 100, 100}}, false, 3e-2},
+      {"mma tri f16 C32 mask+pair", true, true, 2, "__half", 32, 32, 77, 77, {2, 4}, {{2, 1, 1, 77}, {1, 4, 77, 77}}, false, 3e-3},
+      {"mma bf16 C16 mask+pair", true, true, 2, "__nv_bfloat16", 16, 16, 93, 131, {2, 4}, {{2, 1, 1, 131}, {1, 4, 93, 131}}, false, 3e-2},
+      {"mma f16 C16 mask+pair", true, true, 2, "__half", 16, 16, 33, 65, {3, 2}, {{3, 1, 1, 65}, {1, 2, 33, 65}}, false, 3e-3},
+      {"mma bf16 C48 mask+pair", true, true, 2, "__nv_bfloat16", 48, 48, 130, 67, {2, 3}, {{2, 1, 1, 67}, {1, 3, 130, 67}}, false, 3e-2},
+      {"mma f16 C48 D16 3 biases", true, true, 3, "__half", 48, 16, 50, 200, {2, 2}, {{2, 1, 1, 200}, {1, 2, 50, 200}, {50, 200}}, false, 3e-3},
+      {"mma bf16 C64 mask+pair", true, true, 2, "__nv_bfloat16", 64, 64, 71, 150, {2, 2}, {{2, 1, 1, 150}, {1, 2, 71, 150}}, false, 3e-2},
+      {"mma f16 C64 no bias", true, true, 0, "__half", 64, 64, 129, 129, {2}, {}, false, 3e-3},
+      {"mma bf16 C24 pair", true, true, 1, "__nv_bfloat16", 24, 24, 130, 130, {1, 16}, {{1, 16, 130, 130}}, false, 3e-2},
+      {"mma f16 C8 mask", true, true, 1, "__half", 8, 8, 45, 300, {4, 8}, {{4, 1, 1, 300}}, false, 3e-3},
+      {"mma bf16 C32 transposed q", true, true, 1, "__nv_bfloat16", 32, 32, 65, 97, {3}, {{3, 1, 97}}, true, 3e-2},
+      {"mma f16 C16 Q1", true, true, 1, "__half", 16, 16, 1, 300, {7}, {{7, 1, 300}}, false, 3e-3},
+      {"mma bf16 C40 D24 odd", true, true, 2, "__nv_bfloat16", 40, 24, 17, 1, {5}, {{5, 1, 1}, {5, 17, 1}}, false, 3e-2},
   };
   std::fputs(R"(#include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -51,11 +67,13 @@ int main() {
 struct Shape { int32_t v[8]; __host__ __device__ int32_t operator[](int i) const { return v[i]; } };
 struct Strides { int64_t v[8]; __host__ __device__ int64_t operator[](int i) const { return v[i]; } };
 )", stdout);
+  std::fputs(mlxs::flash_mma_header().c_str(), stdout);
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& c = cases[i];
     std::string params;
     auto in = [&](const std::string& n, const std::string& t) {
-      params += "const " + t + "* " + n + ", Shape " + n + "_shape, Strides " + n + "_strides, int " + n + "_ndim, ";
+      params += "const " + t + "* " + n + ", const __grid_constant__ Shape " + n + "_shape, const __grid_constant__ Strides " + n +
+                "_strides, const __grid_constant__ int " + n + "_ndim, ";
     };
     if (c.qk) in("q", c.type), in("k", c.type);
     in("v", c.type);
@@ -63,7 +81,7 @@ struct Strides { int64_t v[8]; __host__ __device__ int64_t operator[](int i) con
     if (c.qk) params += "const float* scale, ";
     params += std::string(c.type) + "* out";
     std::printf("__global__ void kern%zu(%s) {\n  constexpr int D = %d;\n  constexpr int C = %d;\n  using OutT = %s;\n%s\n}\n",
-                i, params.c_str(), c.D, c.C > 0 ? c.C : 1, c.type, mlxs::flash_attention_source(c.nb, c.qk).c_str());
+                i, params.c_str(), c.D, c.C > 0 ? c.C : 1, c.type, c.mma ? mlxs::flash_mma_source(c.nb).c_str() : mlxs::flash_attention_source(c.nb, c.qk).c_str());
   }
   std::fputs(R"(
 struct Arr {  // a view [full..] of storage of shape st_shape (contiguous), rounded to the input dtype
@@ -178,9 +196,9 @@ int main() {
     }
     bsh += "}";
     std::printf("  ok &= check<%s>(\"%s\", %s, %d, %d, %d, %d, %s, %s, %s, %g,\n"
-                "    [](std::vector<Arr>& A, float* sc, void* o, int blocks) { kern%zu<<<blocks, 64>>>(%s); });\n",
+                "    [](std::vector<Arr>& A, float* sc, void* o, int blocks) { kern%zu<<<blocks, %d>>>(%s); });\n",
                 c.type, c.name, c.qk ? "true" : "false", c.C, c.D, c.Q, c.K, batch.c_str(), bsh.c_str(),
-                c.transpose_q ? "true" : "false", c.tol, i, args.c_str());
+                c.transpose_q ? "true" : "false", c.tol, i, c.mma ? mlxs::kFlashMMAThreads : mlxs::kFlashQT, args.c_str());
   }
   std::printf("  std::printf(ok ? \"flash_check: all ok\\n\" : \"flash_check: FAILED\\n\");\n  return ok ? 0 : 1;\n}\n");
   return 0;
