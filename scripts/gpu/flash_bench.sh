@@ -3,7 +3,8 @@
 # repository's scripts/, bin/of3c and models/of3/testdata/<fixtures>, after `run_gpu.sh stage` of all
 # three library parts (see docs/notes/GPU.md "Rerunning").
 #
-#   scripts/gpu/flash_bench.sh kernel    standalone nvcc check of the kernel source (no MLX needed)
+#   scripts/gpu/flash_bench.sh kernel    standalone nvcc check of the kernel sources (no MLX needed): the FFMA and the
+#                                        mma kernels against a float64 reference, then both timed on OF3's shapes
 #   scripts/gpu/flash_bench.sh fixtures  --check of the tiny/of3 fixtures with the flash path, fp32 (and bf16 error)
 #   scripts/gpu/flash_bench.sh block     the OF3-width PairFormerBlock at NS, PRECS, flash (default paths) and,
 #                                        at BEFORE_NS, OF3C_GPU_ATTENTION=noflash (the paths before this change)
@@ -31,7 +32,8 @@ kernel)
   g++ -std=c++17 -Iinternal/mlx scripts/gpu/flash_check.cc -o $WORK/flash_gen && $WORK/flash_gen > $WORK/flash_check.cu || exit 1
   NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
   run "$NVCC" -std=c++17 -arch=sm_90 -O2 -Xptxas -v $WORK/flash_check.cu -o $WORK/flash_check 2>&1 | grep -E 'registers|spill|error|rc=' | sort | uniq -c | head -40
-  run $WORK/flash_check ;;
+  run $WORK/flash_check
+  run $WORK/flash_check time ;;
 fixtures)
   setenv
   for M in ${FIXTURES:-pairformer_block_tiny_torchscript msa_module_block_tiny_dynamo msa_pair_weighted_avg_tiny_torchscript}; do

@@ -55,6 +55,21 @@ int main() {
       {"mma f16 C16 Q1", true, true, 1, "__half", 16, 16, 1, 300, {7}, {{7, 1, 300}}, false, 3e-3},
       {"mma bf16 C40 D24 odd", true, true, 2, "__nv_bfloat16", 40, 24, 17, 1, {5}, {{5, 1, 1}, {5, 17, 1}}, false, 3e-2},
   };
+  // Timing (`flash_check time`): both kernels on the same data, OF3's attention shapes at N tokens.
+  struct Timing {
+    const char* name;
+    const char* type;
+    int C, Q, K;
+    std::vector<int> batch;
+    std::vector<std::vector<int>> biases;
+  };
+  std::vector<Timing> timings = {
+      {"tri-att N=1024 H4 C32 bf16", "__nv_bfloat16", 32, 1024, 1024, {1024, 4}, {{1024, 1, 1, 1024}, {1, 4, 1024, 1024}}},
+      {"tri-att N=1024 H4 C32 f16", "__half", 32, 1024, 1024, {1024, 4}, {{1024, 1, 1, 1024}, {1, 4, 1024, 1024}}},
+      {"tri-att N=512 H4 C32 bf16", "__nv_bfloat16", 32, 512, 512, {512, 4}, {{512, 1, 1, 512}, {1, 4, 512, 512}}},
+      {"tmpl tri-att N=1024 H4 C16 bf16", "__nv_bfloat16", 16, 1024, 1024, {1024, 4}, {{1024, 1, 1, 1024}, {1, 4, 1024, 1024}}},
+      {"pair-bias att N=1024 H16 C24 bf16", "__nv_bfloat16", 24, 1024, 1024, {1, 16}, {{1, 1, 1, 1024}, {1, 16, 1024, 1024}}},
+  };
   std::fputs(R"(#include <cuda_runtime.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -62,7 +77,9 @@ int main() {
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 struct Shape { int32_t v[8]; __host__ __device__ int32_t operator[](int i) const { return v[i]; } };
 struct Strides { int64_t v[8]; __host__ __device__ int64_t operator[](int i) const { return v[i]; } };
@@ -83,6 +100,24 @@ struct Strides { int64_t v[8]; __host__ __device__ int64_t operator[](int i) con
     std::printf("__global__ void kern%zu(%s) {\n  constexpr int D = %d;\n  constexpr int C = %d;\n  using OutT = %s;\n%s\n}\n",
                 i, params.c_str(), c.D, c.C > 0 ? c.C : 1, c.type, c.mma ? mlxs::flash_mma_source(c.nb).c_str() : mlxs::flash_attention_source(c.nb, c.qk).c_str());
   }
+  auto params_for = [](const char* type, int nb) {
+    std::string params;
+    auto in = [&](const std::string& n, const std::string& t) {
+      params += "const " + t + "* " + n + ", const __grid_constant__ Shape " + n + "_shape, const __grid_constant__ Strides " + n +
+                "_strides, const __grid_constant__ int " + n + "_ndim, ";
+    };
+    in("q", type), in("k", type), in("v", type);
+    for (int b = 0; b < nb; ++b) in("b" + std::to_string(b), "float");
+    return params + "const float* scale, " + type + "* out";
+  };
+  for (size_t i = 0; i < timings.size(); ++i) {
+    const auto& t = timings[i];
+    const int nb = (int)t.biases.size();
+    std::printf("__global__ void tffma%zu(%s) {\n  constexpr int D = %d;\n  constexpr int C = %d;\n  using OutT = %s;\n%s\n}\n", i,
+                params_for(t.type, nb).c_str(), t.C, t.C, t.type, mlxs::flash_attention_source(nb, true).c_str());
+    std::printf("__global__ void tmma%zu(%s) {\n  constexpr int D = %d;\n  constexpr int C = %d;\n  using OutT = %s;\n%s\n}\n", i,
+                params_for(t.type, nb).c_str(), t.C, t.C, t.type, mlxs::flash_mma_source(nb).c_str());
+  }
   std::fputs(R"(
 struct Arr {  // a view [full..] of storage of shape st_shape (contiguous), rounded to the input dtype
   std::vector<int> full; std::vector<int64_t> strides; std::vector<float> data; void* dev = nullptr;
@@ -92,6 +127,7 @@ struct Arr {  // a view [full..] of storage of shape st_shape (contiguous), roun
   float at(const std::vector<int>& ix) const { int64_t o = 0; for (size_t i = 0; i < ix.size(); ++i) o += ix[i] * strides[i]; return data[o]; }
 };
 static std::mt19937 rng(7);
+static bool fast_fill = false;  // timing: a cheap hash in [-2, 2) instead of normal samples (hundreds of millions of them)
 template <typename T> float rnd(float x) { return (float)(T)x; }
 template <> float rnd<float>(float x) { return x; }
 template <> float rnd<__nv_bfloat16>(float x) { return __bfloat162float(__float2bfloat16(x)); }
@@ -102,7 +138,15 @@ Arr make(std::vector<int> storage, std::vector<int> full, bool mask, bool transp
   size_t n = 1; for (int d : storage) n *= d;
   std::normal_distribution<float> nd(0.f, 1.f);
   a.data.resize(n);
-  for (auto& x : a.data) x = mask ? ((rng() % 5 == 0) ? -1e9f : 0.f) : rnd<T>(nd(rng));
+  if (fast_fill) {
+    uint32_t h = rng();
+    for (auto& x : a.data) {
+      h = h * 1664525u + 1013904223u;
+      x = mask ? ((h >> 28) < 3 ? -1e9f : 0.f) : rnd<T>((float)(h >> 8) * (4.0f / 16777216.0f) - 2.0f);
+    }
+  } else {
+    for (auto& x : a.data) x = mask ? ((rng() % 5 == 0) ? -1e9f : 0.f) : rnd<T>(nd(rng));
+  }
   if (transpose) std::swap(storage[storage.size() - 1], storage[storage.size() - 2]);
   std::vector<int64_t> cs(storage.size()); int64_t s = 1;
   for (int i = (int)storage.size() - 1; i >= 0; --i) { cs[i] = s; s *= storage[i]; }
@@ -169,9 +213,76 @@ bool check(const char* name, bool qk, int C, int D, int Q, int K, std::vector<in
   std::printf("%s %-28s max abs err %.3e (max |ref| %.3f, tol %.1e)\n", ok ? "ok  " : "FAIL", name, err, ref, tol);
   return ok;
 }
-int main() {
+// timeit runs the FFMA kernel (ffma) and the mma kernel (mma) on the same operands: median of 5 launches after
+// one warm-up (CUDA events), and the largest difference between their outputs.
+template <typename T, typename F, typename M>
+void timeit(const char* name, int C, int Q, int K, std::vector<int> batch, std::vector<std::vector<int>> bsh, F ffma, M mma) {
+  auto with = [&](int a, int b) { auto s = batch; s.push_back(a); s.push_back(b); return s; };
+  std::vector<Arr> A;
+  A.push_back(make<T>(with(Q, C), with(Q, C), false));
+  A.push_back(make<T>(with(K, C), with(K, C), false));
+  A.push_back(make<T>(with(K, C), with(K, C), false));
+  for (size_t i = 0; i < bsh.size(); ++i) A.push_back(make<float>(bsh[i], with(Q, K), i == 0 && bsh.size() > 1));
+  const float scale = 1.0f / std::sqrt((float)C);
+  float* dscale; cudaMalloc(&dscale, 4); cudaMemcpy(dscale, &scale, 4, cudaMemcpyHostToDevice);
+  int64_t rows = 1; for (int d : batch) rows *= d;
+  const size_t n = rows * Q * C;
+  T *o1, *o2; cudaMalloc(&o1, n * sizeof(T)); cudaMalloc(&o2, n * sizeof(T));
+  const int blocks = (int)(rows * ((Q + 63) / 64));
+  cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
+  auto med = [&](auto launch, T* o) {
+    launch(A, dscale, (void*)o, blocks);
+    std::vector<float> ms;
+    for (int i = 0; i < 5; ++i) {
+      cudaEventRecord(e0); launch(A, dscale, (void*)o, blocks); cudaEventRecord(e1); cudaEventSynchronize(e1);
+      float t = 0; cudaEventElapsedTime(&t, e0, e1); ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[2];
+  };
+  const float tf = med(ffma, o1), tm = med(mma, o2);
+  cudaError_t e = cudaDeviceSynchronize();
+  if (e != cudaSuccess) { std::printf("FAIL %s: %s\n", name, cudaGetErrorString(e)); std::exit(1); }
+  std::vector<T> h1(n), h2(n);
+  cudaMemcpy(h1.data(), o1, n * sizeof(T), cudaMemcpyDeviceToHost); cudaMemcpy(h2.data(), o2, n * sizeof(T), cudaMemcpyDeviceToHost);
+  double diff = 0, ref = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double a = tof<T>(h1[i]), b = tof<T>(h2[i]);
+    diff = std::max(diff, std::isnan(b) ? 1e30 : std::fabs(a - b)); ref = std::max(ref, std::fabs(a));
+  }
+  std::printf("time %-34s ffma %8.3f ms  mma %8.3f ms  (%.2fx)  max |ffma - mma| %.3e (max |ffma| %.3f)\n", name, tf, tm, tf / tm, diff, ref);
+  for (auto& a : A) cudaFree(a.dev);
+  cudaFree(dscale); cudaFree(o1); cudaFree(o2); cudaEventDestroy(e0); cudaEventDestroy(e1);
+}
+int main(int argc, char** argv) {
   bool ok = true;
+  if (argc > 1 && std::string(argv[1]) == "time") {
+    fast_fill = true;
 )", stdout);
+  for (size_t i = 0; i < timings.size(); ++i) {
+    const auto& t = timings[i];
+    std::string args = "(const " + std::string(t.type) + "*)A[0].dev, A[0].sh(), A[0].st(), A[0].nd(), ";
+    for (int a = 1; a < 3 + (int)t.biases.size(); ++a) {
+      const std::string ty = a < 3 ? t.type : "float", ix = std::to_string(a);
+      args += "(const " + ty + "*)A[" + ix + "].dev, A[" + ix + "].sh(), A[" + ix + "].st(), A[" + ix + "].nd(), ";
+    }
+    args += "sc, (" + std::string(t.type) + "*)o";
+    std::string batch = "{", bsh = "{";
+    for (int d : t.batch) batch += std::to_string(d) + ",";
+    batch += "}";
+    for (auto& s : t.biases) {
+      bsh += "{";
+      for (int d : s) bsh += std::to_string(d) + ",";
+      bsh += "},";
+    }
+    bsh += "}";
+    std::printf("    timeit<%s>(\"%s\", %d, %d, %d, %s, %s,\n"
+                "      [](std::vector<Arr>& A, float* sc, void* o, int blocks) { tffma%zu<<<blocks, %d>>>(%s); },\n"
+                "      [](std::vector<Arr>& A, float* sc, void* o, int blocks) { tmma%zu<<<blocks, %d>>>(%s); });\n",
+                t.type, t.name, t.C, t.Q, t.K, batch.c_str(), bsh.c_str(), i, mlxs::kFlashQT, args.c_str(), i,
+                mlxs::kFlashMMAThreads, args.c_str());
+  }
+  std::printf("    return 0;\n  }\n");
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& c = cases[i];
     std::string args;
