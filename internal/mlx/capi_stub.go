@@ -21,7 +21,7 @@ func libBLAS() string                                  { return "" }
 func libGPUMemInfo() (int64, int64, bool)              { return 0, 0, false }
 func libGPUIO() string                                 { return "" }
 func libGPUSoftmaxBias(hnd, []hnd) (hnd, error)        { return nil, ErrUnavailable }
-func libGPUFlashAttention(hnd, hnd, hnd, []hnd, float32, Dtype) (hnd, error) {
+func libGPUFlashAttention(hnd, hnd, hnd, []hnd, float32, Dtype, bool) (hnd, error) {
 	return nil, ErrUnavailable
 }
 func libGPUBiasSum([]int, Dtype, bool, []hnd) (hnd, error)       { return nil, ErrUnavailable }

@@ -4,6 +4,7 @@
 // and cached by MLX). See gpu_kernels.h.
 
 #include "gpu_kernels.h"
+#include "gpu_flash_mma_source.h"
 #include "gpu_flash_source.h"
 
 #include <algorithm>
@@ -213,14 +214,32 @@ const mx::fast::CustomKernelFunction& flash_kernel(int nb, bool qk) {
   return kernels.emplace(key, std::move(fn)).first->second;
 }
 
+// The tensor-core kernel (gpu_flash_mma_source.h), mode qk only.
+const mx::fast::CustomKernelFunction& flash_mma_kernel(int nb) {
+  static std::mutex mu;
+  static std::map<int, mx::fast::CustomKernelFunction> kernels;
+  std::lock_guard<std::mutex> l(mu);
+  auto it = kernels.find(nb);
+  if (it != kernels.end()) return it->second;
+  std::vector<std::string> names{"q", "k", "v"};
+  for (int i = 0; i < nb; ++i) names.push_back("b" + std::to_string(i));
+  names.push_back("scale");
+  auto fn = mx::fast::cuda_kernel("of3c_flash_mma_" + std::to_string(nb), names, {"out"}, flash_mma_source(nb),
+                                  flash_mma_header(), /*ensure_row_contiguous=*/false);
+  return kernels.emplace(nb, std::move(fn)).first->second;
+}
+
 bool is_float(mx::Dtype dt) { return dt == mx::float32 || dt == mx::float16 || dt == mx::bfloat16; }
 
 }  // namespace
 
 mx::array gpu_flash_attention(const mx::array* q, const mx::array* k, const mx::array& v,
-                              const std::vector<mx::array>& biases, float scale, mx::Dtype out_dt) {
+                              const std::vector<mx::array>& biases, float scale, mx::Dtype out_dt, bool mma) {
   const bool qk = q != nullptr;
   if (qk != (k != nullptr)) throw std::invalid_argument("gpu_flash_attention: q and k go together");
+  if (mma && (!qk || (out_dt != mx::bfloat16 && out_dt != mx::float16) || q->dtype() != out_dt ||
+              k->dtype() != out_dt || v.dtype() != out_dt))
+    throw std::invalid_argument("gpu_flash_attention: the mma kernel takes q, k, v and the result of one dtype, bf16 or f16");
   if (!is_float(out_dt)) throw std::invalid_argument("gpu_flash_attention: the result must be f32, f16 or bf16");
   if (biases.size() > 4 || (!qk && biases.empty()))
     throw std::invalid_argument("gpu_flash_attention: 0 to 4 biases (1 to 4 without q and k)");
@@ -272,10 +291,18 @@ mx::array gpu_flash_attention(const mx::array* q, const mx::array* k, const mx::
   for (auto d : batch) rows *= d;
   if (rows == 0 || Q == 0) return mx::zeros(oshape, out_dt);  // nothing to launch
   if (K == 0) throw std::invalid_argument("gpu_flash_attention: no keys");
-  const int64_t blocks = rows * ((Q + kFlashQT - 1) / kFlashQT);
-  if (blocks * kFlashQT > INT32_MAX) throw std::invalid_argument("gpu_flash_attention: too many rows for one launch");
   std::vector<std::pair<std::string, mx::fast::TemplateArg>> targs{{"OutT", out_dt}, {"D", D}};
   if (qk) targs.emplace_back("C", C);
+  if (mma) {  // QT queries per block of kFlashMMAThreads threads; MLX's grid counts threads
+    const int64_t blocks = rows * ((Q + kFlashMMAQT - 1) / kFlashMMAQT);
+    if (blocks * kFlashMMAThreads > INT32_MAX)
+      throw std::invalid_argument("gpu_flash_attention: too many rows for one launch");
+    return flash_mma_kernel(static_cast<int>(biases.size()))(
+        ins, {oshape}, {out_dt}, {static_cast<int>(blocks * kFlashMMAThreads), 1, 1}, {kFlashMMAThreads, 1, 1}, targs,
+        std::nullopt, false, {})[0];
+  }
+  const int64_t blocks = rows * ((Q + kFlashQT - 1) / kFlashQT);
+  if (blocks * kFlashQT > INT32_MAX) throw std::invalid_argument("gpu_flash_attention: too many rows for one launch");
   auto outs = flash_kernel(static_cast<int>(biases.size()), qk)(
       ins, {oshape}, {out_dt}, {static_cast<int>(blocks * kFlashQT), 1, 1}, {kFlashQT, 1, 1}, targs, std::nullopt,
       false, {});
