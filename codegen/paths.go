@@ -27,6 +27,7 @@ type Path string
 
 // The paths. PathTable documents each one.
 const (
+	AttentionGPUFlashMMA    Path = "attention/gpu-flash-mma"
 	AttentionGPUFlash       Path = "attention/gpu-flash"
 	AttentionGPUSDPA        Path = "attention/gpu-sdpa"
 	AttentionCPUFused       Path = "attention/cpu-fused"
@@ -63,6 +64,8 @@ type PathInfo struct {
 // PathTable lists every lowering path in decision order per op (the first
 // whose condition holds is taken). docs/architecture.md prints it.
 var PathTable = []PathInfo{
+	{AttentionGPUFlashMMA, "of3c.Attention", "gpu", "attention/gpu-flash's condition, mode qk, q, k, v bf16/fp16 of one dtype; opt-in: OF3C_GPU_ATTENTION=flash-mma (not measured as faster than MLX's SDPA or the FFMA kernel yet)",
+		"internal/mlx GPUFlashAttentionMMA CUDA kernel: FlashAttention-2 on tensor cores (mma.sync m16n8k16, f32 accumulation), 16 queries per warp, 64-key tiles in shared memory, online softmax and biases in f32 (read in place), head sizes padded to 16 (q·kᵀ) and 8 (v); the logits are never written"},
 	{AttentionGPUFlash, "of3c.Attention", "gpu", "fast kernels on; q, k, v f32/bf16/fp16 (none f64), head sizes 1-64; 0-4 biases (1-4 in bias_only mode) broadcasting into the logits without enlarging them; logits rank ≤ 8; not where MLX's SDPA fits (bf16/fp16), unless compiled with --memory-budget and SDPA's summed mask would be as large as the logits; OF3C_GPU_ATTENTION=flash/noflash forces it on/off",
 		"internal/mlx GPUFlashAttention CUDA kernel: key tiles with an online softmax, biases read in place, f32 accumulation; the logits are never written; chunk attributes ignored"},
 	{AttentionGPUSDPA, "of3c.Attention", "gpu", "mode qk; q, k, v bf16/fp16 of one dtype; head size a multiple of 8 up to 128, v's the same; rank ≥ 3; no chunk attributes; the biases broadcast into the logits",
@@ -139,20 +142,32 @@ type AttentionSpec struct {
 func AttentionPath(o Options, a AttentionSpec) Path {
 	qk := a.Mode == graph.AttentionModeQK && a.Q.present() && a.K.present()
 	if o.Device == "gpu" && o.fastKernels() && flashFits(a) {
+		flash := AttentionGPUFlash
+		if flashMMAOverFFMA && flashMMAFits(a) {
+			flash = AttentionGPUFlashMMA
+		}
 		switch gpuAttentionEnv() {
 		case "flash":
+			return flash
+		case "flash-mma":
+			if flashMMAFits(a) {
+				return AttentionGPUFlashMMA
+			}
+			return AttentionGPUFlash
+		case "flash-ffma":
 			return AttentionGPUFlash
 		case "noflash":
 		default:
 			// bf16/fp16: MLX's fused SDPA (cuDNN, tensor cores) ran the
-			// OF3-width PairFormerBlock 2.2× faster than this FFMA kernel
-			// at N = 1024 on an H200 (78.6 vs 174.9 ms), at 1.5× its peak
-			// (20.6 vs 13.5 GiB; docs/notes/2026-12-03-gpu-flash-attention.md).
+			// OF3-width PairFormerBlock 2.2× faster than the FFMA flash
+			// kernel at N = 1024 on an H200 (78.6 vs 174.9 ms), at 1.5× its
+			// peak (20.6 vs 13.5 GiB; docs/notes/2026-12-03-gpu-flash-attention.md).
 			// It keeps them unless the program was compiled under a memory
-			// budget and SDPA would write a full-size summed mask.
+			// budget and SDPA would write a full-size summed mask, or the
+			// mma kernel is as fast (flashMMAOverSDPA).
 			sdpa := qk && a.BatchChunk <= 0 && a.QueryChunk <= 0 && a.KVChunk <= 0 && sdpaFits(a)
-			if !sdpa || (o.Budgeted && sdpaMaskFull(a)) {
-				return AttentionGPUFlash
+			if !sdpa || (o.Budgeted && sdpaMaskFull(a)) || (flashMMAOverSDPA && flash == AttentionGPUFlashMMA) {
+				return flash
 			}
 		}
 	}
@@ -241,6 +256,25 @@ func flashFits(a AttentionSpec) bool {
 		shp = append(shp, b.Shape)
 	}
 	return passes.GPUFlashAttention(a.Mode, dts, shp)
+}
+
+// flashMMAOverFFMA: where a flash kernel runs, bf16/fp16 attention that the
+// tensor-core kernel fits takes it rather than the FFMA kernel.
+// flashMMAOverSDPA: it also takes it where MLX's SDPA would run. Variables
+// so that tests can set them; the measurements behind their values are in
+// docs/notes/2026-12-03-gpu-flash-attention.md.
+var flashMMAOverFFMA, flashMMAOverSDPA = false, false
+
+// flashMMAFits is the condition of the tensor-core flash kernel
+// (passes.GPUFlashAttentionMMA).
+func flashMMAFits(a AttentionSpec) bool {
+	dts := []graph.DType{a.Q.DType, a.K.DType, a.V.DType}
+	shp := [][]int64{a.Q.Shape, a.K.Shape, a.V.Shape}
+	for _, b := range a.Biases {
+		dts = append(dts, b.DType)
+		shp = append(shp, b.Shape)
+	}
+	return passes.GPUFlashAttentionMMA(a.Mode, dts, shp)
 }
 
 // sdpaMaskFull reports whether the biases sum to a mask as large as the

@@ -246,6 +246,11 @@ func TestAttentionFlashPaths(t *testing.T) {
 		{"forced on: bf16 key mask only", "flash", gpu, with(tri(bf, 32), func(a *AttentionSpec) { a.Biases = a.Biases[:1] }), AttentionGPUFlash},
 		{"forced off", "noflash", gpu, tri(f32, 32), AttentionGPUSoftmaxBias},
 		{"forced off bf16", "noflash", gpu, tri(bf, 32), AttentionGPUSDPA},
+		{"mma forced: bf16 triangle attention", "flash-mma", gpu, tri(bf, 32), AttentionGPUFlashMMA},
+		{"mma forced: fp16 head 8", "flash-mma", gpu, tri(f16, 8), AttentionGPUFlashMMA},
+		{"mma forced: f32 keeps the FFMA kernel", "flash-mma", gpu, tri(f32, 32), AttentionGPUFlash},
+		{"mma forced: head 72 fits neither", "flash-mma", gpu, tri(bf, 72), AttentionGPUSDPA},
+		{"FFMA forced: bf16", "flash-ffma", gpu, tri(bf, 32), AttentionGPUFlash},
 	} {
 		setAttentionEnv(t, c.env)
 		if got := AttentionPath(c.o, c.a); got != c.want {
