@@ -48,7 +48,7 @@ __device__ __forceinline__ void of3c_mma(float* c, const unsigned* a, unsigned b
 // (q, k, v, b0..b{nb-1} broadcast to the full batch shape and read through
 // their strides, a one element f32 `scale`) and template constants (C, D,
 // OutT) — for q, k, v of dtype OutT, bf16 or fp16, on tensor cores, in the
-// FlashAttention-2 arrangement: kFlashMMAWarps warps per block, each owning
+// FlashAttention-2 arrangement: `warps` warps per block, each owning
 // 16 queries (their q fragments in registers, the head size padded with
 // zeros to a multiple of 16); keys in tiles of 64 staged in shared memory
 // (k row-major, v transposed, both padded by 8 halves so that the fragment
@@ -60,7 +60,9 @@ __device__ __forceinline__ void of3c_mma(float* c, const unsigned* a, unsigned b
 // kept per thread and reduced over the row's 4 threads at the end); P
 // rounded to OutT and multiplied by v on tensor cores (v's D padded to a
 // multiple of 8). Result row-contiguous [batch.., Q, D] in OutT.
-inline std::string flash_mma_source(int nb) {
+// warps: the block's warps (kFlashMMAWarps in gpu_kernels.cc; flash_check
+// times others).
+inline std::string flash_mma_source(int nb, int warps = 4) {
   std::string off_decl, off_acc, row_decl, bias_a, bias_b;
   for (int i = 0; i < nb; ++i) {
     const std::string n = std::to_string(i), b = "b" + n;
@@ -74,8 +76,7 @@ inline std::string flash_mma_source(int nb) {
     bias_b += "          x2 += " + b + "[rb" + n + " + col * sk" + n + "];\n";
     bias_b += "          if (c1) x3 += " + b + "[rb" + n + " + (col + 1) * sk" + n + "];\n";
   }
-  return R"(
-  constexpr int NW = 4;          // warps per block, 16 queries each
+  return "\n  constexpr int NW = " + std::to_string(warps) + R"(;  // warps per block, 16 queries each
   constexpr int QB = 16 * NW;    // queries per block
   constexpr int KT = 64;         // keys per tile
   constexpr int CP = (C + 15) / 16 * 16;  // q·kᵀ's k-dim, padded
@@ -257,8 +258,10 @@ inline std::string flash_mma_source(int nb) {
 )";
 }
 
-// kFlashMMAQT is the mma kernel's queries per block (4 warps of 16).
-constexpr int kFlashMMAQT = 64;
-constexpr int kFlashMMAThreads = 128;
+// The mma kernel's block as gpu_kernels.cc launches it: kFlashMMAWarps
+// warps of 16 queries.
+constexpr int kFlashMMAWarps = 4;
+constexpr int kFlashMMAQT = 16 * kFlashMMAWarps;
+constexpr int kFlashMMAThreads = 32 * kFlashMMAWarps;
 
 }  // namespace mlxs

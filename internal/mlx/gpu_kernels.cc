@@ -224,7 +224,7 @@ const mx::fast::CustomKernelFunction& flash_mma_kernel(int nb) {
   std::vector<std::string> names{"q", "k", "v"};
   for (int i = 0; i < nb; ++i) names.push_back("b" + std::to_string(i));
   names.push_back("scale");
-  auto fn = mx::fast::cuda_kernel("of3c_flash_mma_" + std::to_string(nb), names, {"out"}, flash_mma_source(nb),
+  auto fn = mx::fast::cuda_kernel("of3c_flash_mma_" + std::to_string(nb), names, {"out"}, flash_mma_source(nb, kFlashMMAWarps),
                                   flash_mma_header(), /*ensure_row_contiguous=*/false);
   return kernels.emplace(nb, std::move(fn)).first->second;
 }

@@ -62,6 +62,7 @@ int main() {
     int C, Q, K;
     std::vector<int> batch;
     std::vector<std::vector<int>> biases;
+    int warps = mlxs::kFlashMMAWarps;  // the mma kernel's block
   };
   std::vector<Timing> timings = {
       {"tri-att N=1024 H4 C32 bf16", "__nv_bfloat16", 32, 1024, 1024, {1024, 4}, {{1024, 1, 1, 1024}, {1, 4, 1024, 1024}}},
@@ -69,6 +70,8 @@ int main() {
       {"tri-att N=512 H4 C32 bf16", "__nv_bfloat16", 32, 512, 512, {512, 4}, {{512, 1, 1, 512}, {1, 4, 512, 512}}},
       {"tmpl tri-att N=1024 H4 C16 bf16", "__nv_bfloat16", 16, 1024, 1024, {1024, 4}, {{1024, 1, 1, 1024}, {1, 4, 1024, 1024}}},
       {"pair-bias att N=1024 H16 C24 bf16", "__nv_bfloat16", 24, 1024, 1024, {1, 16}, {{1, 1, 1, 1024}, {1, 16, 1024, 1024}}},
+      {"tri-att N=1024 H4 C32 bf16, mma 8 warps", "__nv_bfloat16", 32, 1024, 1024, {1024, 4}, {{1024, 1, 1, 1024}, {1, 4, 1024, 1024}}, 8},
+      {"tri-att N=1024 H4 C32 bf16, mma 2 warps", "__nv_bfloat16", 32, 1024, 1024, {1024, 4}, {{1024, 1, 1, 1024}, {1, 4, 1024, 1024}}, 2},
   };
   std::fputs(R"(#include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -116,7 +119,7 @@ struct Strides { int64_t v[8]; __host__ __device__ int64_t operator[](int i) con
     std::printf("__global__ void tffma%zu(%s) {\n  constexpr int D = %d;\n  constexpr int C = %d;\n  using OutT = %s;\n%s\n}\n", i,
                 params_for(t.type, nb).c_str(), t.C, t.C, t.type, mlxs::flash_attention_source(nb, true).c_str());
     std::printf("__global__ void tmma%zu(%s) {\n  constexpr int D = %d;\n  constexpr int C = %d;\n  using OutT = %s;\n%s\n}\n", i,
-                params_for(t.type, nb).c_str(), t.C, t.C, t.type, mlxs::flash_mma_source(nb).c_str());
+                params_for(t.type, nb).c_str(), t.C, t.C, t.type, mlxs::flash_mma_source(nb, t.warps).c_str());
   }
   std::fputs(R"(
 struct Arr {  // a view [full..] of storage of shape st_shape (contiguous), rounded to the input dtype
@@ -216,7 +219,7 @@ bool check(const char* name, bool qk, int C, int D, int Q, int K, std::vector<in
 // timeit runs the FFMA kernel (ffma) and the mma kernel (mma) on the same operands: median of 5 launches after
 // one warm-up (CUDA events), and the largest difference between their outputs.
 template <typename T, typename F, typename M>
-void timeit(const char* name, int C, int Q, int K, std::vector<int> batch, std::vector<std::vector<int>> bsh, F ffma, M mma) {
+void timeit(const char* name, int C, int Q, int K, std::vector<int> batch, std::vector<std::vector<int>> bsh, int mma_qt, F ffma, M mma) {
   auto with = [&](int a, int b) { auto s = batch; s.push_back(a); s.push_back(b); return s; };
   std::vector<Arr> A;
   A.push_back(make<T>(with(Q, C), with(Q, C), false));
@@ -228,9 +231,9 @@ void timeit(const char* name, int C, int Q, int K, std::vector<int> batch, std::
   int64_t rows = 1; for (int d : batch) rows *= d;
   const size_t n = rows * Q * C;
   T *o1, *o2; cudaMalloc(&o1, n * sizeof(T)); cudaMalloc(&o2, n * sizeof(T));
-  const int blocks = (int)(rows * ((Q + 63) / 64));
   cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
-  auto med = [&](auto launch, T* o) {
+  auto med = [&](auto launch, T* o, int qt) {
+    const int blocks = (int)(rows * ((Q + qt - 1) / qt));
     launch(A, dscale, (void*)o, blocks);
     std::vector<float> ms;
     for (int i = 0; i < 5; ++i) {
@@ -240,7 +243,7 @@ void timeit(const char* name, int C, int Q, int K, std::vector<int> batch, std::
     std::sort(ms.begin(), ms.end());
     return ms[2];
   };
-  const float tf = med(ffma, o1), tm = med(mma, o2);
+  const float tf = med(ffma, o1, 64), tm = med(mma, o2, mma_qt);
   cudaError_t e = cudaDeviceSynchronize();
   if (e != cudaSuccess) { std::printf("FAIL %s: %s\n", name, cudaGetErrorString(e)); std::exit(1); }
   std::vector<T> h1(n), h2(n);
@@ -276,11 +279,11 @@ int main(int argc, char** argv) {
       bsh += "},";
     }
     bsh += "}";
-    std::printf("    timeit<%s>(\"%s\", %d, %d, %d, %s, %s,\n"
+    std::printf("    timeit<%s>(\"%s\", %d, %d, %d, %s, %s, %d,\n"
                 "      [](std::vector<Arr>& A, float* sc, void* o, int blocks) { tffma%zu<<<blocks, %d>>>(%s); },\n"
                 "      [](std::vector<Arr>& A, float* sc, void* o, int blocks) { tmma%zu<<<blocks, %d>>>(%s); });\n",
-                t.type, t.name, t.C, t.Q, t.K, batch.c_str(), bsh.c_str(), i, mlxs::kFlashQT, args.c_str(), i,
-                mlxs::kFlashMMAThreads, args.c_str());
+                t.type, t.name, t.C, t.Q, t.K, batch.c_str(), bsh.c_str(), 16 * t.warps, i, mlxs::kFlashQT, args.c_str(), i,
+                32 * t.warps, args.c_str());
   }
   std::printf("    return 0;\n  }\n");
   for (size_t i = 0; i < cases.size(); ++i) {
