@@ -264,9 +264,10 @@ func flashFits(a AttentionSpec) bool {
 // pair bias: 16.2 vs 63.6 ms; scripts/gpu/flash_check time), same memory.
 // flashMMAOverSDPA: it also takes it where MLX's SDPA would run. Off: the
 // estimate from those kernel times puts the PairFormerBlock at SDPA's speed
-// (≈79.5 vs 78.6 ms at N = 1024 bf16) at ~35 % less peak, but the kernel
-// has not yet run through MLX (NVRTC) on the device; one block run with
-// OF3C_GPU_ATTENTION=flash decides it. Variables so that tests can set them;
+// (≈79.5 vs 78.6 ms at N = 1024 bf16) at ~35 % less peak, but that is an
+// estimate: the kernel has not yet run through MLX on the device (NVRTC
+// compiles it as MLX wraps it); one block run with OF3C_GPU_ATTENTION=flash
+// decides it. Variables so that tests can set them;
 // docs/notes/2026-12-03-gpu-flash-attention.md has the numbers.
 var flashMMAOverFFMA, flashMMAOverSDPA = true, false
 
