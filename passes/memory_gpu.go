@@ -10,7 +10,8 @@ import (
 
 // The GPU model. On Options.Device "gpu" the planner models what the GPU
 // lowering runs: an of3c.Attention that GPUFlashAttention accepts runs as
-// internal/mlx's flash kernel (codegen path attention/gpu-flash), which
+// internal/mlx's flash kernel (codegen path attention/gpu-flash, or its
+// tensor-core sibling attention/gpu-flash-mma for bf16/fp16), which
 // never writes the logits and ignores the chunk attributes — its memory is
 // its output plus the f32 copies of its biases (the lowering reads each
 // bias as f32 with −inf clamped to −1e9), as for the CPU's fused kernel.
