@@ -56,8 +56,12 @@ func lowerAttention(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	ops := t.operands(in)
 	path := t.choose(n, ops)
 	switch path {
-	case AttentionGPUFlash:
-		if out, ok := t.flashAttention(q, k, v, biases, scale, dt); ok {
+	case AttentionGPUFlash, AttentionGPUFlashMMA:
+		mma := path == AttentionGPUFlashMMA && t.flashMMAOperands(q, k, v)
+		if path == AttentionGPUFlashMMA && !mma {
+			t.record(n, AttentionGPUFlash, 0) // device dtypes other than planned: the FFMA kernel
+		}
+		if out, ok := t.flashAttention(q, k, v, biases, scale, dt, mma); ok {
 			return t.one(out, dt)
 		}
 		if err := s.Err(); err != nil {

@@ -129,8 +129,11 @@ func (t *tracer) fusedSDPA(q, k, v *val, biases []*val, scale float64) (*mlx.Arr
 // read as the unfused path reads them (readBias: f32, −inf → −1e9), in
 // place through broadcast strides; accumulation and softmax are f32. The
 // chunk attributes are ignored (there is nothing left to chunk). q and k
-// are nil in bias_only mode. ok false when an operand is missing.
-func (t *tracer) flashAttention(q, k, v *val, biases []*val, scale float64, dt graph.DType) (*mlx.Array, bool) {
+// are nil in bias_only mode. ok false when an operand is missing. mma: the
+// tensor-core kernel (path AttentionGPUFlashMMA; flashMMAOperands holds),
+// whose result, in q's dtype, is cast to the device dtype of dt if that
+// differs.
+func (t *tracer) flashAttention(q, k, v *val, biases []*val, scale float64, dt graph.DType, mma bool) (*mlx.Array, bool) {
 	var qa, ka *mlx.Array
 	if q != nil {
 		if qa, ka = t.arr(q), t.arr(k); qa == nil || ka == nil {
@@ -152,6 +155,27 @@ func (t *tracer) flashAttention(q, k, v *val, biases []*val, scale float64, dt g
 		}
 		bs = append(bs, rb)
 	}
-	out := t.s.GPUFlashAttention(qa, ka, va, bs, float32(scale), t.ddt(dt))
+	var out *mlx.Array
+	if mma {
+		if out = t.s.GPUFlashAttentionMMA(qa, ka, va, bs, float32(scale)); out != nil && out.Dtype() != t.ddt(dt) {
+			out = t.s.AsType(out, t.ddt(dt))
+		}
+	} else {
+		out = t.s.GPUFlashAttention(qa, ka, va, bs, float32(scale), t.ddt(dt))
+	}
 	return out, out != nil && t.s.Err() == nil
+}
+
+// flashMMAOperands reports whether q, k and v are, on the device, of the
+// one dtype (bf16 or fp16) the tensor-core flash kernel takes.
+func (t *tracer) flashMMAOperands(q, k, v *val) bool {
+	if q == nil || k == nil {
+		return false
+	}
+	qa, ka, va := t.arr(q), t.arr(k), t.arr(v)
+	if qa == nil || ka == nil || va == nil {
+		return false
+	}
+	dt := qa.Dtype()
+	return (dt == mlx.BFloat16 || dt == mlx.Float16) && ka.Dtype() == dt && va.Dtype() == dt
 }

@@ -27,6 +27,7 @@ type Path string
 
 // The paths. PathTable documents each one.
 const (
+	AttentionGPUFlashMMA    Path = "attention/gpu-flash-mma"
 	AttentionGPUFlash       Path = "attention/gpu-flash"
 	AttentionGPUSDPA        Path = "attention/gpu-sdpa"
 	AttentionCPUFused       Path = "attention/cpu-fused"
@@ -66,6 +67,8 @@ type PathInfo struct {
 // PathTable lists every lowering path in decision order per op (the first
 // whose condition holds is taken). docs/architecture.md prints it.
 var PathTable = []PathInfo{
+	{AttentionGPUFlashMMA, "of3c.Attention", "gpu", "attention/gpu-flash's condition, mode qk, q, k, v bf16/fp16 of one dtype: wherever attention/gpu-flash would be taken (3.9× faster than its FFMA kernel on an H200, same memory); not over MLX's SDPA by default (estimated as fast at 35 % less peak, not yet run through MLX); OF3C_GPU_ATTENTION=flash-mma forces it where it fits, flash-ffma keeps the FFMA kernel",
+		"internal/mlx GPUFlashAttentionMMA CUDA kernel: FlashAttention-2 on tensor cores (mma.sync m16n8k16, f32 accumulation), 16 queries per warp, 64-key tiles in shared memory, online softmax and biases in f32 (read in place), head sizes padded to 16 (q·kᵀ) and 8 (v); the logits are never written"},
 	{AttentionGPUFlash, "of3c.Attention", "gpu", "fast kernels on; q, k, v f32/bf16/fp16 (none f64), head sizes 1-64; 0-4 biases (1-4 in bias_only mode) broadcasting into the logits without enlarging them; logits rank ≤ 8; not where MLX's SDPA fits (bf16/fp16), unless compiled with --memory-budget and SDPA's summed mask would be as large as the logits; OF3C_GPU_ATTENTION=flash/noflash forces it on/off",
 		"internal/mlx GPUFlashAttention CUDA kernel: key tiles with an online softmax, biases read in place, f32 accumulation; f32 q/k/v: register-tiled (64 queries x 32-64 keys per block, 4 x 4-8 logits per thread; OF3C_GPU_FLASH_F32=0: the one-thread-per-query kernel); the logits are never written; chunk attributes ignored"},
 	{AttentionGPUSDPA, "of3c.Attention", "gpu", "mode qk; q, k, v bf16/fp16 of one dtype; head size a multiple of 8 up to 128, v's the same; rank ≥ 3; no chunk attributes; the biases broadcast into the logits",
@@ -145,20 +148,32 @@ type AttentionSpec struct {
 func AttentionPath(o Options, a AttentionSpec) Path {
 	qk := a.Mode == graph.AttentionModeQK && a.Q.present() && a.K.present()
 	if o.Device == "gpu" && o.fastKernels() && flashFits(a) {
+		flash := AttentionGPUFlash
+		if flashMMAOverFFMA && flashMMAFits(a) {
+			flash = AttentionGPUFlashMMA
+		}
 		switch gpuAttentionEnv() {
 		case "flash":
+			return flash
+		case "flash-mma":
+			if flashMMAFits(a) {
+				return AttentionGPUFlashMMA
+			}
+			return AttentionGPUFlash
+		case "flash-ffma":
 			return AttentionGPUFlash
 		case "noflash":
 		default:
 			// bf16/fp16: MLX's fused SDPA (cuDNN, tensor cores) ran the
-			// OF3-width PairFormerBlock 2.2× faster than this FFMA kernel
-			// at N = 1024 on an H200 (78.6 vs 174.9 ms), at 1.5× its peak
-			// (20.6 vs 13.5 GiB; docs/notes/2026-12-03-gpu-flash-attention.md).
+			// OF3-width PairFormerBlock 2.2× faster than the FFMA flash
+			// kernel at N = 1024 on an H200 (78.6 vs 174.9 ms), at 1.5× its
+			// peak (20.6 vs 13.5 GiB; docs/notes/2026-12-03-gpu-flash-attention.md).
 			// It keeps them unless the program was compiled under a memory
-			// budget and SDPA would write a full-size summed mask.
+			// budget and SDPA would write a full-size summed mask, or the
+			// mma kernel is as fast (flashMMAOverSDPA).
 			sdpa := qk && a.BatchChunk <= 0 && a.QueryChunk <= 0 && a.KVChunk <= 0 && sdpaFits(a)
-			if !sdpa || (o.Budgeted && sdpaMaskFull(a)) {
-				return AttentionGPUFlash
+			if !sdpa || (o.Budgeted && sdpaMaskFull(a)) || (flashMMAOverSDPA && flash == AttentionGPUFlashMMA) {
+				return flash
 			}
 		}
 	}
@@ -247,6 +262,31 @@ func flashFits(a AttentionSpec) bool {
 		shp = append(shp, b.Shape)
 	}
 	return passes.GPUFlashAttention(a.Mode, dts, shp)
+}
+
+// flashMMAOverFFMA: where a flash kernel runs, bf16/fp16 attention that the
+// tensor-core kernel fits takes it rather than the FFMA kernel — measured
+// 3.9× faster on an H200 (triangle attention N = 1024, H 4, C 32, mask +
+// pair bias: 16.2 vs 63.6 ms; scripts/gpu/flash_check time), same memory.
+// flashMMAOverSDPA: it also takes it where MLX's SDPA would run. Off: the
+// estimate from those kernel times puts the PairFormerBlock at SDPA's speed
+// (≈79.5 vs 78.6 ms at N = 1024 bf16) at ~35 % less peak, but that is an
+// estimate: the kernel has not yet run through MLX on the device (NVRTC
+// compiles it as MLX wraps it); one block run with OF3C_GPU_ATTENTION=flash
+// decides it. Variables so that tests can set them;
+// docs/notes/2026-12-03-gpu-flash-attention.md has the numbers.
+var flashMMAOverFFMA, flashMMAOverSDPA = true, false
+
+// flashMMAFits is the condition of the tensor-core flash kernel
+// (passes.GPUFlashAttentionMMA).
+func flashMMAFits(a AttentionSpec) bool {
+	dts := []graph.DType{a.Q.DType, a.K.DType, a.V.DType}
+	shp := [][]int64{a.Q.Shape, a.K.Shape, a.V.Shape}
+	for _, b := range a.Biases {
+		dts = append(dts, b.DType)
+		shp = append(shp, b.Shape)
+	}
+	return passes.GPUFlashAttentionMMA(a.Mode, dts, shp)
 }
 
 // sdpaMaskFull reports whether the biases sum to a mask as large as the

@@ -185,10 +185,11 @@ func setAttentionEnv(t *testing.T, v string) {
 	t.Cleanup(func() { gpuAttentionEnv = old })
 }
 
-// The GPU's flash kernel: taken for every f32 attention it fits (as fast as
+// The GPU's flash kernels: taken for every f32 attention they fit (as fast as
 // the unfused path, at half its peak: measured); bf16/fp16 keep MLX's
-// fused SDPA (2.2× faster) unless a memory budget was given and SDPA would
-// write a full-size summed mask.
+// fused SDPA (2.2× faster than the FFMA kernel) unless a memory budget was
+// given and SDPA would write a full-size summed mask; where a flash kernel
+// runs for bf16/fp16, the tensor-core one (3.9× faster than the FFMA one).
 func TestAttentionFlashPaths(t *testing.T) {
 	setAttentionEnv(t, "")
 	const N = 2048
@@ -227,29 +228,52 @@ func TestAttentionFlashPaths(t *testing.T) {
 		{"f32 head sizes of q and v differ", "", gpu, with(tri(f32, 32), func(a *AttentionSpec) { a.V = op(f32, N, 4, N, 16) }), AttentionGPUFlash},
 		{"q and k head sizes differ", "", gpu, with(tri(f32, 32), func(a *AttentionSpec) { a.K = op(f32, N, 4, N, 16) }), AttentionGPUSoftmaxBias},
 		{"bf16 triangle attention: SDPA is faster", "", gpu, tri(bf, 32), AttentionGPUSDPA},
-		{"bf16 triangle attention under a budget: SDPA would write a [N,H,N,N] mask", "", budgeted, tri(bf, 32), AttentionGPUFlash},
-		{"fp16 triangle attention under a budget", "", budgeted, tri(f16, 32), AttentionGPUFlash},
+		{"bf16 triangle attention under a budget: SDPA would write a [N,H,N,N] mask", "", budgeted, tri(bf, 32), AttentionGPUFlashMMA},
+		{"fp16 triangle attention under a budget", "", budgeted, tri(f16, 32), AttentionGPUFlashMMA},
 		{"bf16 attention with pair bias", "", gpu, apb(bf), AttentionGPUSDPA},
-		{"bf16 attention with pair bias under a budget: mask as large as the logits", "", budgeted, apb(bf), AttentionGPUFlash},
+		{"bf16 attention with pair bias under a budget: mask as large as the logits", "", budgeted, apb(bf), AttentionGPUFlashMMA},
 		{"bf16 key mask only under a budget: SDPA", "", budgeted, with(tri(bf, 32), func(a *AttentionSpec) { a.Biases = a.Biases[:1] }), AttentionGPUSDPA},
 		{"f32 under a budget", "", budgeted, tri(f32, 32), AttentionGPUFlash},
 		{"bf16 key mask only: SDPA", "", gpu, with(tri(bf, 32), func(a *AttentionSpec) { a.Biases = a.Biases[:1] }), AttentionGPUSDPA},
 		{"bf16 no bias: SDPA", "", gpu, with(tri(bf, 32), func(a *AttentionSpec) { a.Biases = nil }), AttentionGPUSDPA},
 		{"bf16 head 128: SDPA", "", gpu, tri(bf, 128), AttentionGPUSDPA},
-		{"bf16 head 36", "", gpu, tri(bf, 36), AttentionGPUFlash},
+		{"bf16 head 36: no SDPA, the mma kernel", "", gpu, tri(bf, 36), AttentionGPUFlashMMA},
+		{"bf16 q, k with f32 v: the FFMA kernel", "", budgeted, with(tri(bf, 32), func(a *AttentionSpec) { a.V = op(f32, N, 4, N, 32) }), AttentionGPUFlash},
 		{"bias_only (MSA pair-weighted averaging)", "", gpu, AttentionSpec{Mode: "bias_only", V: op(f32, N, 8, N, 8),
 			Biases: []Operand{op(f32, 1, 8, N, N), op(f32, N, N)}}, AttentionGPUFlash},
 		{"bias_only bias enlarges the batch", "", gpu, AttentionSpec{Mode: "bias_only", V: op(f32, 8, N, 8),
 			Biases: []Operand{op(f32, 4, 8, N, N)}}, AttentionGPUSoftmax},
 		{"fast kernels off", "", Options{Device: "gpu", NoFastKernels: true}, tri(f32, 32), AttentionGPUSoftmax},
 		{"cpu unaffected", "flash", Options{Device: "cpu"}, tri(f32, 32), AttentionCPUFused},
-		{"forced on: bf16 key mask only", "flash", gpu, with(tri(bf, 32), func(a *AttentionSpec) { a.Biases = a.Biases[:1] }), AttentionGPUFlash},
+		{"forced on: bf16 key mask only", "flash", gpu, with(tri(bf, 32), func(a *AttentionSpec) { a.Biases = a.Biases[:1] }), AttentionGPUFlashMMA},
+		{"forced on: f32", "flash", gpu, tri(f32, 32), AttentionGPUFlash},
 		{"forced off", "noflash", gpu, tri(f32, 32), AttentionGPUSoftmaxBias},
 		{"forced off bf16", "noflash", gpu, tri(bf, 32), AttentionGPUSDPA},
+		{"mma forced: bf16 triangle attention", "flash-mma", gpu, tri(bf, 32), AttentionGPUFlashMMA},
+		{"mma forced: fp16 head 8", "flash-mma", gpu, tri(f16, 8), AttentionGPUFlashMMA},
+		{"mma forced: f32 keeps the FFMA kernel", "flash-mma", gpu, tri(f32, 32), AttentionGPUFlash},
+		{"mma forced: head 72 fits neither", "flash-mma", gpu, tri(bf, 72), AttentionGPUSDPA},
+		{"FFMA forced: bf16", "flash-ffma", gpu, tri(bf, 32), AttentionGPUFlash},
 	} {
 		setAttentionEnv(t, c.env)
 		if got := AttentionPath(c.o, c.a); got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+	}
+	// The two rules of the tensor-core kernel, switched.
+	setAttentionEnv(t, "")
+	defer func(f, s bool) { flashMMAOverFFMA, flashMMAOverSDPA = f, s }(flashMMAOverFFMA, flashMMAOverSDPA)
+	flashMMAOverFFMA, flashMMAOverSDPA = false, false
+	if got := AttentionPath(budgeted, tri(bf, 32)); got != AttentionGPUFlash {
+		t.Errorf("mma off, budgeted bf16: %s", got)
+	}
+	flashMMAOverFFMA, flashMMAOverSDPA = true, true
+	for _, c := range []struct {
+		a    AttentionSpec
+		want Path
+	}{{tri(bf, 32), AttentionGPUFlashMMA}, {apb(f16), AttentionGPUFlashMMA}, {tri(f32, 32), AttentionGPUFlash}, {tri(bf, 128), AttentionGPUSDPA}} {
+		if got := AttentionPath(gpu, c.a); got != c.want {
+			t.Errorf("mma over SDPA, %v: %s, want %s", c.a.Q, got, c.want)
 		}
 	}
 }
@@ -288,7 +312,7 @@ func TestPlanLowerings(t *testing.T) {
 		{Options{Device: "gpu"}, AttentionGPUFlash},
 		{Options{Device: "gpu", Precision: "bf16"}, AttentionGPUSDPA},
 		{Options{Device: "gpu", Precision: "fp16"}, AttentionGPUSDPA},
-		{Options{Device: "gpu", Precision: "bf16", Budgeted: true}, AttentionGPUFlash},
+		{Options{Device: "gpu", Precision: "bf16", Budgeted: true}, AttentionGPUFlashMMA},
 	} {
 		ls, err := PlanLowerings(g, c.o)
 		if err != nil {

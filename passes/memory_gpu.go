@@ -10,7 +10,8 @@ import (
 
 // The GPU model. On Options.Device "gpu" the planner models what the GPU
 // lowering runs: an of3c.Attention that GPUFlashAttention accepts runs as
-// internal/mlx's flash kernel (codegen path attention/gpu-flash), which
+// internal/mlx's flash kernel (codegen path attention/gpu-flash, or its
+// tensor-core sibling attention/gpu-flash-mma for bf16/fp16), which
 // never writes the logits and ignores the chunk attributes — its memory is
 // its output plus the f32 copies of its biases (the lowering reads each
 // bias as f32 with −inf clamped to −1e9), as for the CPU's fused kernel.
@@ -80,9 +81,23 @@ func GPUFlashAttention(mode string, dts []graph.DType, shp [][]int64) bool {
 		(!qk || full[len(full)-2] == Q)
 }
 
-// GPUAttentionEnv reads OF3C_GPU_ATTENTION: "flash" takes the GPU flash
-// kernel wherever it fits, "noflash" never (the paths before it existed, for
-// comparisons); anything else leaves the choice to codegen's AttentionPath.
+// GPUFlashAttentionMMA is the condition of the tensor-core (mma.sync) flash
+// kernel, the one copy of its rule: GPUFlashAttention's in mode qk, with q,
+// k and v of one dtype, bf16 or fp16. Its memory is the FFMA kernel's (the
+// logits are never written), so the planner models both alike.
+func GPUFlashAttentionMMA(mode string, dts []graph.DType, shp [][]int64) bool {
+	if mode != graph.AttentionModeQK || len(dts) < 3 || (dts[0] != graph.BFloat16 && dts[0] != graph.Float16) ||
+		dts[1] != dts[0] || dts[2] != dts[0] {
+		return false
+	}
+	return GPUFlashAttention(mode, dts, shp)
+}
+
+// GPUAttentionEnv reads OF3C_GPU_ATTENTION: "flash" takes a GPU flash
+// kernel wherever one fits, "flash-mma" the tensor-core one where it fits
+// (the FFMA one elsewhere), "flash-ffma" the FFMA one; "noflash" never (the
+// paths before them, for comparisons); anything else leaves the choice to
+// codegen's AttentionPath.
 // The planner follows it too, so a noflash run is planned with its logits.
 // A variable, so tests can replace it.
 var GPUAttentionEnv = func() string { return os.Getenv("OF3C_GPU_ATTENTION") }

@@ -41,6 +41,34 @@ func TestGPUFlashAttentionCondition(t *testing.T) {
 	}
 }
 
+func TestGPUFlashAttentionMMACondition(t *testing.T) {
+	f32, bf, f16, none := graph.Float32, graph.BFloat16, graph.Float16, graph.Undefined
+	const N = 2048
+	tri := func(c int64) [][]int64 {
+		return [][]int64{{N, 4, N, c}, {N, 4, N, c}, {N, 4, N, c}, {N, 1, 1, N}, {1, 4, N, N}}
+	}
+	for _, c := range []struct {
+		name string
+		mode string
+		dts  []graph.DType
+		shp  [][]int64
+		want bool
+	}{
+		{"triangle attention bf16", "qk", []graph.DType{bf, bf, bf, f32, f32}, tri(32), true},
+		{"triangle attention fp16 head 8", "qk", []graph.DType{f16, f16, f16, f32, f32}, tri(8), true},
+		{"head 64", "qk", []graph.DType{bf, bf, bf, f32, f32}, tri(64), true},
+		{"head 72", "qk", []graph.DType{bf, bf, bf, f32, f32}, tri(72), false},
+		{"f32", "qk", []graph.DType{f32, f32, f32, f32, f32}, tri(32), false},
+		{"mixed bf16 and fp16", "qk", []graph.DType{bf, bf, f16, f32, f32}, tri(32), false},
+		{"bf16 q, f32 v", "qk", []graph.DType{bf, bf, f32, f32, f32}, tri(32), false},
+		{"bias_only", "bias_only", []graph.DType{none, none, bf, f32}, [][]int64{nil, nil, {N, 8, N, 8}, {1, 8, N, N}}, false},
+	} {
+		if got := GPUFlashAttentionMMA(c.mode, c.dts, c.shp); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
 // On the GPU the planner models the flash kernel: a triangle attention at
 // N = 2048, whose generic lowering writes [N,H,N,N] logits (hundreds of
 // GiB), needs no chunking and peaks at its operands; a budget then chunks

@@ -103,10 +103,10 @@ func libGPUBiasSum(shape []int, dt Dtype, clampF16 bool, bs []hnd) (hnd, error) 
 	return out.ctx, err
 }
 
-func libGPUFlashAttention(q, k, v hnd, bs []hnd, scale float32, dt Dtype) (hnd, error) {
+func libGPUFlashAttention(q, k, v hnd, bs []hnd, scale float32, dt Dtype, mma bool) (hnd, error) {
 	var out C.mlxs_array
 	p, keep := handles(bs)
-	err := ck(C.mlxs_gpu_flash_attention(&out, ca(q), ca(k), ca(v), p, C.int(len(bs)), C.float(scale), C.int(dt)))
+	err := ck(C.mlxs_gpu_flash_attention(&out, ca(q), ca(k), ca(v), p, C.int(len(bs)), C.float(scale), C.int(dt), C.bool(mma)))
 	_ = keep
 	return out.ctx, err
 }

@@ -23,7 +23,7 @@ func libGPUIO() string                                 { return "" }
 func libSetGPUIO(string) error                         { return ErrUnavailable }
 func libGPUIOSelfTest(int, int, int, int) (int, error) { return 0, ErrUnavailable }
 func libGPUSoftmaxBias(hnd, []hnd) (hnd, error)        { return nil, ErrUnavailable }
-func libGPUFlashAttention(hnd, hnd, hnd, []hnd, float32, Dtype) (hnd, error) {
+func libGPUFlashAttention(hnd, hnd, hnd, []hnd, float32, Dtype, bool) (hnd, error) {
 	return nil, ErrUnavailable
 }
 func libGPUBiasSum([]int, Dtype, bool, []hnd) (hnd, error)       { return nil, ErrUnavailable }

@@ -5,6 +5,7 @@
 
 #include "gpu_kernels.h"
 #include "gpu_flash_f32_source.h"
+#include "gpu_flash_mma_source.h"
 #include "gpu_flash_source.h"
 
 #include <algorithm>
@@ -218,14 +219,32 @@ const mx::fast::CustomKernelFunction& flash_kernel(int nb, bool qk, bool f32) {
   return kernels.emplace(key, std::move(fn)).first->second;
 }
 
+// The tensor-core kernel (gpu_flash_mma_source.h), mode qk only.
+const mx::fast::CustomKernelFunction& flash_mma_kernel(int nb) {
+  static std::mutex mu;
+  static std::map<int, mx::fast::CustomKernelFunction> kernels;
+  std::lock_guard<std::mutex> l(mu);
+  auto it = kernels.find(nb);
+  if (it != kernels.end()) return it->second;
+  std::vector<std::string> names{"q", "k", "v"};
+  for (int i = 0; i < nb; ++i) names.push_back("b" + std::to_string(i));
+  names.push_back("scale");
+  auto fn = mx::fast::cuda_kernel("of3c_flash_mma_" + std::to_string(nb), names, {"out"}, flash_mma_source(nb, kFlashMMAWarps),
+                                  flash_mma_header(), /*ensure_row_contiguous=*/false);
+  return kernels.emplace(nb, std::move(fn)).first->second;
+}
+
 bool is_float(mx::Dtype dt) { return dt == mx::float32 || dt == mx::float16 || dt == mx::bfloat16; }
 
 }  // namespace
 
 mx::array gpu_flash_attention(const mx::array* q, const mx::array* k, const mx::array& v,
-                              const std::vector<mx::array>& biases, float scale, mx::Dtype out_dt) {
+                              const std::vector<mx::array>& biases, float scale, mx::Dtype out_dt, bool mma) {
   const bool qk = q != nullptr;
   if (qk != (k != nullptr)) throw std::invalid_argument("gpu_flash_attention: q and k go together");
+  if (mma && (!qk || (out_dt != mx::bfloat16 && out_dt != mx::float16) || q->dtype() != out_dt ||
+              k->dtype() != out_dt || v.dtype() != out_dt))
+    throw std::invalid_argument("gpu_flash_attention: the mma kernel takes q, k, v and the result of one dtype, bf16 or f16");
   if (!is_float(out_dt)) throw std::invalid_argument("gpu_flash_attention: the result must be f32, f16 or bf16");
   if (biases.size() > 4 || (!qk && biases.empty()))
     throw std::invalid_argument("gpu_flash_attention: 0 to 4 biases (1 to 4 without q and k)");
@@ -277,6 +296,16 @@ mx::array gpu_flash_attention(const mx::array* q, const mx::array* k, const mx::
   for (auto d : batch) rows *= d;
   if (rows == 0 || Q == 0) return mx::zeros(oshape, out_dt);  // nothing to launch
   if (K == 0) throw std::invalid_argument("gpu_flash_attention: no keys");
+  std::vector<std::pair<std::string, mx::fast::TemplateArg>> targs{{"OutT", out_dt}, {"D", D}};
+  if (qk) targs.emplace_back("C", C);
+  if (mma) {  // QT queries per block of kFlashMMAThreads threads; MLX's grid counts threads
+    const int64_t blocks = rows * ((Q + kFlashMMAQT - 1) / kFlashMMAQT);
+    if (blocks * kFlashMMAThreads > INT32_MAX)
+      throw std::invalid_argument("gpu_flash_attention: too many rows for one launch");
+    return flash_mma_kernel(static_cast<int>(biases.size()))(
+        ins, {oshape}, {out_dt}, {static_cast<int>(blocks * kFlashMMAThreads), 1, 1}, {kFlashMMAThreads, 1, 1}, targs,
+        std::nullopt, false, {})[0];
+  }
   // OF3C_GPU_FLASH_F32=0 keeps f32 on the one-thread-per-query kernel (for comparisons).
   static const bool f32_off = [] { const char* e = std::getenv("OF3C_GPU_FLASH_F32"); return e && std::string(e) == "0"; }();
   const bool f32 = qk && !f32_off && q->dtype() == mx::float32 && k->dtype() == mx::float32 && v.dtype() == mx::float32 &&
@@ -284,8 +313,6 @@ mx::array gpu_flash_attention(const mx::array* q, const mx::array* k, const mx::
   const int threads = f32 ? kFlashF32Threads : kFlashQT;  // both take 64 queries per block
   const int64_t blocks = rows * ((Q + kFlashQT - 1) / kFlashQT);
   if (blocks * threads > INT32_MAX) throw std::invalid_argument("gpu_flash_attention: too many rows for one launch");
-  std::vector<std::pair<std::string, mx::fast::TemplateArg>> targs{{"OutT", out_dt}, {"D", D}};
-  if (qk) targs.emplace_back("C", C);
   auto outs = flash_kernel(static_cast<int>(biases.size()), qk, f32)(
       ins, {oshape}, {out_dt}, {static_cast<int>(blocks * threads), 1, 1}, {threads, 1, 1}, targs, std::nullopt, false,
       {});

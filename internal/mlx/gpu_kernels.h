@@ -25,9 +25,11 @@ mlx::core::array gpu_bias_sum(const mlx::core::Shape& shape, mlx::core::Dtype dt
 // f32/f16/bf16 of any strides with head sizes 1..64, 0-4 f32 biases (1-4
 // without q and k) broadcasting into the [batch.., Q, K] logits without
 // enlarging them; f32 accumulation and softmax; the result [batch.., Q, D]
-// in out_dt, row-contiguous.
+// in out_dt, row-contiguous. mma: the tensor-core kernel
+// (gpu_flash_mma_source.h) instead of the FFMA one, for q, k, v and out_dt of
+// one dtype, bf16 or f16, in mode qk (invalid_argument otherwise).
 mlx::core::array gpu_flash_attention(const mlx::core::array* q, const mlx::core::array* k, const mlx::core::array& v,
                                      const std::vector<mlx::core::array>& biases, float scale,
-                                     mlx::core::Dtype out_dt);
+                                     mlx::core::Dtype out_dt, bool mma);
 
 }  // namespace mlxs

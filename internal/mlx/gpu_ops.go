@@ -49,7 +49,29 @@ func (s *Scope) GPUBiasSum(shape []int, dt Dtype, clampF16 bool, biases ...*Arra
 // at least one bias) the weights are softmax(Σ biases). The result,
 // [batch.., Q, D] of dtype dt, is row-contiguous. CUDA GPU streams only.
 func (s *Scope) GPUFlashAttention(q, k, v *Array, biases []*Array, scale float32, dt Dtype) *Array {
-	const op = "gpu_flash_attention"
+	return s.gpuFlashAttention("gpu_flash_attention", q, k, v, biases, scale, dt, false)
+}
+
+// GPUFlashAttentionMMA is GPUFlashAttention on tensor cores
+// (internal/mlx/gpu_flash_mma_source.h: mma.sync m16n8k16 for q·kᵀ and P·v,
+// f32 accumulation, online softmax and biases in f32, P rounded to the
+// input dtype) for q, k and v of one dtype, bf16 or fp16, which is also the
+// result's; mode qk only (q and k non-nil).
+func (s *Scope) GPUFlashAttentionMMA(q, k, v *Array, biases []*Array, scale float32) *Array {
+	const op = "gpu_flash_attention_mma"
+	if q == nil || k == nil {
+		if s.err == nil {
+			s.err = fmt.Errorf("mlx: %s: needs q and k", op)
+		}
+		return nil
+	}
+	if !s.ok(op, q) {
+		return nil
+	}
+	return s.gpuFlashAttention(op, q, k, v, biases, scale, q.Dtype(), true)
+}
+
+func (s *Scope) gpuFlashAttention(op string, q, k, v *Array, biases []*Array, scale float32, dt Dtype, mma bool) *Array {
 	if (q == nil) != (k == nil) {
 		if s.err == nil {
 			s.err = fmt.Errorf("mlx: %s: q and k go together", op)
@@ -70,6 +92,6 @@ func (s *Scope) GPUFlashAttention(q, k, v *Array, biases []*Array, scale float32
 	for i, b := range biases {
 		hs[i] = b.h
 	}
-	h, err := libGPUFlashAttention(qh, kh, v.h, hs, scale, dt)
+	h, err := libGPUFlashAttention(qh, kh, v.h, hs, scale, dt, mma)
 	return s.result(op, h, err)
 }

@@ -69,6 +69,17 @@ func TestGPUKernelErrors(t *testing.T) {
 			x := s.Zeros(Float32, 2, 4, 8)
 			return s.GPUFlashAttention(x, x, x, nil, 1, Int32)
 		}, "f32, f16 or bf16"},
+		{"flash-mma-f32", func(s *Scope) *Array {
+			x := s.Zeros(Float32, 2, 4, 16)
+			return s.GPUFlashAttentionMMA(x, x, x, nil, 1)
+		}, "one dtype, bf16 or f16"},
+		{"flash-mma-mixed", func(s *Scope) *Array {
+			x := s.Zeros(BFloat16, 2, 4, 16)
+			return s.GPUFlashAttentionMMA(x, x, s.Zeros(Float16, 2, 4, 16), nil, 1)
+		}, "one dtype, bf16 or f16"},
+		{"flash-mma-no-k", func(s *Scope) *Array {
+			return s.GPUFlashAttentionMMA(nil, nil, s.Zeros(BFloat16, 2, 4, 16), []*Array{s.Zeros(Float32, 4, 4)}, 1)
+		}, "needs q and k"},
 		{"flash-kv-mismatch", func(s *Scope) *Array {
 			x := s.Zeros(Float32, 2, 4, 8)
 			return s.GPUFlashAttention(x, x, s.Zeros(Float32, 2, 5, 8), nil, 1, Float32)

@@ -275,10 +275,10 @@ int mlxs_gpu_bias_sum(mlxs_array* out, const int64_t* shape, int ndim, int dtype
 }
 
 int mlxs_gpu_flash_attention(mlxs_array* out, mlxs_array q, mlxs_array k, mlxs_array v, const mlxs_array* biases,
-                             int n, float scale, int dtype) {
+                             int n, float scale, int dtype, bool mma) {
   TRY const mx::array* qp = q.ctx ? &A(q) : nullptr;
   const mx::array* kp = k.ctx ? &A(k) : nullptr;
-  put(out, mlxs::gpu_flash_attention(qp, kp, A(v), arrs(biases, n), scale, to_dtype(dtype)));
+  put(out, mlxs::gpu_flash_attention(qp, kp, A(v), arrs(biases, n), scale, to_dtype(dtype), mma));
   CATCH
 }
 

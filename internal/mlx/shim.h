@@ -49,9 +49,11 @@ int mlxs_gpu_bias_sum(mlxs_array* out, const int64_t* shape, int ndim, int dtype
                       const mlxs_array* biases, int n);
 // softmax(scale·q·kᵀ + Σ biases)·v in one custom CUDA kernel that never
 // writes the logits (internal/mlx/gpu_flash_source.h). q and k null (ctx
-// NULL) in bias-only mode. dtype: the result's.
+// NULL) in bias-only mode. dtype: the result's. mma: the tensor-core kernel
+// (internal/mlx/gpu_flash_mma_source.h; q, k, v and the result of one dtype,
+// bf16 or f16, mode qk).
 int mlxs_gpu_flash_attention(mlxs_array* out, mlxs_array q, mlxs_array k, mlxs_array v, const mlxs_array* biases,
-                             int n, float scale, int dtype);
+                             int n, float scale, int dtype, bool mma);
 // type: 0 cpu, 1 gpu
 int mlxs_device_count(int type, int* out);
 int mlxs_device_available(int type, int index, bool* out);

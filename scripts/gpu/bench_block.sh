@@ -62,6 +62,11 @@ of3c)
         python3 scripts/gpu/torch_peer.py --compare $WORK/torch_fp32_$N.npz $WORK/of3c_${P}_$N.npz 2>&1 | \
           sed "s/^/ACCURACY $P N=$N /" | tee -a $WORK/accuracy.log
       rm -f $WORK/of3c_${P}_$N.npz
+      case ",${MMA_NS-1024,2048}," in *",$N,"*) [ $P = bf16 ] && \
+        OF3C_GPU_ATTENTION=flash-mma run "$OF3C" compile "$MODEL" -o $WORK/pf.mma.$N.of3 --device gpu --precision $P --buckets $N && \
+        OF3C_GPU_ATTENTION=flash-mma run "$OF3C" run $WORK/pf.mma.$N.of3 --device gpu --inputs $WORK/inputs_$N.npz \
+          --warmup 1 --iterations $REPEAT --report $WORK/of3c_${P}_${N}_mma.json ;;
+      esac
       case ",${WHOLE_NS-1024}," in *",$N,"*)
         run "$OF3C" run $WORK/pf.$P.whole.of3 --device gpu --inputs $WORK/inputs_$N.npz \
           --warmup 1 --iterations $REPEAT --report $WORK/of3c_${P}_${N}_whole.json ;;

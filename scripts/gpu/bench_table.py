@@ -74,6 +74,10 @@ def main(work):
     for (prec, n), o in sorted(of3c.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         print(f"- of3c {prec} N={n}: compute {o[0]:.1f} ms, whole call (inputs in, outputs out) {o[2]:.1f} ms, "
               f"MLX peak {o[1]:.2f} GiB; accuracy vs PyTorch fp32: {'; '.join(acc.get((prec, n), ['—']))}")
+    for p in sorted(glob.glob(os.path.join(work, "of3c_*_*_mma.json"))):
+        r = json.load(open(p))
+        print(f"- {os.path.basename(p)[5:-5]} (OF3C_GPU_ATTENTION=flash-mma: the tensor-core flash kernel instead of "
+              f"SDPA): compute {r['compute']['median_ms']:.1f} ms, MLX peak {r['peak_mlx_bytes'] / 2**30:.2f} GiB")
     for p in sorted(glob.glob(os.path.join(work, "of3c_*_*_whole.json"))):
         r = json.load(open(p))
         print(f"- {os.path.basename(p)[5:-5]} (compiled without --buckets, nothing planned): compute "

@@ -3,7 +3,8 @@
 # repository's scripts/, bin/of3c and models/of3/testdata/<fixtures>, after `run_gpu.sh stage` of all
 # three library parts (see docs/notes/GPU.md "Rerunning").
 #
-#   scripts/gpu/flash_bench.sh kernel    standalone nvcc check of the kernel source (no MLX needed)
+#   scripts/gpu/flash_bench.sh kernel    standalone nvcc check of the kernel sources (no MLX needed): the FFMA and the
+#                                        mma kernels against a float64 reference, then both timed on OF3's shapes
 #   scripts/gpu/flash_bench.sh kernel32  the same for the register-tiled f32 kernel (gpu_flash_f32_source.h):
 #                                        correctness, then old vs new timings (no MLX needed; F32BIN=path runs a
 #                                        binary built elsewhere with the same commands instead of building)
@@ -34,7 +35,8 @@ kernel)
   g++ -std=c++17 -Iinternal/mlx scripts/gpu/flash_check.cc -o $WORK/flash_gen && $WORK/flash_gen > $WORK/flash_check.cu || exit 1
   NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
   run "$NVCC" -std=c++17 -arch=sm_90 -O2 -Xptxas -v $WORK/flash_check.cu -o $WORK/flash_check 2>&1 | grep -E 'registers|spill|error|rc=' | sort | uniq -c | head -40
-  run $WORK/flash_check ;;
+  run $WORK/flash_check
+  run $WORK/flash_check time ;;
 kernel32)
   B=${F32BIN:-}
   if [ -z "$B" ]; then
