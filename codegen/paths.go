@@ -168,9 +168,14 @@ func AttentionPath(o Options, a AttentionSpec) Path {
 			// OF3-width PairFormerBlock 2.2× faster than the FFMA flash
 			// kernel at N = 1024 on an H200 (78.6 vs 174.9 ms), at 1.5× its
 			// peak (20.6 vs 13.5 GiB; docs/notes/2026-12-03-gpu-flash-attention.md).
-			// It keeps them unless the program was compiled under a memory
-			// budget and SDPA would write a full-size summed mask, or the
-			// mma kernel is as fast (flashMMAOverSDPA).
+			// It keeps them unless the program was memory-planned (a
+			// budget, or the lean GPU plan) and SDPA would write a
+			// full-size summed mask, or the mma kernel is as fast
+			// (flashMMAOverSDPA). Measured through MLX on an H200, the
+			// lean-planned block at N = 1024 bf16: SDPA 110.6 ms / 3.97
+			// GiB, mma 120.0 ms / 3.12 GiB; at N = 2048 SDPA peaked at
+			// 29.1 GiB, 2.4× OpenFold3's chunk + LMA path
+			// (docs/notes/2026-12-03-gpu-long-sequences.md).
 			sdpa := qk && a.BatchChunk <= 0 && a.QueryChunk <= 0 && a.KVChunk <= 0 && sdpaFits(a)
 			if !sdpa || (o.Budgeted && sdpaMaskFull(a)) || (flashMMAOverSDPA && flash == AttentionGPUFlashMMA) {
 				return flash

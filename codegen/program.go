@@ -27,9 +27,12 @@ type Options struct {
 	// NoFastKernels keeps MLX's own CPU kernels instead of internal/mlx's
 	// SIMD ones (for comparison).
 	NoFastKernels bool
-	// Budgeted says the graph was planned under a memory budget: CPU runs
-	// are then held to the planner's MLX memory limit as well (GPU runs
-	// always are; see memory_limit.go).
+	// Budgeted says the graph was memory-planned (under a budget, or the
+	// lean GPU plan of a compile with buckets): CPU runs are then held to
+	// the planner's MLX memory limit as well (GPU runs always are; see
+	// memory_limit.go), and bf16/fp16 attention takes the flash kernel
+	// where MLX's SDPA would write a full-size summed mask the plan does
+	// not hold (paths.go).
 	Budgeted bool
 }
 

@@ -66,6 +66,7 @@ func Compile(req CompileRequest) (*graph.Graph, *artifact.Manifest, error) {
 	// each working set is about its largest input, the memory of
 	// OpenFold3's own chunked path rather than PyTorch eager's.
 	lean := o.Device == "gpu" && o.MemoryBudget == 0 && len(buckets) > 0
+	lo.Budgeted = o.MemoryBudget > 0 || lean // planned: codegen keeps to the plan's memory (paths, run limit)
 	if o.MemoryBudget > 0 || lean {
 		// The plan is made for the largest size the artifact will run at.
 		if len(buckets) == 0 {

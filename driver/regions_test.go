@@ -131,3 +131,31 @@ func TestCompileGPULeanDefault(t *testing.T) {
 		}
 	}
 }
+
+// The lean GPU plan holds bf16 attention to its memory: the tensor-core
+// flash kernel instead of MLX's SDPA, whose summed [.., H, Q, K] mask the
+// plan does not hold (measured: SDPA peaked at 2.4× OpenFold3's chunk+LMA
+// path at N = 2048); unplanned, SDPA stays the bf16 default.
+func TestLeanBF16AttentionTakesFlash(t *testing.T) {
+	src := "../models/of3/testdata/pairformer_block_tiny_torchscript/model.onnx"
+	paths := func(buckets []int64) map[string]int {
+		_, m, err := Compile(CompileRequest{Source: src, Buckets: buckets,
+			Options: artifact.CompileOptions{Device: "gpu", Precision: "bf16"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, l := range m.Lowerings {
+			if l.Op == "of3c.Attention" {
+				out[l.Path]++
+			}
+		}
+		return out
+	}
+	if p := paths([]int64{64}); p["attention/gpu-flash-mma"] == 0 || p["attention/gpu-sdpa"] != 0 {
+		t.Errorf("lean bf16: attention paths %v; want gpu-flash-mma, no gpu-sdpa", p)
+	}
+	if p := paths(nil); p["attention/gpu-sdpa"] == 0 {
+		t.Errorf("unplanned bf16: attention paths %v; want gpu-sdpa", p)
+	}
+}

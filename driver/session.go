@@ -122,7 +122,7 @@ func New(g *graph.Graph, m *artifact.Manifest, opts Options) (*Session, error) {
 		if opts.Precision != "" {
 			prec = opts.Precision
 		}
-		p, err := codegen.NewProgram(g, codegen.Options{Device: s.device, Precision: prec, Budgeted: m.Options.MemoryBudget > 0})
+		p, err := codegen.NewProgram(g, codegen.Options{Device: s.device, Precision: prec, Budgeted: m.Options.MemoryBudget > 0 || len(m.MemoryPlan) > 0})
 		if err != nil {
 			return nil, err
 		}

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("openfold3")
 
 import of3c  # noqa: E402
 import of3c.openfold3 as o3  # noqa: E402
@@ -30,7 +29,10 @@ def _zoo():
     if OF3 not in sys.path:
         sys.path.insert(0, OF3)
     import export  # models/of3/export.py: seed_of
-    import openfold3_zoo as zoo
+    try:
+        import openfold3_zoo as zoo  # stubs openfold3's unused gemmi/biotite imports, then imports it
+    except ImportError as e:
+        pytest.skip(f"openfold3 not importable: {e}")
     return export, zoo
 
 
