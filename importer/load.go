@@ -45,7 +45,16 @@ type Options struct {
 	// that an output path can be checked against it).
 	MaxExternalBytes int64
 	OnExternalFile   func(path string)
+
+	// depth counts the of3c.ChunkMap bodies being loaded around this graph
+	// (closedSubgraph), bounded by maxSubgraphDepth.
+	depth int
 }
+
+// maxSubgraphDepth bounds regions nested in regions' bodies: form-regions
+// never nests them, and a hostile model must not make the loader recurse
+// (re-encoding each level's subtree) thousands of levels deep.
+const maxSubgraphDepth = 4
 
 // minDefaultOpset is the oldest ai.onnx opset accepted. Older opsets have
 // different semantics for basic ops (e.g. broadcast attributes on Add before
@@ -648,6 +657,9 @@ func (l *loader) closedSubgraph(gp *onnxpb.GraphProto) (*graph.Graph, error) {
 	}
 	opts := l.opts
 	opts.Weights = nil
+	if opts.depth++; opts.depth > maxSubgraphDepth {
+		return nil, fmt.Errorf("of3c.ChunkMap bodies nested more than %d deep", maxSubgraphDepth)
+	}
 	return load(data, "", opts)
 }
 
