@@ -155,6 +155,9 @@ func printCompileSummary(w io.Writer, src, out string, m *artifact.Manifest, too
 	if len(m.Buckets) > 0 {
 		fmt.Fprintf(w, "  buckets %v on %s\n", m.Buckets, strings.Join(m.TokenDims, ","))
 	}
+	if m.Options.Device == "gpu" && len(m.Buckets) == 0 && m.Options.MemoryBudget == 0 && len(m.TokenDims) > 0 {
+		fmt.Fprintf(w, "  memory: not planned (no size to plan for); --buckets N plans the lean GPU chunking for N\n")
+	}
 	if len(m.MemoryPlan) > 0 {
 		var plan passes.MemoryPlan
 		if json.Unmarshal(m.MemoryPlan, &plan) == nil {
