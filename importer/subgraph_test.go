@@ -19,7 +19,7 @@ func TestChunkMapNestingBounded(t *testing.T) {
 	}
 	body := &onnxpb.GraphProto{Name: proto.String("leaf"), Input: []*onnxpb.ValueInfoProto{vi("x")},
 		Output: []*onnxpb.ValueInfoProto{vi("y")},
-		Node: []*onnxpb.NodeProto{{OpType: proto.String("Relu"), Input: []string{"x"}, Output: []string{"y"}}}}
+		Node:   []*onnxpb.NodeProto{{OpType: proto.String("Relu"), Input: []string{"x"}, Output: []string{"y"}}}}
 	for i := 0; i < 2*maxSubgraphDepth; i++ {
 		body = &onnxpb.GraphProto{Name: proto.String("level"), Input: []*onnxpb.ValueInfoProto{vi("x")},
 			Output: []*onnxpb.ValueInfoProto{vi("y")},

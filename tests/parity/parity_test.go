@@ -147,46 +147,52 @@ func TestFixturesParity(t *testing.T) {
 	for _, f := range loadFixtures(t) {
 		t.Run(f.Name, func(t *testing.T) {
 			dir := filepath.Join(fixturesDir, f.Path)
-			g, m := compileRoundTrip(t, filepath.Join(dir, "model.onnx"))
-			var prog *codegen.Program
-			if mlx.Available() {
-				p, err := codegen.NewProgram(g, codegen.Options{Device: "cpu", Precision: "fp32"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer p.Close()
-				prog = p
-			}
-			_ = m
-			for _, set := range f.Sets {
-				sd := filepath.Join(dir, set.Dir)
-				in, want := readSet(t, sd, g)
-				refOut, err := ref.Run(g, in)
-				if err != nil {
-					t.Fatalf("%s: ref: %v", set.Dir, err)
-				}
-				var mlxOut map[string]*graph.Tensor
-				if prog != nil {
-					if mlxOut, _, err = prog.Run(in); err != nil {
-						t.Fatalf("%s: mlx: %v", set.Dir, err)
-					}
-				}
-				for _, o := range g.Outputs {
-					w := want[o.Name]
-					if w == nil {
-						t.Fatalf("%s: no expected %q", set.Dir, o.Name)
-					}
-					if d := maxAbs(t, refOut[o.Name], w); d > fp32Tol {
-						t.Errorf("%s %s: ref max abs err %.3g > %g", set.Dir, o.Name, d, fp32Tol)
-					}
-					if mlxOut != nil {
-						if d := maxAbs(t, mlxOut[o.Name], w); d > fp32Tol {
-							t.Errorf("%s %s: mlx cpu max abs err %.3g > %g", set.Dir, o.Name, d, fp32Tol)
-						}
-					}
-				}
-			}
+			g, _ := compileRoundTrip(t, filepath.Join(dir, "model.onnx"))
+			checkSets(t, g, dir, f)
 		})
+	}
+}
+
+// checkSets runs g on the reference executor and, where MLX is linked, on
+// MLX's CPU, on every test set of fixture f, against PyTorch's outputs
+// within fp32Tol.
+func checkSets(t *testing.T, g *graph.Graph, dir string, f fixture) {
+	t.Helper()
+	var prog *codegen.Program
+	if mlx.Available() {
+		p, err := codegen.NewProgram(g, codegen.Options{Device: "cpu", Precision: "fp32"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		prog = p
+	}
+	for _, set := range f.Sets {
+		in, want := readSet(t, filepath.Join(dir, set.Dir), g)
+		refOut, err := ref.Run(g, in)
+		if err != nil {
+			t.Fatalf("%s: ref: %v", set.Dir, err)
+		}
+		var mlxOut map[string]*graph.Tensor
+		if prog != nil {
+			if mlxOut, _, err = prog.Run(in); err != nil {
+				t.Fatalf("%s: mlx: %v", set.Dir, err)
+			}
+		}
+		for _, o := range g.Outputs {
+			w := want[o.Name]
+			if w == nil {
+				t.Fatalf("%s: no expected %q", set.Dir, o.Name)
+			}
+			if d := maxAbs(t, refOut[o.Name], w); d > fp32Tol {
+				t.Errorf("%s %s: ref max abs err %.3g > %g", set.Dir, o.Name, d, fp32Tol)
+			}
+			if mlxOut != nil {
+				if d := maxAbs(t, mlxOut[o.Name], w); d > fp32Tol {
+					t.Errorf("%s %s: mlx cpu max abs err %.3g > %g", set.Dir, o.Name, d, fp32Tol)
+				}
+			}
+		}
 	}
 }
 
@@ -396,39 +402,7 @@ func TestRegionsParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g = a.Graph
-			var prog *codegen.Program
-			if mlx.Available() {
-				p, err := codegen.NewProgram(g, codegen.Options{Device: "cpu", Precision: "fp32"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer p.Close()
-				prog = p
-			}
-			for _, set := range f.Sets {
-				in, want := readSet(t, filepath.Join(dir, set.Dir), g)
-				refOut, err := ref.Run(g, in)
-				if err != nil {
-					t.Fatalf("%s: ref: %v", set.Dir, err)
-				}
-				var mlxOut map[string]*graph.Tensor
-				if prog != nil {
-					if mlxOut, _, err = prog.Run(in); err != nil {
-						t.Fatalf("%s: mlx: %v", set.Dir, err)
-					}
-				}
-				for _, o := range g.Outputs {
-					if d := maxAbs(t, refOut[o.Name], want[o.Name]); d > fp32Tol {
-						t.Errorf("%s %s: ref max abs err %.3g > %g", set.Dir, o.Name, d, fp32Tol)
-					}
-					if mlxOut != nil {
-						if d := maxAbs(t, mlxOut[o.Name], want[o.Name]); d > fp32Tol {
-							t.Errorf("%s %s: mlx cpu max abs err %.3g > %g", set.Dir, o.Name, d, fp32Tol)
-						}
-					}
-				}
-			}
+			checkSets(t, a.Graph, dir, f)
 		})
 	}
 }
