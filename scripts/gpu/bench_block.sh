@@ -10,6 +10,7 @@
 #   scripts/gpu/bench_block.sh of3c     of3c at NS x PRECS, compiled for each length (--buckets N: the lean GPU
 #                                       plan), --report JSON each, accuracy against the fp32 reference, the
 #                                       unplanned artifact at WHOLE_NS, and the budgeted runs BUDGETS (N:SIZE ...)
+#   scripts/gpu/bench_block.sh probe    variants (PROBES, PROFILES) for finding where time and memory go
 #   scripts/gpu/bench_block.sh table    the markdown table (scripts/gpu/bench_table.py) of everything in WORK
 #
 # Knobs: NS_EAGER=512,1024,1536 NS_COMPILE=1024 NS_LMA=2048,3072 NS=512,1024,2048,3072 WHOLE_NS=1024 PRECS="fp32 bf16"
@@ -78,6 +79,28 @@ of3c)
     run "$OF3C" compile "$MODEL" -o $WORK/pf.budget.of3 --device gpu --memory-budget $S --buckets $N && \
       run "$OF3C" run $WORK/pf.budget.of3 --device gpu --inputs $WORK/inputs_$N.npz --iterations 1 \
         --report $WORK/of3c_budget_${N}_$S.json
+  done ;;
+probe)
+  # Variants of one length, for finding where time and memory go (not the table): PROBES is a ';'-separated
+  # list of "PREC N [whole] [VAR=VALUE ...]" (whole: compiled without --buckets, i.e. unplanned; the VAR=VALUE
+  # pairs are set for both compile and run), on generated inputs (--shapes N=...). PROFILES ("PREC:N ...")
+  # then prints of3bench's per-node eager profile (time and memory rise) of the lean plan at those lengths.
+  if [ ! -f /tmp/mlxcuda/mlx/lib/libmlx.so ]; then
+    cat /tmp/mlxcuda_parts/part.* > /tmp/mlxcuda.tar.xz && mkdir -p /tmp/mlxcuda && tar xJf /tmp/mlxcuda.tar.xz -C /tmp/mlxcuda && \
+      rm -f /tmp/mlxcuda.tar.xz || exit 1
+  fi
+  eval "$(bash scripts/gpu/run_gpu.sh env | sed 's/^/export /')"
+  nvidia-smi --query-gpu=memory.used,memory.free --format=csv
+  IFS=';' read -ra specs <<< "${PROBES:-fp32 1024}"
+  for spec in "${specs[@]}"; do
+    set -- $spec; P=$1 N=$2; shift 2; b="--buckets $N"
+    [ "${1:-}" = whole ] && { b=; shift; }
+    echo "== probe $P N=$N ${b:+lean }$*"; rm -f $WORK/probe.of3
+    run env "$@" "$OF3C" compile "$MODEL" -o $WORK/probe.of3 --device gpu --precision $P $b 2>&1 | grep -E "memory plan|lowering on|rc=|rror" &&
+      run env "$@" "$OF3C" run $WORK/probe.of3 --device gpu --shapes N=$N --warmup 1 --iterations $REPEAT 2>&1 | tail -4
+  done
+  for pr in ${PROFILES:-}; do
+    run env ${PROFILE_ENV:-} "${OF3BENCH:-bin/of3bench}" -profile "$MODEL" -device gpu -precision ${pr%%:*} -n ${pr##*:}
   done ;;
 table)
   python3 scripts/gpu/bench_table.py "$WORK" ;;

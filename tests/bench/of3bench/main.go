@@ -454,16 +454,15 @@ func runProfile(model string, n, budget int64, device, precision string) error {
 	if err != nil {
 		return err
 	}
-	opts := artifact.CompileOptions{Device: device, Precision: precision}
-	var buckets []int64
-	if budget > 0 {
-		opts.MemoryBudget, buckets = budget, []int64{n}
-	}
-	g, _, err := driver.Compile(driver.CompileRequest{Source: model, Options: opts, Buckets: buckets})
+	// Compiled as `of3c compile --buckets N` would: on the GPU that is the
+	// lean plan (or the budget's), so the profile is of what users run.
+	opts := artifact.CompileOptions{Device: device, Precision: precision, MemoryBudget: budget}
+	g, m, err := driver.Compile(driver.CompileRequest{Source: model, Options: opts, Buckets: []int64{n}})
 	if err != nil {
 		return err
 	}
-	p, err := codegen.NewProgram(g, codegen.Options{Device: device, Precision: precision})
+	p, err := codegen.NewProgram(g, codegen.Options{Device: device, Precision: precision,
+		Budgeted: budget > 0 || len(m.MemoryPlan) > 0})
 	if err != nil {
 		return err
 	}
@@ -480,6 +479,11 @@ func runProfile(model string, n, budget int64, device, precision string) error {
 		total += o.Time
 	}
 	fmt.Printf("eager total %.1f ms at N=%d (%s, %s)\n", float64(total)/1e6, n, device, precision)
+	paths := map[string]int{}
+	for _, l := range m.Lowerings {
+		paths[l.Path]++
+	}
+	fmt.Printf("  lowerings %v; memory plan %d bytes of JSON\n", paths, len(m.MemoryPlan))
 	for _, o := range ops {
 		fmt.Printf("  %-22s %4d× %9.2f ms  %5.1f%%\n", o.Op, o.Count, float64(o.Time)/1e6, 100*float64(o.Time)/float64(total))
 	}
