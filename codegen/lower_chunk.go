@@ -11,19 +11,17 @@ import (
 // A lowering of of3c.TriangleMultiplication that keeps the memory contract
 // of docs/ops.md under row_chunk (path trimul/blocked): x·W, a and b are
 // computed per block of R pair rows (outgoing) or columns (incoming), b's
-// blocks stay separate GEMM operands, and each output row block is the
-// concatenation of its aᵀ·b products — so no [N, N, 4h] projection and no
-// whole a exist. TriangleMultiplicationPath takes it whenever row_chunk
-// splits the rows; otherwise lower_pair.go computes x·W, a and b whole.
-// Measured peaks (MLX CPU, f32, c = h = 128, the op alone;
+// blocks are gathered once into one channel-first GEMM operand, and each
+// output row block is one batched GEMM of its aᵀ block with all of b — so
+// no [N, N, 4h] projection and no whole a exist, and the GEMMs are few and
+// large (a first version multiplied every a block with every b block:
+// (N/R)² small GEMMs, 26 ms per op at N = 1024 on an H200 in the eager
+// profile, bench_block.sh probe). TriangleMultiplicationPath takes it
+// whenever row_chunk splits the rows; otherwise lower_pair.go computes x·W,
+// a and b whole. Measured peaks (MLX CPU, f32, c = h = 128, the op alone;
 // TestTriangleMultiplicationChunkedPeak), whole / blocked at row_chunk 0 /
-// blocked at row_chunk 64: N = 512 1537 / 1282 / 1250 MiB; N = 384 865 /
-// 721 / 805 MiB; N = 256 384 / 321 / 512 MiB. (Before the blocked form,
-// the one-shot lowering chunking only the final GEMM peaked at 2561 MiB at
-// N = 512, row_chunk 64.) MLX evaluates the lazy graph without sequencing
-// the blocks, so the lowering orders them (each block's inputs depending on
-// the previous block's result); even so, small blocks at small N cost more
-// than they save.
+// blocked at row_chunk 64: N = 512 1537 / 1282 / 1185 MiB (1250 with the
+// per-block b operands).
 
 // pairRowBlocks splits n rows into [lo, hi) blocks of chunk (0 or ≥ n: one).
 func pairRowBlocks(n, chunk int64) [][2]int64 {
@@ -37,10 +35,13 @@ func pairRowBlocks(n, chunk int64) [][2]int64 {
 	return out
 }
 
-// lowerTriangleMultiplicationBlocked: a, b = mask·σ(x Wg)·(x Wp) computed per block
-// of pair rows (outgoing) or columns (incoming); b's blocks are kept as GEMM
-// operands [B, h, K, Rj] and never concatenated; each block of output rows is
-// the concatenation of aᵀ-block · b-block products over j.
+// lowerTriangleMultiplicationBlocked: a, b = mask·σ(x Wg)·(x Wp) computed per
+// block of pair rows (outgoing) or columns (incoming) from x as it is (no
+// whole converted copy); b's blocks are gathered once, channel-first, into
+// one [B, h, K, N] GEMM operand, and each block of output rows is one
+// batched GEMM aᵀ-block · b (batch h, [R, K]·[K, N]). The contraction runs
+// in pairGEMMDtype: bf16 on the GPU's tensor cores for bf16 (f32
+// accumulation), the accumulation type otherwise.
 func lowerTriangleMultiplicationBlocked(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	s := t.s
 	x, w := in[0], in[2]
@@ -64,14 +65,16 @@ func lowerTriangleMultiplicationBlocked(t *tracer, n *graph.Node, in []*val) ([]
 	}
 	H := w.shape[1] / 4
 	dt := x.dt
-	xa := s.Reshape(t.toF32(t.arr(x)), int(B), int(N), int(N), int(C))
-	wa := t.toF32(t.arr(w))
+	acc := t.accDType(dt)
+	cdt := t.pairGEMMDtype(x)
+	xa := s.Reshape(t.arr(x), int(B), int(N), int(N), int(C))
+	wa := t.arr(w)
 	wA := t.sliceAxis(wa, []int64{C, 4 * H}, 1, 0, 2*H)
 	wB := t.sliceAxis(wa, []int64{C, 4 * H}, 1, 2*H, 4*H)
 	var ma *mlx.Array
 	if mask != nil {
 		full := append(intsOf(lead), int(N), int(N), 1)
-		ma = s.Reshape(s.BroadcastTo(t.toF32(t.arr(mask)), full...), int(B), int(N), int(N), 1)
+		ma = s.Reshape(s.BroadcastTo(s.AsType(t.arr(mask), acc), full...), int(B), int(N), int(N), 1)
 	}
 	// The block axis of x (and the mask): rows for outgoing, columns for
 	// incoming; both a and b are sliced along it.
@@ -81,6 +84,8 @@ func lowerTriangleMultiplicationBlocked(t *tracer, n *graph.Node, in []*val) ([]
 		axis = 2
 		permA, permB = permB, permA
 	}
+	// One block's gated projection, [B, ·, ·, h] in cdt: x·W in x's type
+	// (as the unblocked lowering), the gate in the accumulation type.
 	gated := func(lo, hi int64, wp *mlx.Array) *mlx.Array {
 		xb, mb := xa, ma
 		if hi-lo != N {
@@ -89,32 +94,28 @@ func lowerTriangleMultiplicationBlocked(t *tracer, n *graph.Node, in []*val) ([]
 				mb = t.sliceAxis(ma, shapeOf(ma), axis, lo, hi)
 			}
 		}
-		y := s.MatMul(xb, wp) // [B, ·, ·, 2h]
+		y := s.AsType(t.matmul(xb, wp, dt), acc) // [B, ·, ·, 2h]
 		ys := shapeOf(y)
 		p := t.sliceAxis(y, ys, 3, 0, H)
 		g := t.sigmoid(t.sliceAxis(y, ys, 3, H, 2*H))
 		if mb != nil {
 			g = s.Mul(mb, g)
 		}
-		return s.Mul(g, p)
+		return s.AsType(s.Mul(g, p), cdt)
 	}
 	blocks := pairRowBlocks(N, n.AttrInt("row_chunk", 0))
 	bT := make([]*mlx.Array, len(blocks))
 	for k, blk := range blocks {
 		bT[k] = s.Transpose(gated(blk[0], blk[1], wB), permB...) // [B, h, K, Rj]
 	}
-	var rows []*mlx.Array
+	b := bT[0]
+	if len(bT) > 1 {
+		b = s.Concatenate(3, bT...) // [B, h, K, N], contiguous
+	}
+	rows := make([]*mlx.Array, 0, len(blocks))
 	for _, blk := range blocks {
-		aT := s.Transpose(gated(blk[0], blk[1], wA), permA...) // [B, h, R, K]
-		var cols []*mlx.Array
-		for _, bj := range bT {
-			cols = append(cols, s.MatMul(aT, bj)) // [B, h, R, Rj]
-		}
-		row := cols[0]
-		if len(cols) > 1 {
-			row = s.Concatenate(3, cols...)
-		}
-		rows = append(rows, s.Transpose(row, 0, 2, 3, 1)) // [B, R, N, h]
+		aT := s.Transpose(gated(blk[0], blk[1], wA), permA...)        // [B, h, R, K]
+		rows = append(rows, s.Transpose(s.MatMul(aT, b), 0, 2, 3, 1)) // [B, R, N, h]
 	}
 	out := rows[0]
 	if len(rows) > 1 {
@@ -126,3 +127,20 @@ func lowerTriangleMultiplicationBlocked(t *tracer, n *graph.Node, in []*val) ([]
 	}
 	return t.one(out, dt)
 }
+
+// pairGEMMDtype is the type the triangle multiplication's channel GEMM
+// reads a and b in. On the GPU with bf16 compute it is bf16: the GEMM runs
+// on tensor cores with f32 accumulation, and a and b are rounded to bf16
+// first, as PyTorch's bf16 OpenFold3 does (its projections are bf16
+// Linear outputs). fp16 stays in the accumulation type — OpenFold3 itself
+// lifts this product to f32 under fp16, where it can overflow — and so does
+// every CPU run, where a bf16 GEMM is no faster. halfPairGEMM lets the CPU
+// tests exercise the GPU's choice.
+func (t *tracer) pairGEMMDtype(x *val) mlx.Dtype {
+	if t.arr(x).Dtype() == mlx.BFloat16 && halfPairGEMM(t.p.opts.Device) {
+		return mlx.BFloat16
+	}
+	return t.accDType(x.dt)
+}
+
+var halfPairGEMM = func(device string) bool { return device == "gpu" }

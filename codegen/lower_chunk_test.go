@@ -251,3 +251,63 @@ func TestTriangleMultiplicationChunkedPeak(t *testing.T) {
 		t.Errorf("the blocked lowering at row_chunk 0 peaks at %.0f MiB, above the whole lowering's %.0f MiB", blkWhole, whole)
 	}
 }
+
+// The triangle multiplication's channel GEMM in bf16 (pairGEMMDtype), as
+// the GPU runs it under bf16 compute, exercised here on the CPU: both
+// directions, the unblocked MLX lowering (row_chunk 0) and the blocked one
+// (row_chunk 4 of 9). Within bf16 rounding of the f32 reference, and not
+// the same numbers as the f32 contraction (so the bf16 GEMM really ran).
+func TestTriangleMultiplicationBF16Contraction(t *testing.T) {
+	needMLX(t)
+	defer func(prev func(string) bool) { halfPairGEMM = prev }(halfPairGEMM)
+	for _, dir := range []string{graph.TriangleOutgoing, graph.TriangleIncoming} {
+		for _, rc := range []int64{0, 4} {
+			t.Run(fmt.Sprintf("%s/row_chunk=%d", dir, rc), func(t *testing.T) {
+				b := graph.NewBuilder("tm", 17)
+				b.Opset(graph.FusedDomain, 1)
+				x := b.Input("x", "f32[9,9,8]")
+				m := b.Input("m", "f32[9,9,1]")
+				w := b.Random("w", "f32[8,32]", 5)
+				b.Output(b.Op("of3c.TriangleMultiplication", x, m, w, graph.AString("direction", dir), graph.AInt("row_chunk", rc)))
+				g := build(t, b)
+				in := map[string]*graph.Tensor{"x": randT(t, graph.Float32, []int64{9, 9, 8}, 3, -1, 1),
+					"m": randT(t, graph.Float32, []int64{9, 9, 1}, 4, 0.5, 1)}
+				want, err := ref.Run(g, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				run := func(half bool) *graph.Tensor {
+					halfPairGEMM = func(string) bool { return half }
+					p, err := NewProgram(g, Options{Precision: "bf16", NoFastKernels: true})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer p.Close()
+					got, _, err := p.Run(in)
+					if err != nil {
+						t.Fatal(err)
+					}
+					wantPath := TriMulMLX
+					if rc > 0 {
+						wantPath = TriMulBlocked
+					}
+					if ls := p.Lowerings(); len(ls) != 1 || ls[0].Path != wantPath {
+						t.Fatalf("lowerings %v, want %s", ls, wantPath)
+					}
+					return got[g.Outputs[0].Name]
+				}
+				half, full := run(true), run(false)
+				w0 := want[g.Outputs[0].Name]
+				if d := maxAbsDiff(t, half, w0); d > 0.08 {
+					t.Errorf("bf16 contraction: max abs diff %g from the f32 reference", d)
+				}
+				if d := maxAbsDiff(t, full, w0); d > 0.08 {
+					t.Errorf("f32 contraction: max abs diff %g from the f32 reference", d)
+				}
+				if maxAbsDiff(t, half, full) == 0 {
+					t.Error("the bf16 and f32 contractions gave identical outputs: the bf16 GEMM did not run")
+				}
+			})
+		}
+	}
+}

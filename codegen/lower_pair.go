@@ -98,7 +98,8 @@ func lowerTriangleMultiplication(t *tracer, n *graph.Node, in []*val) ([]*val, e
 		// each call threaded, with a zeroing pass over its output).
 		p = s.FastMatMul(s.FastContiguous(lhs), s.FastContiguous(rhs))
 	} else {
-		p = s.MatMul(lhs, rhs)
+		cdt := t.pairGEMMDtype(x) // bf16 on the GPU's tensor cores for bf16
+		p = s.MatMul(s.AsType(lhs, cdt), s.AsType(rhs, cdt))
 	}
 	p = s.Transpose(p, permTail(r, 1, 2, 0)...) // back to [*, N, N, h]
 	return t.one(s.AsType(p, t.ddt(x.dt)), x.dt)

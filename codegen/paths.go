@@ -91,10 +91,10 @@ var PathTable = []PathInfo{
 	{SwiGLUMLX, "of3c.SwiGLU", "cpu, gpu", "otherwise", "one GEMM, sigmoid and products as MLX ops in f32, the W_out GEMM (row blocks on the CPU)"},
 
 	{TriMulBlocked, "of3c.TriangleMultiplication", "cpu, gpu", "row_chunk splits the rows",
-		"projections, gates and products per row block, blocks sequenced (the memory contract of docs/ops.md)"},
+		"projections and gates per row block, b gathered once, one channel GEMM per row block (bf16 tensor cores on the GPU under bf16; the memory contract of docs/ops.md)"},
 	{TriMulCPUFused, "of3c.TriangleMultiplication", "cpu", "accumulation in f32; fast kernels on",
 		"x·W whole, internal/mlx FastSigmoidMul gates, FastContiguous + FastMatMul channel GEMMs"},
-	{TriMulMLX, "of3c.TriangleMultiplication", "cpu, gpu", "otherwise", "x·W whole, gates and the batched channel GEMM as MLX ops"},
+	{TriMulMLX, "of3c.TriangleMultiplication", "cpu, gpu", "otherwise", "x·W whole, gates and the batched channel GEMM as MLX ops (bf16 on the GPU under bf16)"},
 
 	{OPMBlocked, "of3c.OuterProductMean", "cpu, gpu", "row_chunk splits the rows", "the outer products and projection per row block"},
 	{OPMWhole, "of3c.OuterProductMean", "cpu, gpu", "otherwise", "one batched GEMM for the outer products, one for the projection"},

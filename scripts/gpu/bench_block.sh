@@ -97,7 +97,8 @@ probe)
     [ "${1:-}" = whole ] && { b=; shift; }
     echo "== probe $P N=$N ${b:+lean }$*"; rm -f $WORK/probe.of3
     run env "$@" "$OF3C" compile "$MODEL" -o $WORK/probe.of3 --device gpu --precision $P $b 2>&1 | grep -E "memory plan|lowering on|rc=|rror" &&
-      run env "$@" "$OF3C" run $WORK/probe.of3 --device gpu --shapes N=$N --warmup 1 --iterations $REPEAT 2>&1 | tail -4
+      run env "$@" "$OF3C" run $WORK/probe.of3 --device gpu --shapes N=$N --warmup 1 --iterations $REPEAT 2>&1 | \
+        grep -E "median|peak memory|rror"
   done
   for pr in ${PROFILES:-}; do
     run env ${PROFILE_ENV:-} "${OF3BENCH:-bin/of3bench}" -profile "$MODEL" -device gpu -precision ${pr%%:*} -n ${pr##*:}
