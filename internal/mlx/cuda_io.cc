@@ -93,10 +93,11 @@ constexpr int kCopyThreads = 8;
 constexpr size_t kMinChunk = size_t(1) << 20;
 
 enum class Mode : int { managed = 0, direct = 1, staged = 2, registered = 3 };
-// direct by measurement: on the H200 machine (of3bench -iobench 64,512 -device gpu -ioreps 3, one process)
-// staged and registered moved 512 MiB in 120 ms (4.5 GB/s) against direct's 117 ms, out 193 / 165 vs 193 ms:
-// the pinned paths add nothing there, so the default is the simplest (docs/notes/GPU.md, "Pinned transfers").
-constexpr Mode kDefaultMode = Mode::direct;
+// staged by measurement of whole runs: the real PairFormerBlock at N = 1024, fp32, on the H200 machine
+// (scripts/gpu/bench_block.sh probe, one lease, same artifact): inputs in + outputs out median 99.7 ms staged
+// against 454.6 ms direct (whole call 238.8 vs 596.8 ms). The microbenchmark (of3bench -iobench, one array
+// at a time) had shown them equal, which made direct the default for one session; docs/notes/GPU.md.
+constexpr Mode kDefaultMode = Mode::staged;
 const char* const kModeNames[] = {"managed", "direct", "staged", "registered"};
 
 bool parse_mode(const std::string& s, Mode* m) {
