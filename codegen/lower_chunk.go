@@ -20,8 +20,8 @@ import (
 // whenever row_chunk splits the rows; otherwise lower_pair.go computes x·W,
 // a and b whole. Measured peaks (MLX CPU, f32, c = h = 128, the op alone;
 // TestTriangleMultiplicationChunkedPeak), whole / blocked at row_chunk 0 /
-// blocked at row_chunk 64: N = 512 1537 / 1282 / 1185 MiB (1250 with the
-// per-block b operands).
+// blocked at row_chunk 64: N = 512 1537 / 1282 / 898 MiB (1250 with the
+// per-block b operands, 1185 with the blocks not ordered).
 
 // pairRowBlocks splits n rows into [lo, hi) blocks of chunk (0 or ≥ n: one).
 func pairRowBlocks(n, chunk int64) [][2]int64 {
@@ -86,7 +86,7 @@ func lowerTriangleMultiplicationBlocked(t *tracer, n *graph.Node, in []*val) ([]
 	}
 	// One block's gated projection, [B, ·, ·, h] in cdt: x·W in x's type
 	// (as the unblocked lowering), the gate in the accumulation type.
-	gated := func(lo, hi int64, wp *mlx.Array) *mlx.Array {
+	gated := func(lo, hi int64, wp, after *mlx.Array) *mlx.Array {
 		xb, mb := xa, ma
 		if hi-lo != N {
 			xb = t.sliceAxis(xa, shapeOf(xa), axis, lo, hi)
@@ -94,6 +94,7 @@ func lowerTriangleMultiplicationBlocked(t *tracer, n *graph.Node, in []*val) ([]
 				mb = t.sliceAxis(ma, shapeOf(ma), axis, lo, hi)
 			}
 		}
+		xb = t.after(xb, after)
 		y := s.AsType(t.matmul(xb, wp, dt), acc) // [B, ·, ·, 2h]
 		ys := shapeOf(y)
 		p := t.sliceAxis(y, ys, 3, 0, H)
@@ -106,16 +107,32 @@ func lowerTriangleMultiplicationBlocked(t *tracer, n *graph.Node, in []*val) ([]
 	blocks := pairRowBlocks(N, n.AttrInt("row_chunk", 0))
 	bT := make([]*mlx.Array, len(blocks))
 	for k, blk := range blocks {
-		bT[k] = s.Transpose(gated(blk[0], blk[1], wB), permB...) // [B, h, K, Rj]
+		var after *mlx.Array
+		if k > 0 {
+			after = bT[k-1]
+		}
+		bT[k] = s.Transpose(gated(blk[0], blk[1], wB, after), permB...) // [B, h, K, Rj]
 	}
 	b := bT[0]
 	if len(bT) > 1 {
 		b = s.Concatenate(3, bT...) // [B, h, K, N], contiguous
 	}
 	rows := make([]*mlx.Array, 0, len(blocks))
+	// Each block of a after all of b, then after the previous row block:
+	// MLX evaluates independent branches in no set order, and run ahead
+	// they would all be alive at once (the real PairFormerBlock under a
+	// 70 % budget, CPU: 63.6 → 54.6 MiB; TestPlannerBoundsMLXPeak).
+	var prev *mlx.Array
+	if len(blocks) > 1 {
+		prev = b
+	}
 	for _, blk := range blocks {
-		aT := s.Transpose(gated(blk[0], blk[1], wA), permA...)        // [B, h, R, K]
-		rows = append(rows, s.Transpose(s.MatMul(aT, b), 0, 2, 3, 1)) // [B, R, N, h]
+		aT := s.Transpose(gated(blk[0], blk[1], wA, prev), permA...) // [B, h, R, K]
+		row := s.MatMul(aT, b)
+		rows = append(rows, s.Transpose(row, 0, 2, 3, 1)) // [B, R, N, h]
+		if prev != nil {
+			prev = row
+		}
 	}
 	out := rows[0]
 	if len(rows) > 1 {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/internal/mlx"
 	"github.com/of3c/of3c/internal/units"
 	"github.com/of3c/of3c/passes"
@@ -27,12 +28,33 @@ func (e *MemoryError) Error() string { return e.Msg }
 // planner finds chunk sizes that would fit, the compile options to use.
 // Graphs the planner cannot size (unknown ranks) are not refused.
 func (s *Session) CheckMemory(dims map[string]int64) error {
+	g, err := s.graphAt(dims)
+	if err != nil {
+		return err
+	}
+	return s.checkMemory(g, dims)
+}
+
+// graphAt is the graph a run at dims executes: the session's, or its lean
+// plan for dims (lean.go).
+func (s *Session) graphAt(dims map[string]int64) (*graph.Graph, error) {
+	if !s.lean {
+		return s.Graph, nil
+	}
+	lp, err := s.planFor(dims)
+	if err != nil {
+		return nil, err
+	}
+	return lp.g, nil
+}
+
+func (s *Session) checkMemory(g *graph.Graph, dims map[string]int64) error {
 	limit, what := s.memoryLimit()
 	if limit <= 0 {
 		return nil
 	}
 	popts := passes.Options{Device: s.device}
-	cur, err := passes.PlanMemory(s.Graph, dims, 0, popts)
+	cur, err := passes.PlanMemory(g, dims, 0, popts)
 	if se := (*passes.SizeError)(nil); errors.As(err, &se) {
 		return &MemoryError{fmt.Sprintf("refusing to run at %s: %v", fmtDims(dims), se)}
 	}
@@ -44,7 +66,7 @@ func (s *Session) CheckMemory(dims map[string]int64) error {
 	}
 	msg := fmt.Sprintf("refusing to run at %s: estimated peak %s exceeds %s %s",
 		fmtDims(dims), units.FormatBytes(cur.PeakBefore), what, units.FormatBytes(limit))
-	fit, err := passes.PlanMemory(s.Graph, dims, limit, popts)
+	fit, err := passes.PlanMemory(g, dims, limit, popts)
 	if err != nil {
 		msg += "; no chunking fits either (" + err.Error() + ")"
 	} else {
@@ -65,7 +87,11 @@ func (s *Session) CheckMemory(dims map[string]int64) error {
 // EstimatePeak is the planner's estimate of the peak memory of a run at
 // dims with the graph's current chunking (0 when it cannot estimate).
 func (s *Session) EstimatePeak(dims map[string]int64) int64 {
-	p, err := passes.PlanMemory(s.Graph, dims, 0, passes.Options{Device: s.device})
+	g, err := s.graphAt(dims)
+	if err != nil {
+		return 0
+	}
+	p, err := passes.PlanMemory(g, dims, 0, passes.Options{Device: s.device})
 	if err != nil {
 		return 0
 	}

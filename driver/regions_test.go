@@ -87,7 +87,8 @@ func abs(x float64) float64 {
 
 // A GPU compile with buckets and no budget is planned lean: regions formed
 // and chunked, the plan's peak below the unplanned one; without buckets
-// (no size to plan for) the graph stays unplanned, and a CPU compile with
+// (no size to plan for) the graph stays unplanned — the session plans each
+// size when it runs (lean.go, TestSessionPlansEachSizeLean) — and a CPU compile with
 // buckets is never planned without a budget.
 func TestCompileGPULeanDefault(t *testing.T) {
 	src := "../models/of3/testdata/pairformer_block_tiny_torchscript/model.onnx"

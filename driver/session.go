@@ -53,6 +53,10 @@ type Session struct {
 	prog     *codegen.Program
 	types    map[string]graph.Type // declared input types by name
 	shards   int                   // > 1: a sharded session (shards.go)
+	// lean: a GPU graph compiled without a size to plan for is planned
+	// per padded size at run time (lean.go); plans holds the recent ones.
+	lean  bool
+	plans []*leanPlan
 }
 
 // Open loads a .of3 artifact, or compiles a .onnx model with the default
@@ -117,12 +121,15 @@ func New(g *graph.Graph, m *artifact.Manifest, opts Options) (*Session, error) {
 	if err := CheckDevice(s.device); err != nil {
 		return nil, err
 	}
-	if s.device != "ref" {
-		prec := m.Options.Precision
-		if opts.Precision != "" {
-			prec = opts.Precision
+	if s.lean = plansPerShape(s.device, m); s.lean {
+		// Programs are made per size at run time (lean.go); the options
+		// are checked now.
+		o := codegen.Options{Device: s.device, Precision: s.precision()}
+		if err := o.Validate(); err != nil {
+			return nil, err
 		}
-		p, err := codegen.NewProgram(g, codegen.Options{Device: s.device, Precision: prec, Budgeted: m.Options.MemoryBudget > 0 || len(m.MemoryPlan) > 0})
+	} else if s.device != "ref" {
+		p, err := codegen.NewProgram(g, codegen.Options{Device: s.device, Precision: s.precision(), Budgeted: m.Options.MemoryBudget > 0 || len(m.MemoryPlan) > 0})
 		if err != nil {
 			return nil, err
 		}
@@ -135,6 +142,14 @@ func New(g *graph.Graph, m *artifact.Manifest, opts Options) (*Session, error) {
 		}
 	}
 	return s, nil
+}
+
+// precision is the compute precision: the session's, else the artifact's.
+func (s *Session) precision() string {
+	if s.opts.Precision != "" {
+		return s.opts.Precision
+	}
+	return s.Manifest.Options.Precision
 }
 
 // Lowerings are the lowering paths the latest Run took, one per fused node
@@ -155,6 +170,15 @@ func (s *Session) Buckets() []int64 { return s.buckets }
 
 // Close releases the MLX program.
 func (s *Session) Close() {
+	for _, lp := range s.plans {
+		if lp.prog != nil {
+			if lp.prog == s.prog {
+				s.prog = nil
+			}
+			lp.prog.Close()
+		}
+	}
+	s.plans = nil
 	if s.prog != nil {
 		s.prog.Close()
 		s.prog = nil
@@ -251,6 +275,9 @@ type RunStats struct {
 	// Dims are the symbol sizes of the inputs; Padded are the sizes the
 	// model ran at (equal without buckets).
 	Dims, Padded map[string]int64
+	// Planned is set when this run planned the GPU memory for its size
+	// (lean.go): one line saying so, for the CLI to print.
+	Planned string
 }
 
 // Run checks the inputs, pads to the bucket, checks memory, runs and crops.
@@ -265,8 +292,24 @@ func (s *Session) Run(in map[string]*graph.Tensor) (map[string]*graph.Tensor, Ru
 	// are built: a large bucket must be refused, not allocated.
 	padded, changed := s.padDims(dims)
 	st.Padded = padded
+	g := s.Graph
+	var lp *leanPlan
+	if s.lean {
+		if lp, err = s.planFor(padded); err != nil {
+			return nil, st, err
+		}
+		g = lp.g
+		if lp.fresh {
+			st.Planned = lp.describe()
+		}
+	}
 	if !s.opts.SkipMemoryCheck {
-		if err := s.CheckMemory(padded); err != nil {
+		if err := s.checkMemory(g, padded); err != nil {
+			return nil, st, err
+		}
+	}
+	if lp != nil {
+		if s.prog, err = s.program(lp); err != nil {
 			return nil, st, err
 		}
 	}

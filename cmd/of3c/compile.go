@@ -156,7 +156,7 @@ func printCompileSummary(w io.Writer, src, out string, m *artifact.Manifest, too
 		fmt.Fprintf(w, "  buckets %v on %s\n", m.Buckets, strings.Join(m.TokenDims, ","))
 	}
 	if m.Options.Device == "gpu" && len(m.Buckets) == 0 && m.Options.MemoryBudget == 0 && len(m.TokenDims) > 0 {
-		fmt.Fprintf(w, "  memory: not planned (no size to plan for); --buckets N plans the lean GPU chunking for N\n")
+		fmt.Fprintf(w, "  memory: planned lean at run time, for each size the artifact runs at (OF3C_GPU_LEAN=off: not at all); --buckets N plans it now\n")
 	}
 	if len(m.MemoryPlan) > 0 {
 		var plan passes.MemoryPlan

@@ -169,6 +169,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if firstStats.Planned != "" {
+		prog.note("%s", firstStats.Planned)
+	}
 	var steady, compute, transfer []time.Duration
 	if *iterations > 0 {
 		if *warmup > 0 {
@@ -388,6 +391,13 @@ func (p *progress) say(format string, a ...any) {
 	}
 	fmt.Fprintf(p.w, "\r%s\r%s…", strings.Repeat(" ", p.n), msg)
 	p.n = len(msg) + 3
+}
+
+// note is a line that stays (on a terminal too, where say's lines are
+// overwritten by the next).
+func (p *progress) note(format string, a ...any) {
+	p.done()
+	fmt.Fprintf(p.w, "of3c: %s\n", fmt.Sprintf(format, a...))
 }
 
 // step is a progress line shown only on a terminal.
