@@ -7,7 +7,6 @@ import (
 
 	"github.com/of3c/of3c/artifact"
 	"github.com/of3c/of3c/codegen"
-	"github.com/of3c/of3c/graph"
 )
 
 // A GPU artifact compiled without --buckets is planned per size at run time
@@ -68,8 +67,8 @@ func TestSessionPlansEachSizeLean(t *testing.T) {
 			t.Fatal(err)
 		}
 		for name, w := range want {
-			if d := maxAbs(t, got[name], w); d > 1e-5 {
-				t.Errorf("N=%d %s: lean plan differs from the unplanned graph by %g", n, name, d)
+			if d, err := tensorDiff(got[name], w); err != nil || d > 1e-5 {
+				t.Errorf("N=%d %s: lean plan differs from the unplanned graph by %g (%v)", n, name, d, err)
 			}
 		}
 	}
@@ -107,31 +106,4 @@ func TestPlansPerShapeConditions(t *testing.T) {
 	if plansPerShape("gpu", &base) {
 		t.Error("OF3C_GPU_LEAN=off: planned per size")
 	}
-}
-
-func maxAbs(t *testing.T, a, b *graph.Tensor) float64 {
-	t.Helper()
-	if a == nil || b == nil {
-		t.Fatal("missing output")
-	}
-	x, err := a.Float64s()
-	if err != nil {
-		t.Fatal(err)
-	}
-	y, err := b.Float64s()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(x) != len(y) {
-		t.Fatalf("sizes %d and %d", len(x), len(y))
-	}
-	worst := 0.0
-	for i := range x {
-		d := x[i] - y[i]
-		if d < 0 {
-			d = -d
-		}
-		worst = max(worst, d)
-	}
-	return worst
 }
