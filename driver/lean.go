@@ -34,7 +34,7 @@ type leanPlan struct {
 	g     *graph.Graph
 	plan  *passes.MemoryPlan
 	prog  *codegen.Program
-	fresh bool // planned by this Run: the run reports it once
+	reported bool // a Run has said it planned this size
 }
 
 // leanDevice is the session device that plans per size: the GPU (the
@@ -60,7 +60,6 @@ func (s *Session) planFor(dims map[string]int64) (*leanPlan, error) {
 		if lp.key == key {
 			// Most recently used last.
 			s.plans = append(append(s.plans[:i:i], s.plans[i+1:]...), lp)
-			lp.fresh = false
 			return lp, nil
 		}
 	}
@@ -70,7 +69,7 @@ func (s *Session) planFor(dims map[string]int64) (*leanPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("planning the GPU memory for %s: %w (OF3C_GPU_LEAN=off runs the graph unplanned)", key, err)
 	}
-	lp := &leanPlan{key: key, g: g, plan: log.Plan, fresh: true}
+	lp := &leanPlan{key: key, g: g, plan: log.Plan}
 	if len(s.plans) >= leanPrograms {
 		old := s.plans[0]
 		if old.prog != nil {

@@ -41,6 +41,11 @@ func TestSessionPlansEachSizeLean(t *testing.T) {
 	if !lean.lean || plain.lean {
 		t.Fatalf("lean sessions: %v / %v, want true / false (OF3C_GPU_LEAN=off)", lean.lean, plain.lean)
 	}
+	// A size planned by the memory estimate before it runs is still
+	// reported by its first run.
+	if lean.EstimatePeak(map[string]int64{m.TokenDims[0]: 40}) <= 0 {
+		t.Fatal("no estimate at N=40")
+	}
 	for i, n := range []int64{48, 48, 40, 56} {
 		in, err := RandomInputs(g.Inputs, map[string]int64{m.TokenDims[0]: n}, uint64(n))
 		if err != nil {

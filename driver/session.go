@@ -299,8 +299,8 @@ func (s *Session) Run(in map[string]*graph.Tensor) (map[string]*graph.Tensor, Ru
 			return nil, st, err
 		}
 		g = lp.g
-		if lp.fresh {
-			st.Planned = lp.describe()
+		if !lp.reported {
+			st.Planned, lp.reported = lp.describe(), true
 		}
 	}
 	if !s.opts.SkipMemoryCheck {
