@@ -30,10 +30,10 @@ const leanPrograms = 2
 // leanPlan is the graph, plan and (once memory was checked) program for one
 // padded size.
 type leanPlan struct {
-	key   string
-	g     *graph.Graph
-	plan  *passes.MemoryPlan
-	prog  *codegen.Program
+	key      string
+	g        *graph.Graph
+	plan     *passes.MemoryPlan
+	prog     *codegen.Program
 	reported bool // a Run has said it planned this size
 }
 
