@@ -95,15 +95,7 @@ func checkVsRefRel(t *testing.T, g *graph.Graph, in map[string]*graph.Tensor, to
 	if err != nil {
 		t.Fatalf("ref: %v", err)
 	}
-	p, err := NewProgram(g, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	got, _, err := p.Run(in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got, _ := runMLX(t, g, Options{}, in)
 	for name, w := range want {
 		gv := got[name]
 		if gv == nil {
@@ -278,20 +270,12 @@ func TestTriangleMultiplicationBF16Contraction(t *testing.T) {
 				}
 				run := func(half bool) *graph.Tensor {
 					halfPairGEMM = func(string) bool { return half }
-					p, err := NewProgram(g, Options{Precision: "bf16", NoFastKernels: true})
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer p.Close()
-					got, _, err := p.Run(in)
-					if err != nil {
-						t.Fatal(err)
-					}
+					got, ls := runMLX(t, g, Options{Precision: "bf16", NoFastKernels: true}, in)
 					wantPath := TriMulMLX
 					if rc > 0 {
 						wantPath = TriMulBlocked
 					}
-					if ls := p.Lowerings(); len(ls) != 1 || ls[0].Path != wantPath {
+					if len(ls) != 1 || ls[0].Path != wantPath {
 						t.Fatalf("lowerings %v, want %s", ls, wantPath)
 					}
 					return got[g.Outputs[0].Name]

@@ -65,15 +65,7 @@ func checkVsRef(t *testing.T, g *graph.Graph, in map[string]*graph.Tensor, tol f
 	if err != nil {
 		t.Fatalf("ref: %v", err)
 	}
-	p, err := NewProgram(g, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	got, _, err := p.Run(in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got, _ := runMLX(t, g, Options{}, in)
 	for name, w := range want {
 		gv := got[name]
 		if gv == nil {
@@ -87,6 +79,22 @@ func checkVsRef(t *testing.T, g *graph.Graph, in map[string]*graph.Tensor, tol f
 		}
 	}
 	return got
+}
+
+// runMLX runs g once on MLX with options o and returns its outputs and the
+// lowering paths it took.
+func runMLX(t *testing.T, g *graph.Graph, o Options, in map[string]*graph.Tensor) (map[string]*graph.Tensor, []Lowering) {
+	t.Helper()
+	p, err := NewProgram(g, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	got, _, err := p.Run(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, p.Lowerings()
 }
 
 func build(t *testing.T, b *graph.Builder) *graph.Graph {
