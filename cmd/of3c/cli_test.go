@@ -127,6 +127,26 @@ func TestInspectMemoryGPU(t *testing.T) {
 	if code != 0 || !strings.Contains(gpu, "memory plan for N=2048") || strings.Contains(gpu, "inside of3c.Attention") {
 		t.Fatalf("gpu plan: code %d stderr %q\n%s", code, errs, gpu)
 	}
+	// Without --budget on the GPU: the lean plan, the one compile --buckets
+	// writes into the artifact (same peak). On the PairFormerBlock the
+	// regions the plan leaves whole are dissolved and the graph planned
+	// again, which one planner call alone does not show (1.57 against
+	// compile's 1.82 GiB at N = 2048 before inspect ran the passes).
+	block := filepath.Join(tinyBlock, "model.onnx")
+	code, lean, errs := run(t, "inspect", block, "--memory", "N=2048", "--device", "gpu")
+	if code != 0 || !strings.Contains(lean, "budget none") {
+		t.Fatalf("gpu lean plan: code %d stderr %q\n%s", code, errs, lean)
+	}
+	code, comp, errs := run(t, "compile", block, "-o", filepath.Join(t.TempDir(), "m.of3"), "--device", "gpu", "--buckets", "2048")
+	var peak string
+	for _, l := range strings.Split(lean, "\n") {
+		if f := strings.Fields(l); len(f) >= 4 && f[0] == "peak" && f[1] == "after" {
+			peak = f[2] + " " + f[3]
+		}
+	}
+	if code != 0 || peak == "" || !strings.Contains(comp, "→ "+peak+" lean") {
+		t.Errorf("inspect's lean peak %q is not compile's (code %d, stderr %q):\n%s", peak, code, errs, comp)
+	}
 	code, _, errs = run(t, "inspect", fixture, "--memory", "N=2048", "--device", "gpu", "--budget", "64MiB")
 	if code == 0 || !strings.Contains(errs, "does not fit") {
 		t.Errorf("gpu plan under 64 MiB: code %d, stderr %q", code, errs)

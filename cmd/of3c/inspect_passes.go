@@ -37,7 +37,7 @@ func addPassFlags(fs *flag.FlagSet) *passFlags {
 		showLog:   fs.Bool("log", false, "print the per-pass log (time, nodes before/after, fusions) on stderr"),
 		dumpDir:   fs.String("dump-dir", "", "write the IR after every pass into `DIR`"),
 		memory:    fs.String("memory", "", "print the memory plan for concrete dims, e.g. N=1024 (after all passes)"),
-		budget:    fs.String("budget", "", "memory budget for --memory, e.g. 8GiB (default: with --device gpu where a GPU is present, the memory it has free; otherwise none)"),
+		budget:    fs.String("budget", "", "memory budget for --memory, e.g. 8GiB, planned as compile --memory-budget plans it (default: none; with --device gpu the lean plan that compile --buckets and a GPU run make, and on a machine with a GPU whether it fits the memory free)"),
 		device:    fs.String("device", "", "for --memory: plan the lowering of this device, cpu or gpu (default: the generic lowering); any machine can plan for either"),
 		threshold: fs.Int64("chunk-threshold", 0, "keys below which attention is never LMA-chunked (0: default)"),
 		chunk:     fs.Int64("chunk-size", 0, "fix the row/query chunk size instead of letting the planner choose"),
@@ -129,22 +129,41 @@ func (p *passFlags) apply(g *graph.Graph, stdout, stderr io.Writer) (*graph.Grap
 		return nil, usagef("--device %q: want cpu or gpu", *p.device)
 	}
 	opts.Device = *p.device
+	opts.Dims = dims
 	budget := passes.NoBudget
 	if *p.budget != "" {
 		if budget, err = units.ParseBytes(*p.budget); err != nil {
 			return nil, usagef("--budget: %v", err)
 		}
-	} else if *p.device == "gpu" {
-		if free, what := driver.GPUAvailable(); free > 0 {
-			budget = free
-			fmt.Fprintf(stdout, "budget: %s (%s)\n", units.FormatBytes(free), what)
-		}
 	}
-	opts.Dims = dims
-	opts.MemoryBudget = budget
-	// The plan is of the graph as a planned compile would have it: with
-	// row-chunked regions (form-regions runs with plan-memory), whose
-	// chunks the planner chooses.
+	if budget > 0 || *p.device == "gpu" {
+		// The plan compile makes (and a GPU run makes at this size when
+		// the artifact has none; driver/lean.go): form-regions and
+		// plan-memory as passes, regions left whole dissolved and the
+		// graph planned again. Without --budget on the GPU, the lean plan.
+		popts := opts
+		popts.Passes, popts.Verify = []string{"form-regions", "plan-memory"}, true
+		popts.MemoryBudget, popts.Lean = budget, budget == 0
+		log, err := passes.Run(g, popts)
+		if log != nil && log.Plan != nil {
+			fmt.Fprint(stdout, log.Plan.Format())
+		}
+		if err != nil {
+			return nil, err
+		}
+		if log.Plan != nil && *p.device == "gpu" {
+			if free, what := driver.GPUAvailable(); free > 0 {
+				verdict := "fits"
+				if log.Plan.PeakAfter > free {
+					verdict = "does not fit (a run is refused; --budget/--memory-budget plans to fit)"
+				}
+				fmt.Fprintf(stdout, "  %s %s: the plan %s\n", what, units.FormatBytes(free), verdict)
+			}
+		}
+		return nil, nil
+	}
+	// No budget off the GPU: the estimate of the graph as it is, with the
+	// row-chunked regions a planned compile would form (left whole).
 	if _, err := passes.Run(g, passes.Options{Passes: []string{"form-regions"}, Verify: true}); err != nil {
 		return nil, err
 	}
