@@ -260,37 +260,39 @@ var gpuAttentionEnv = func() string { return passes.GPUAttentionEnv() }
 // flashFits is the condition of the GPUFlashAttention kernel
 // (passes.GPUFlashAttention, which the memory planner models too).
 func flashFits(a AttentionSpec) bool {
+	dts, shp := a.operands()
+	return passes.GPUFlashAttention(a.Mode, dts, shp)
+}
+
+// operands are q, k, v and the biases' types and shapes, in that order (what
+// the passes' kernel conditions read).
+func (a AttentionSpec) operands() ([]graph.DType, [][]int64) {
 	dts := []graph.DType{a.Q.DType, a.K.DType, a.V.DType}
 	shp := [][]int64{a.Q.Shape, a.K.Shape, a.V.Shape}
 	for _, b := range a.Biases {
 		dts = append(dts, b.DType)
 		shp = append(shp, b.Shape)
 	}
-	return passes.GPUFlashAttention(a.Mode, dts, shp)
+	return dts, shp
 }
 
 // flashMMAOverFFMA: where a flash kernel runs, bf16/fp16 attention that the
 // tensor-core kernel fits takes it rather than the FFMA kernel — measured
 // 3.9× faster on an H200 (triangle attention N = 1024, H 4, C 32, mask +
 // pair bias: 16.2 vs 63.6 ms; scripts/gpu/flash_check time), same memory.
-// flashMMAOverSDPA: it also takes it where MLX's SDPA would run. Off: the
-// estimate from those kernel times puts the PairFormerBlock at SDPA's speed
-// (≈79.5 vs 78.6 ms at N = 1024 bf16) at ~35 % less peak, but that is an
-// estimate: the kernel has not yet run through MLX on the device (NVRTC
-// compiles it as MLX wraps it); one block run with OF3C_GPU_ATTENTION=flash
-// decides it. Variables so that tests can set them;
-// docs/notes/2026-12-03-gpu-flash-attention.md has the numbers.
+// flashMMAOverSDPA: it also takes it where MLX's SDPA would run. Off:
+// through MLX on the H200, the lean-planned PairFormerBlock at N = 1024 bf16
+// took 120.0 ms / 3.12 GiB with it against SDPA's 110.6 ms / 3.97 GiB
+// (docs/notes/2026-12-03-gpu-long-sequences.md), so only lean/budgeted
+// artifacts take it, where SDPA's summed mask is outside the plan.
+// Variables so that tests can set them;
+// docs/notes/2026-12-03-gpu-flash-attention.md has the kernel numbers.
 var flashMMAOverFFMA, flashMMAOverSDPA = true, false
 
 // flashMMAFits is the condition of the tensor-core flash kernel
 // (passes.GPUFlashAttentionMMA).
 func flashMMAFits(a AttentionSpec) bool {
-	dts := []graph.DType{a.Q.DType, a.K.DType, a.V.DType}
-	shp := [][]int64{a.Q.Shape, a.K.Shape, a.V.Shape}
-	for _, b := range a.Biases {
-		dts = append(dts, b.DType)
-		shp = append(shp, b.Shape)
-	}
+	dts, shp := a.operands()
 	return passes.GPUFlashAttentionMMA(a.Mode, dts, shp)
 }
 
