@@ -8,10 +8,11 @@ package passes
 //	OuterProductMean  B·R·J·(2·c·e + c_out)·A   the block's outer products
 //	                  [R·c, J·e], their channels-last copy [R, J, c·e] and
 //	                  the projected block [R, J, c_out]
-//	TriangleMult.     B·(N·N·h + 8·R·N·h)·A     b whole (as per-row-block
-//	                  operands, never concatenated), plus per block the
-//	                  projections [R, N, 4h], a, its transposed copy, the
-//	                  product and its channels-last copy
+//	TriangleMult.     B·(2·N·N·h + 8·R·N·h)·A   b's blocks and their gathered
+//	                  copy, then b and the finished output row blocks until
+//	                  they are concatenated; plus per block the projections
+//	                  [R, N, 2h], a, its transposed copy, the product and
+//	                  its channels-last copy
 
 // pairRows is the length of the axis row_chunk splits: I (OuterProductMean:
 // a's axis -2; TriangleMultiplication: x's axis -3).
@@ -47,9 +48,9 @@ func (p *planner) pairWorkspace(s *planNode) int64 {
 			// made contiguous for the fused gate kernel.
 			return mulS(batch, 7, rows, nn, h, a)
 		}
-		// b whole (its blocks), the finished output row blocks (all
-		// live until concatenated), and one block's projections, a,
-		// copies and products.
+		// b whole twice (its blocks and their gathered copy; later b
+		// and the finished output row blocks, live until concatenated),
+		// and one block's projections, a, copies and products.
 		return mulS(batch, addS(mulS(2, rows, nn, h), mulS(8, r, nn, h)), a)
 	}
 	return 0
