@@ -29,14 +29,18 @@ func (t *tracer) toF32(a *mlx.Array) *mlx.Array {
 
 // normShapes flattens the normalised trailing axes [axis, rank) of x into one
 // so MLX's fast layer_norm/rms_norm (last axis only) apply.
-func normFlatten(t *tracer, x *val, axis int, params ...*val) (xa *mlx.Array, ps []*mlx.Array, lead []int, err error) {
+// x is cast to f32 unless keepX.
+func normFlatten(t *tracer, x *val, axis int, keepX bool, params ...*val) (xa *mlx.Array, ps []*mlx.Array, lead []int, err error) {
 	s := t.s
 	inner := 1
 	for _, d := range x.shape[axis:] {
 		inner *= int(d)
 	}
 	lead = intsOf(x.shape[:axis])
-	xa = t.toF32(t.arr(x))
+	xa = t.arr(x)
+	if !keepX {
+		xa = t.toF32(xa)
+	}
 	if len(x.shape)-axis != 1 {
 		xa = s.Reshape(xa, append(append([]int{}, lead...), inner)...)
 	}
@@ -66,15 +70,19 @@ func lowerLayerNorm(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	if len(in) > 2 {
 		bias = in[2]
 	}
-	xa, ps, _, err := normFlatten(t, x, axis, in[1], bias)
+	path := t.choose(n, t.operands(in))
+	xa, ps, _, err := normFlatten(t, x, axis, path == LayerNormGPUHalf, in[1], bias)
 	if err != nil {
 		return nil, err
 	}
 	orig := t.ddt(x.dt)
 	var y *mlx.Array
-	if t.choose(n, t.operands(in)) == LayerNormCPUFused {
+	switch path {
+	case LayerNormCPUFused:
 		y = s.FastLayerNorm(xa, ps[0], ps[1], eps)
-	} else {
+	case LayerNormGPUHalf:
+		y = s.GPULayerNorm(xa, ps[0], ps[1], eps)
+	default:
 		y = s.LayerNorm(xa, ps[0], ps[1], eps)
 	}
 	y = s.Reshape(y, intsOf(x.shape)...)
@@ -111,7 +119,7 @@ func lowerRMSNorm(t *tracer, n *graph.Node, in []*val) ([]*val, error) {
 	if err != nil {
 		return nil, err
 	}
-	xa, ps, _, err := normFlatten(t, x, axis, in[1])
+	xa, ps, _, err := normFlatten(t, x, axis, false, in[1])
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -49,6 +50,7 @@ const (
 	OPMBlocked Path = "opm/row-blocked"
 
 	LayerNormCPUFused Path = "layernorm/cpu-fused"
+	LayerNormGPUHalf  Path = "layernorm/gpu-half"
 	LayerNormMLX      Path = "layernorm/mlx"
 
 	RegionSequenced Path = "region/sequenced"
@@ -100,7 +102,9 @@ var PathTable = []PathInfo{
 	{OPMWhole, "of3c.OuterProductMean", "cpu, gpu", "otherwise", "one batched GEMM for the outer products, one for the projection"},
 
 	{LayerNormCPUFused, "LayerNormalization", "cpu", "x not f64; fast kernels on", "internal/mlx FastLayerNorm over the flattened normalised axes"},
-	{LayerNormMLX, "LayerNormalization", "cpu, gpu", "otherwise", "MLX's fast::layer_norm"},
+	{LayerNormGPUHalf, "LayerNormalization", "gpu", "x bf16/fp16 on the device; the normalised axes 1-1024 elements, known at compile time; fast kernels on; OF3C_GPU_LAYERNORM=mlx turns it off",
+		"internal/mlx GPULayerNorm CUDA kernel: one warp per row, statistics and affine in f32, one rounding to x's dtype (MLX's layer_norm would need f32 copies of x and of its result)"},
+	{LayerNormMLX, "LayerNormalization", "cpu, gpu", "otherwise", "MLX's fast::layer_norm (on an f32 copy of x, cast back, where x is bf16/fp16)"},
 	{RegionSequenced, "of3c.ChunkMap", "cpu, gpu", "chunk splits the mapped axis",
 		"the body's own lowerings per block of rows on slices of the split inputs, each block's inputs made to depend on the previous block's outputs (so MLX runs them one after the other), outputs concatenated (codegen/lower_region.go)"},
 	{RegionWhole, "of3c.ChunkMap", "cpu, gpu", "otherwise", "the body lowered once on the whole inputs: the unchunked graph"},
@@ -407,13 +411,38 @@ func OuterProductMeanPath(o Options, a Operand, rc int64) Path {
 	return OPMWhole
 }
 
-// LayerNormPath decides how a LayerNormalization over x runs.
-func LayerNormPath(o Options, x Operand) Path {
+// LayerNormPath decides how a LayerNormalization over x's axes [axis, rank)
+// runs.
+func LayerNormPath(o Options, x Operand, axis int64) Path {
 	if o.Device == "cpu" && o.fastKernels() && x.DType != graph.Float64 {
 		return LayerNormCPUFused
 	}
+	if o.Device == "gpu" && o.fastKernels() && (x.DType == graph.BFloat16 || x.DType == graph.Float16) &&
+		gpuLayerNormEnv() != "mlx" {
+		if a, err := shapes.NormAxis(axis, x.rank()); err == nil {
+			inner := int64(1)
+			for _, d := range x.Shape[a:] {
+				if d <= 0 || inner > gpuLayerNormMax { // unknown at compile time, or already too many
+					inner = -1
+					break
+				}
+				inner *= d
+			}
+			if inner >= 1 && inner <= gpuLayerNormMax {
+				return LayerNormGPUHalf
+			}
+		}
+	}
 	return LayerNormMLX
 }
+
+// gpuLayerNormMax is internal/mlx's GPULayerNorm limit on the normalised
+// axes' size (kGPULayerNormMax in gpu_kernels.h).
+const gpuLayerNormMax = 1024
+
+// gpuLayerNormEnv reads OF3C_GPU_LAYERNORM ("mlx": MLX's layer_norm on f32
+// copies, for comparisons); a variable so tests can stand in for it.
+var gpuLayerNormEnv = func() string { return os.Getenv("OF3C_GPU_LAYERNORM") }
 
 // attentionSpecOf describes an of3c.Attention node with operands in.
 func attentionSpecOf(n *graph.Node, in []Operand) AttentionSpec {
@@ -458,7 +487,7 @@ func decide(o Options, n *graph.Node, in []Operand) Path {
 	case graph.FusedDomain + ".OuterProductMean":
 		return OuterProductMeanPath(o, at(0), n.AttrInt("row_chunk", 0))
 	case "LayerNormalization":
-		return LayerNormPath(o, at(0))
+		return LayerNormPath(o, at(0), n.AttrInt("axis", -1))
 	case graph.FusedDomain + ".ChunkMap":
 		_, inAxes, _, err := graph.ChunkMapBody(n)
 		if err != nil {

@@ -95,9 +95,16 @@ func TestOtherPaths(t *testing.T) {
 		{TriangleMultiplicationPath(cpu, op(graph.Float32, -2, -2, 128), 64), TriMulBlocked},
 		{OuterProductMeanPath(cpu, op(graph.Float32, 4, 256, 32), 0), OPMWhole},
 		{OuterProductMeanPath(gpu, op(graph.Float32, 4, 256, 32), 64), OPMBlocked},
-		{LayerNormPath(cpu, xbf), LayerNormCPUFused},
-		{LayerNormPath(cpu, op(graph.Float64, 3, 4)), LayerNormMLX},
-		{LayerNormPath(gpu, x32), LayerNormMLX},
+		{LayerNormPath(cpu, xbf, -1), LayerNormCPUFused},
+		{LayerNormPath(cpu, op(graph.Float64, 3, 4), -1), LayerNormMLX},
+		{LayerNormPath(gpu, x32, -1), LayerNormMLX},
+		{LayerNormPath(gpu, xbf, -1), LayerNormGPUHalf},
+		{LayerNormPath(gpu, op(graph.Float16, -1, 384), 1), LayerNormGPUHalf},
+		{LayerNormPath(gpu, op(graph.BFloat16, 4, 8, 128), 1), LayerNormGPUHalf}, // 1024 elements
+		{LayerNormPath(gpu, op(graph.BFloat16, 4, 16, 128), 1), LayerNormMLX},    // 2048: above the kernel's limit
+		{LayerNormPath(gpu, op(graph.BFloat16, 4, -2, 128), 1), LayerNormMLX},    // size unknown at compile time
+		{LayerNormPath(gpu, op(graph.BFloat16, 4, 128), 5), LayerNormMLX},        // bad axis: MLX reports it
+		{LayerNormPath(Options{Device: "gpu", NoFastKernels: true}, xbf, -1), LayerNormMLX},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s, want %s", c.got, c.want)
@@ -135,7 +142,7 @@ func TestPathTable(t *testing.T) {
 			}
 			x := op(dt, 8, 8, 16)
 			for _, p := range []Path{SwiGLUPath(o, x, op(dt, 16, 32)), TriangleMultiplicationPath(o, x, 0), TriangleMultiplicationPath(o, x, 2),
-				OuterProductMeanPath(o, x, 0), OuterProductMeanPath(o, x, 2), LayerNormPath(o, x)} {
+				OuterProductMeanPath(o, x, 0), OuterProductMeanPath(o, x, 2), LayerNormPath(o, x, -1)} {
 				if !seen[p] {
 					t.Errorf("%q is not in PathTable", p)
 				}
@@ -176,6 +183,16 @@ func paths(ls []Lowering) []Path {
 		out = append(out, l.Path)
 	}
 	return out
+}
+
+// OF3C_GPU_LAYERNORM=mlx keeps bf16/fp16 LayerNorms on MLX's layer_norm.
+func TestLayerNormEnv(t *testing.T) {
+	old := gpuLayerNormEnv
+	gpuLayerNormEnv = func() string { return "mlx" }
+	t.Cleanup(func() { gpuLayerNormEnv = old })
+	if p := LayerNormPath(Options{Device: "gpu"}, op(graph.BFloat16, 8, 128), -1); p != LayerNormMLX {
+		t.Errorf("OF3C_GPU_LAYERNORM=mlx: %s, want %s", p, LayerNormMLX)
+	}
 }
 
 // setAttentionEnv stands in for OF3C_GPU_ATTENTION for one test.

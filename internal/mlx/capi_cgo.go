@@ -103,6 +103,12 @@ func libGPUBiasSum(shape []int, dt Dtype, clampF16 bool, bs []hnd) (hnd, error) 
 	return out.ctx, err
 }
 
+func libGPULayerNorm(x, w, b hnd, eps float32) (hnd, error) {
+	var out C.mlxs_array
+	err := ck(C.mlxs_gpu_layer_norm(&out, ca(x), optional(w), optional(b), C.float(eps)))
+	return out.ctx, err
+}
+
 func libGPUFlashAttention(q, k, v hnd, bs []hnd, scale float32, dt Dtype, mma bool) (hnd, error) {
 	var out C.mlxs_array
 	p, keep := handles(bs)

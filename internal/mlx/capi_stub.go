@@ -11,18 +11,19 @@ const available = false
 
 type hnd = unsafe.Pointer
 
-func libVersion() string                               { return "unavailable" }
-func libDeviceCount(DeviceType) (int, error)           { return 0, ErrUnavailable }
-func libDeviceAvailable(DeviceType, int) (bool, error) { return false, ErrUnavailable }
-func libDefaultDevice() (Device, error)                { return Device{}, ErrUnavailable }
-func libSetDefaultDevice(Device) error                 { return ErrUnavailable }
-func libDeviceName(Device) string                      { return "" }
-func libBLAS() string                                  { return "" }
-func libGPUMemInfo() (int64, int64, bool)              { return 0, 0, false }
-func libGPUIO() string                                 { return "" }
-func libSetGPUIO(string) error                         { return ErrUnavailable }
-func libGPUIOSelfTest(int, int, int, int) (int, error) { return 0, ErrUnavailable }
-func libGPUSoftmaxBias(hnd, []hnd) (hnd, error)        { return nil, ErrUnavailable }
+func libVersion() string                                  { return "unavailable" }
+func libDeviceCount(DeviceType) (int, error)              { return 0, ErrUnavailable }
+func libDeviceAvailable(DeviceType, int) (bool, error)    { return false, ErrUnavailable }
+func libDefaultDevice() (Device, error)                   { return Device{}, ErrUnavailable }
+func libSetDefaultDevice(Device) error                    { return ErrUnavailable }
+func libDeviceName(Device) string                         { return "" }
+func libBLAS() string                                     { return "" }
+func libGPUMemInfo() (int64, int64, bool)                 { return 0, 0, false }
+func libGPUIO() string                                    { return "" }
+func libSetGPUIO(string) error                            { return ErrUnavailable }
+func libGPUIOSelfTest(int, int, int, int) (int, error)    { return 0, ErrUnavailable }
+func libGPUSoftmaxBias(hnd, []hnd) (hnd, error)           { return nil, ErrUnavailable }
+func libGPULayerNorm(hnd, hnd, hnd, float32) (hnd, error) { return nil, ErrUnavailable }
 func libGPUFlashAttention(hnd, hnd, hnd, []hnd, float32, Dtype, bool) (hnd, error) {
 	return nil, ErrUnavailable
 }

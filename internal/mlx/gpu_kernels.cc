@@ -7,6 +7,7 @@
 #include "gpu_flash_f32_source.h"
 #include "gpu_flash_mma_source.h"
 #include "gpu_flash_source.h"
+#include "gpu_layer_norm_source.h"
 
 #include <algorithm>
 #include <climits>
@@ -234,6 +235,23 @@ const mx::fast::CustomKernelFunction& flash_mma_kernel(int nb) {
   return kernels.emplace(nb, std::move(fn)).first->second;
 }
 
+const mx::fast::CustomKernelFunction& layer_norm_kernel(bool has_w, bool has_b) {
+  static std::mutex mu;
+  static std::map<std::pair<bool, bool>, mx::fast::CustomKernelFunction> kernels;
+  std::lock_guard<std::mutex> l(mu);
+  auto key = std::make_pair(has_w, has_b);
+  auto it = kernels.find(key);
+  if (it != kernels.end()) return it->second;
+  std::vector<std::string> names{"x"};
+  if (has_w) names.push_back("weight");
+  if (has_b) names.push_back("bias");
+  names.push_back("eps");
+  auto name = std::string("of3c_layer_norm_") + (has_w ? "w" : "") + (has_b ? "b" : "");
+  auto fn = mx::fast::cuda_kernel(name, names, {"out"}, layer_norm_source(has_w, has_b), layer_norm_header(),
+                                  /*ensure_row_contiguous=*/true);
+  return kernels.emplace(key, std::move(fn)).first->second;
+}
+
 bool is_float(mx::Dtype dt) { return dt == mx::float32 || dt == mx::float16 || dt == mx::bfloat16; }
 
 }  // namespace
@@ -317,6 +335,32 @@ mx::array gpu_flash_attention(const mx::array* q, const mx::array* k, const mx::
       ins, {oshape}, {out_dt}, {static_cast<int>(blocks * threads), 1, 1}, {threads, 1, 1}, targs, std::nullopt, false,
       {});
   return outs[0];
+}
+
+mx::array gpu_layer_norm(const mx::array& x, const mx::array* weight, const mx::array* bias, float eps) {
+  if (!is_float(x.dtype())) throw std::invalid_argument("gpu_layer_norm: x must be f32, f16 or bf16");
+  if (x.ndim() < 1 || x.ndim() > 8) throw std::invalid_argument("gpu_layer_norm: x needs rank 1..8");
+  const int64_t n = x.shape(-1);
+  if (n < 1 || n > kGPULayerNormMax) throw std::invalid_argument("gpu_layer_norm: the normalised axis must hold 1..1024 elements");
+  for (const mx::array* p : {weight, bias})
+    if (p && (p->dtype() != mx::float32 || p->ndim() != 1 || p->shape(0) != n))
+      throw std::invalid_argument("gpu_layer_norm: weight and bias must be f32 of the normalised axis' size");
+  if (x.size() == 0) return mx::zeros(x.shape(), x.dtype());  // nothing to launch
+  const int64_t rows = x.size() / n;
+  if (rows * 32 > INT32_MAX) throw std::invalid_argument("gpu_layer_norm: too many rows for one launch");
+  int vpt = 32;
+  for (int v : {2, 4, 8, 12, 16, 24, 32})
+    if (32 * v >= n) {
+      vpt = v;
+      break;
+    }
+  std::vector<mx::array> ins{x};
+  if (weight) ins.push_back(*weight);
+  if (bias) ins.push_back(*bias);
+  ins.push_back(mx::array(eps, mx::float32));
+  std::vector<std::pair<std::string, mx::fast::TemplateArg>> targs{{"T", x.dtype()}, {"VPT", vpt}, {"PAIR", n % 2 == 0}};
+  return layer_norm_kernel(weight != nullptr, bias != nullptr)(
+      ins, {x.shape()}, {x.dtype()}, {static_cast<int>(rows * 32), 1, 1}, {256, 1, 1}, targs, std::nullopt, false, {})[0];
 }
 
 mx::array gpu_bias_sum(const mx::Shape& shape, mx::Dtype dt, bool clamp_f16, const std::vector<mx::array>& biases) {

@@ -3,6 +3,7 @@
 // when they are evaluated, and the Go side never asks for them there).
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "mlx_required.h"
@@ -31,5 +32,15 @@ mlx::core::array gpu_bias_sum(const mlx::core::Shape& shape, mlx::core::Dtype dt
 mlx::core::array gpu_flash_attention(const mlx::core::array* q, const mlx::core::array* k, const mlx::core::array& v,
                                      const std::vector<mlx::core::array>& biases, float scale,
                                      mlx::core::Dtype out_dt, bool mma);
+
+// gpu_layer_norm normalises x (f32, f16 or bf16, any layout: copied to
+// row-contiguous first if it is not) over its last axis of 1..1024
+// elements: one warp per row, mean and variance in f32, y = (x − mean)·
+// rsqrt(var + eps)·weight + bias in f32 rounded once to x's dtype (weight
+// and bias f32 [n], each optional). The same numerics as MLX's layer_norm on
+// an f32 copy of x followed by a cast back, without the copies.
+constexpr int64_t kGPULayerNormMax = 1024;
+mlx::core::array gpu_layer_norm(const mlx::core::array& x, const mlx::core::array* weight, const mlx::core::array* bias,
+                                float eps);
 
 }  // namespace mlxs

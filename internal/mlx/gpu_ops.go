@@ -39,6 +39,20 @@ func (s *Scope) GPUBiasSum(shape []int, dt Dtype, clampF16 bool, biases ...*Arra
 	return s.result("gpu_bias_sum", h, err)
 }
 
+// GPULayerNorm is LayerNorm over x's last axis (1–1024 elements; x f32, f16
+// or bf16 of any layout) in one custom CUDA kernel: the mean, the variance
+// and (x − mean)·rsqrt(var + eps)·weight + bias in f32, rounded once to x's
+// dtype — what MLX's layer_norm of an f32 copy of x, cast back, computes,
+// without writing the f32 copies. weight and bias (f32 [n]) may be nil.
+// CUDA GPU streams only, like GPUSoftmaxBias.
+func (s *Scope) GPULayerNorm(x, weight, bias *Array, eps float32) *Array {
+	if !s.ok("gpu_layer_norm", x) || !s.okOpt("gpu_layer_norm", weight, bias) {
+		return nil
+	}
+	h, err := libGPULayerNorm(x.h, hOrNil(weight), hOrNil(bias), eps)
+	return s.result("gpu_layer_norm", h, err)
+}
+
 // GPUFlashAttention is softmax(scale·q·kᵀ + b_0 + b_1 + …)·v in one custom
 // CUDA kernel that never writes the [batch.., Q, K] logits: key blocks with
 // an online (running max) softmax, f32 accumulation and softmax whatever the

@@ -282,6 +282,11 @@ int mlxs_gpu_flash_attention(mlxs_array* out, mlxs_array q, mlxs_array k, mlxs_a
   CATCH
 }
 
+int mlxs_gpu_layer_norm(mlxs_array* out, mlxs_array x, const mlxs_array* weight, const mlxs_array* bias, float eps) {
+  TRY put(out, mlxs::gpu_layer_norm(A(x), weight ? &A(*weight) : nullptr, bias ? &A(*bias) : nullptr, eps));
+  CATCH
+}
+
 int mlxs_gpu_mem_info(int64_t* free_bytes, int64_t* total_bytes, int* ok) {
   TRY *ok = mlxs::cuda_mem_info(free_bytes, total_bytes) ? 1 : 0;
   CATCH

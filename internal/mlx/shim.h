@@ -43,6 +43,10 @@ int mlxs_gpu_mem_info(int64_t* free_bytes, int64_t* total_bytes, int* ok);
 // (internal/mlx/gpu_kernels.cc): f32 logits, 1-4 f32 biases broadcastable to
 // them. GPU streams of MLX's CUDA backend only.
 int mlxs_gpu_softmax_bias(mlxs_array* out, mlxs_array logits, const mlxs_array* biases, int n);
+// LayerNorm over x's last axis (f32/f16/bf16, 1..1024 elements) in one custom
+// CUDA kernel: f32 statistics and affine, one rounding to x's dtype; weight
+// and bias f32 [n] or null.
+int mlxs_gpu_layer_norm(mlxs_array* out, mlxs_array x, const mlxs_array* weight, const mlxs_array* bias, float eps);
 // biases[0] + ... (1-4 f32 arrays broadcast to shape, summed in f32, clamped
 // at -65504 first when clamp_f16) as one row-contiguous array of dtype.
 int mlxs_gpu_bias_sum(mlxs_array* out, const int64_t* shape, int ndim, int dtype, bool clamp_f16,

@@ -63,6 +63,7 @@ int main() {
     std::vector<int> batch;
     std::vector<std::vector<int>> biases;
     int warps = mlxs::kFlashMMAWarps;  // the mma kernel's block
+    bool late_bias = false;            // flash_mma_source's variant
   };
   std::vector<Timing> timings = {
       {"tri-att N=1024 H4 C32 bf16", "__nv_bfloat16", 32, 1024, 1024, {1024, 4}, {{1024, 1, 1, 1024}, {1, 4, 1024, 1024}}},
@@ -72,6 +73,9 @@ int main() {
       {"pair-bias att N=1024 H16 C24 bf16", "__nv_bfloat16", 24, 1024, 1024, {1, 16}, {{1, 1, 1, 1024}, {1, 16, 1024, 1024}}},
       {"tri-att N=1024 H4 C32 bf16, mma 8 warps", "__nv_bfloat16", 32, 1024, 1024, {1024, 4}, {{1024, 1, 1, 1024}, {1, 4, 1024, 1024}}, 8},
       {"tri-att N=1024 H4 C32 bf16, mma 2 warps", "__nv_bfloat16", 32, 1024, 1024, {1024, 4}, {{1024, 1, 1, 1024}, {1, 4, 1024, 1024}}, 2},
+      {"tri-att N=1024 H4 C32 bf16, late bias", "__nv_bfloat16", 32, 1024, 1024, {1024, 4}, {{1024, 1, 1, 1024}, {1, 4, 1024, 1024}}, 4, true},
+      {"tri-att N=1024 H4 C32 bf16, late bias 8 w", "__nv_bfloat16", 32, 1024, 1024, {1024, 4}, {{1024, 1, 1, 1024}, {1, 4, 1024, 1024}}, 8, true},
+      {"tri-att N=2048 H4 C32 bf16", "__nv_bfloat16", 32, 2048, 2048, {2048, 4}, {{2048, 1, 1, 2048}, {1, 4, 2048, 2048}}},
   };
   std::fputs(R"(#include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -119,7 +123,7 @@ struct Strides { int64_t v[8]; __host__ __device__ int64_t operator[](int i) con
     std::printf("__global__ void tffma%zu(%s) {\n  constexpr int D = %d;\n  constexpr int C = %d;\n  using OutT = %s;\n%s\n}\n", i,
                 params_for(t.type, nb).c_str(), t.C, t.C, t.type, mlxs::flash_attention_source(nb, true).c_str());
     std::printf("__global__ void tmma%zu(%s) {\n  constexpr int D = %d;\n  constexpr int C = %d;\n  using OutT = %s;\n%s\n}\n", i,
-                params_for(t.type, nb).c_str(), t.C, t.C, t.type, mlxs::flash_mma_source(nb, t.warps).c_str());
+                params_for(t.type, nb).c_str(), t.C, t.C, t.type, mlxs::flash_mma_source(nb, t.warps, t.late_bias).c_str());
   }
   std::fputs(R"(
 struct Arr {  // a view [full..] of storage of shape st_shape (contiguous), rounded to the input dtype
