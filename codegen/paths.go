@@ -69,9 +69,9 @@ type PathInfo struct {
 // PathTable lists every lowering path in decision order per op (the first
 // whose condition holds is taken). docs/architecture.md prints it.
 var PathTable = []PathInfo{
-	{AttentionGPUFlashMMA, "of3c.Attention", "gpu", "attention/gpu-flash's condition, mode qk, q, k, v bf16/fp16 of one dtype: wherever attention/gpu-flash would be taken (3.9× faster than its FFMA kernel on an H200, same memory); not over MLX's SDPA by default (estimated as fast at 35 % less peak, not yet run through MLX); OF3C_GPU_ATTENTION=flash-mma forces it where it fits, flash-ffma keeps the FFMA kernel",
-		"internal/mlx GPUFlashAttentionMMA CUDA kernel: FlashAttention-2 on tensor cores (mma.sync m16n8k16, f32 accumulation), 16 queries per warp, 64-key tiles in shared memory, online softmax and biases in f32 (read in place), head sizes padded to 16 (q·kᵀ) and 8 (v); the logits are never written"},
-	{AttentionGPUFlash, "of3c.Attention", "gpu", "fast kernels on; q, k, v f32/bf16/fp16 (none f64), head sizes 1-64; 0-4 biases (1-4 in bias_only mode) broadcasting into the logits without enlarging them; logits rank ≤ 8; not where MLX's SDPA fits (bf16/fp16), unless compiled with --memory-budget and SDPA's summed mask would be as large as the logits; OF3C_GPU_ATTENTION=flash/noflash forces it on/off",
+	{AttentionGPUFlashMMA, "of3c.Attention", "gpu", "attention/gpu-flash's condition, mode qk, q, k, v bf16/fp16 of one dtype: wherever attention/gpu-flash would be taken, and where MLX's SDPA would have to write a full-size summed mask of the biases (every OpenFold3 attention), budget or not (8.9× faster than the FFMA kernel on an H200, same memory); OF3C_GPU_ATTENTION=flash-mma forces it where it fits, flash-ffma keeps the FFMA kernel",
+		"internal/mlx GPUFlashAttentionMMA CUDA kernel: FlashAttention-2 on tensor cores (mma.sync m16n8k16, f32 accumulation), 16 queries per warp, 64-key tiles staged in shared memory and read by ldmatrix, the next tile's k and v loaded while this one computes, biases read in place (f32) before the tile's barriers, online softmax in f32 on base 2, head sizes padded to 16 (q·kᵀ) and 8 (v); the logits are never written"},
+	{AttentionGPUFlash, "of3c.Attention", "gpu", "fast kernels on; q, k, v f32/bf16/fp16 (none f64), head sizes 1-64; 0-4 biases (1-4 in bias_only mode) broadcasting into the logits without enlarging them; logits rank ≤ 8; not where MLX's SDPA fits (bf16/fp16), unless the program is memory-planned (a budget, or the lean GPU plan) and SDPA's summed mask would be as large as the logits; OF3C_GPU_ATTENTION=flash/noflash forces it on/off",
 		"internal/mlx GPUFlashAttention CUDA kernel: key tiles with an online softmax, biases read in place, f32 accumulation; f32 q/k/v: register-tiled (64 queries x 32-64 keys per block, 4 x 4-8 logits per thread; OF3C_GPU_FLASH_F32=0: the one-thread-per-query kernel); the logits are never written; chunk attributes ignored"},
 	{AttentionGPUSDPA, "of3c.Attention", "gpu", "mode qk; q, k, v bf16/fp16 of one dtype; head size a multiple of 8 up to 128, v's the same; rank ≥ 3; no chunk attributes; the biases broadcast into the logits",
 		"MLX's fused scaled_dot_product_attention; the biases summed into one additive mask (GPUBiasSum kernel for 2-4 full-size f32 biases)"},
@@ -170,18 +170,20 @@ func AttentionPath(o Options, a AttentionSpec) Path {
 		default:
 			// bf16/fp16: MLX's fused SDPA (cuDNN, tensor cores) ran the
 			// OF3-width PairFormerBlock 2.2× faster than the FFMA flash
-			// kernel at N = 1024 on an H200 (78.6 vs 174.9 ms), at 1.5× its
-			// peak (20.6 vs 13.5 GiB; docs/notes/2026-12-03-gpu-flash-attention.md).
-			// It keeps them unless the program was memory-planned (a
-			// budget, or the lean GPU plan) and SDPA would write a
-			// full-size summed mask, or the mma kernel is as fast
-			// (flashMMAOverSDPA). Measured through MLX on an H200, the
-			// lean-planned block at N = 1024 bf16: SDPA 110.6 ms / 3.97
-			// GiB, mma 120.0 ms / 3.12 GiB; at N = 2048 SDPA peaked at
-			// 29.1 GiB, 2.4× OpenFold3's chunk + LMA path
-			// (docs/notes/2026-12-03-gpu-long-sequences.md).
+			// kernel at N = 1024 on an H200 (78.6 vs 174.9 ms;
+			// docs/notes/2026-12-03-gpu-flash-attention.md). It is kept
+			// unless SDPA would have to write a full-size summed mask of the
+			// biases and a flash kernel can read them in place instead:
+			// under a memory plan (a budget, or the lean GPU plan) for any
+			// flash kernel, and everywhere for the tensor-core one, which
+			// since session 6 takes 7.2 ms for a triangle attention at
+			// N = 1024 (16.3 ms before; the [N, 4, N, N] bf16 mask alone is
+			// 8 GiB written and read). flashMMAOverSDPA extends that to the
+			// attentions SDPA takes with no summed mask (unmeasured: off).
 			sdpa := qk && a.BatchChunk <= 0 && a.QueryChunk <= 0 && a.KVChunk <= 0 && sdpaFits(a)
-			if !sdpa || (o.Budgeted && sdpaMaskFull(a)) || (flashMMAOverSDPA && flash == AttentionGPUFlashMMA) {
+			full := sdpa && sdpaMaskFull(a)
+			mma := flash == AttentionGPUFlashMMA
+			if !sdpa || (full && (o.Budgeted || mma)) || (flashMMAOverSDPA && mma) {
 				return flash
 			}
 		}
@@ -282,15 +284,14 @@ func (a AttentionSpec) operands() ([]graph.DType, [][]int64) {
 
 // flashMMAOverFFMA: where a flash kernel runs, bf16/fp16 attention that the
 // tensor-core kernel fits takes it rather than the FFMA kernel — measured
-// 3.9× faster on an H200 (triangle attention N = 1024, H 4, C 32, mask +
-// pair bias: 16.2 vs 63.6 ms; scripts/gpu/flash_check time), same memory.
-// flashMMAOverSDPA: it also takes it where MLX's SDPA would run. Off:
-// through MLX on the H200, the lean-planned PairFormerBlock at N = 1024 bf16
-// took 120.0 ms / 3.12 GiB with it against SDPA's 110.6 ms / 3.97 GiB
-// (docs/notes/2026-12-03-gpu-long-sequences.md), so only lean/budgeted
-// artifacts take it, where SDPA's summed mask is outside the plan.
-// Variables so that tests can set them;
-// docs/notes/2026-12-03-gpu-flash-attention.md has the kernel numbers.
+// 8.9× faster on an H200 (triangle attention N = 1024, H 4, C 32, mask +
+// pair bias: 7.2 vs 63.6 ms; scripts/gpu/flash_check time), same memory.
+// flashMMAOverSDPA: it also takes it where MLX's SDPA would run without a
+// summed mask (a key mask alone, no bias). Off: not measured against SDPA
+// there. (Where SDPA needs a full-size summed mask the tensor-core kernel
+// is taken regardless; see AttentionPath.) Variables so that tests can set
+// them; docs/notes/2026-12-03-gpu-flash-attention.md and
+// docs/notes/2026-12-03-session6-gpu.md have the kernel numbers.
 var flashMMAOverFFMA, flashMMAOverSDPA = true, false
 
 // flashMMAFits is the condition of the tensor-core flash kernel

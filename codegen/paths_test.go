@@ -204,9 +204,9 @@ func setAttentionEnv(t *testing.T, v string) {
 
 // The GPU's flash kernels: taken for every f32 attention they fit (as fast as
 // the unfused path, at half its peak: measured); bf16/fp16 keep MLX's
-// fused SDPA (2.2× faster than the FFMA kernel) unless a memory budget was
-// given and SDPA would write a full-size summed mask; where a flash kernel
-// runs for bf16/fp16, the tensor-core one (3.9× faster than the FFMA one).
+// fused SDPA unless SDPA would write a full-size summed mask and the
+// tensor-core kernel fits (any flash kernel under a memory plan); where a
+// flash kernel runs for bf16/fp16, the tensor-core one.
 func TestAttentionFlashPaths(t *testing.T) {
 	setAttentionEnv(t, "")
 	const N = 2048
@@ -244,10 +244,10 @@ func TestAttentionFlashPaths(t *testing.T) {
 		{"f64 bias", "", gpu, with(tri(f32, 32), func(a *AttentionSpec) { a.Biases = []Operand{op(f64, 1, 4, N, N)} }), AttentionGPUSoftmax},
 		{"f32 head sizes of q and v differ", "", gpu, with(tri(f32, 32), func(a *AttentionSpec) { a.V = op(f32, N, 4, N, 16) }), AttentionGPUFlash},
 		{"q and k head sizes differ", "", gpu, with(tri(f32, 32), func(a *AttentionSpec) { a.K = op(f32, N, 4, N, 16) }), AttentionGPUSoftmaxBias},
-		{"bf16 triangle attention: SDPA is faster", "", gpu, tri(bf, 32), AttentionGPUSDPA},
+		{"bf16 triangle attention: SDPA would write a [N,H,N,N] mask", "", gpu, tri(bf, 32), AttentionGPUFlashMMA},
 		{"bf16 triangle attention under a budget: SDPA would write a [N,H,N,N] mask", "", budgeted, tri(bf, 32), AttentionGPUFlashMMA},
 		{"fp16 triangle attention under a budget", "", budgeted, tri(f16, 32), AttentionGPUFlashMMA},
-		{"bf16 attention with pair bias", "", gpu, apb(bf), AttentionGPUSDPA},
+		{"bf16 attention with pair bias: mask as large as the logits", "", gpu, apb(bf), AttentionGPUFlashMMA},
 		{"bf16 attention with pair bias under a budget: mask as large as the logits", "", budgeted, apb(bf), AttentionGPUFlashMMA},
 		{"bf16 key mask only under a budget: SDPA", "", budgeted, with(tri(bf, 32), func(a *AttentionSpec) { a.Biases = a.Biases[:1] }), AttentionGPUSDPA},
 		{"f32 under a budget", "", budgeted, tri(f32, 32), AttentionGPUFlash},
@@ -319,16 +319,16 @@ func TestPlanLowerings(t *testing.T) {
 			t.Errorf("%+v: %v, want %v", c.o, got, c.want)
 		}
 	}
-	// By default the GPU plans the flash kernel in fp32, SDPA in bf16/fp16
-	// unless under a memory budget.
+	// By default the GPU plans the flash kernels: FFMA in fp32, tensor cores in
+	// bf16/fp16 (SDPA would write the triangle attention's summed mask).
 	setAttentionEnv(t, "")
 	for _, c := range []struct {
 		o    Options
 		want Path
 	}{
 		{Options{Device: "gpu"}, AttentionGPUFlash},
-		{Options{Device: "gpu", Precision: "bf16"}, AttentionGPUSDPA},
-		{Options{Device: "gpu", Precision: "fp16"}, AttentionGPUSDPA},
+		{Options{Device: "gpu", Precision: "bf16"}, AttentionGPUFlashMMA},
+		{Options{Device: "gpu", Precision: "fp16"}, AttentionGPUFlashMMA},
 		{Options{Device: "gpu", Precision: "bf16", Budgeted: true}, AttentionGPUFlashMMA},
 	} {
 		ls, err := PlanLowerings(g, c.o)

@@ -9,20 +9,23 @@ import (
 	"github.com/of3c/of3c/codegen"
 )
 
-// A GPU bf16 compile of the real OpenFold3 exports (both exporters) plans
-// MLX's fused SDPA kernel for every attention, and the manifest records it.
-// The compile needs no GPU: the decision takes the device, the dtypes and
-// the shapes.
-func TestGPUBF16AttentionTakesFusedSDPA(t *testing.T) {
-	for _, fx := range []string{"pairformer_block_of3_torchscript", "pairformer_block_of3_dynamo", "tri_att_start_of3_torchscript"} {
+// A GPU compile of the real OpenFold3 exports (both exporters; the
+// OF3-width ones where generated) plans a flash kernel for every attention —
+// the tensor-core one in bf16/fp16, where MLX's SDPA would write the summed
+// mask of the biases — and the manifest records it. The compile needs no
+// GPU: the decision takes the device, the dtypes and the shapes.
+func TestGPUAttentionTakesFlashKernels(t *testing.T) {
+	for _, fx := range []string{"pairformer_block_tiny_torchscript", "pairformer_block_tiny_dynamo", "tri_att_start_of3_torchscript",
+		"tri_att_start_of3_dynamo", "attention_pair_bias_tiny_dynamo"} {
 		src := filepath.Join("../models/of3/testdata", fx, "model.onnx")
 		if _, err := os.Stat(src); err != nil {
-			t.Skipf("fixture %s not present", fx)
+			t.Errorf("fixture %s not present", fx)
+			continue
 		}
 		for _, c := range []struct {
 			prec string
 			want codegen.Path
-		}{{"bf16", codegen.AttentionGPUSDPA}, {"fp16", codegen.AttentionGPUSDPA}, {"fp32", codegen.AttentionGPUSoftmaxBias}} {
+		}{{"bf16", codegen.AttentionGPUFlashMMA}, {"fp16", codegen.AttentionGPUFlashMMA}, {"fp32", codegen.AttentionGPUFlash}} {
 			_, m, err := Compile(CompileRequest{Source: src, Options: artifact.CompileOptions{Device: "gpu", Precision: c.prec}})
 			if err != nil {
 				t.Fatal(err)
