@@ -12,10 +12,13 @@ namespace mlxs {
 // flash_attention_f32_source computes what flash_attention_source(nb, true)
 // does, with the same inputs (q, k, v, b0..b{nb-1} broadcast to the full
 // batch shape and read through their strides, a one element f32 `scale`),
-// the same template constants (C, D, OutT) and the same numerics (FFMA only,
-// f32 throughout, each logit's dot product summed over c in order and added
-// to the left-to-right sum of its biases, online softmax with expf, a row
-// whose every logit is −inf gives NaN), but tiled for registers:
+// the same template constants (C, D, OutT) and nearly the same numerics
+// (FFMA only, f32 throughout, each logit's dot product summed over c in
+// order, its biases summed left to right, a row whose every logit is −inf
+// gives NaN), but tiled for registers and with the softmax on base 2: q is
+// staged times scale·log2 e, the bias sum is added times log2 e in one FMA,
+// and the exponentials are ex2.approx (relative error about 2^-22, like
+// expf's few ulp):
 //
 //   - a block of kFlashF32Threads = 128 threads (4 warps) takes QT = 64
 //     queries and walks the keys in tiles of BK: 64 for head sizes C < 32,
@@ -26,8 +29,9 @@ namespace mlxs {
 //   - lane (tq, tk) = (lane / 8, lane % 8) of warp w owns the QR = 4 query
 //     rows w·16 + tq·4 + ii and the BK/8 keys tk + 8·jj of the tile: its
 //     4 × BK/8 logits are computed in registers from float4 reads of q
-//     (scaled once, staged once per block) and k (staged per tile; float4
-//     global loads when the strides allow), the row maximum is reduced over
+//     (scaled once, staged once per block) and k (staged per tile; the next
+//     tile's k and v are loaded into registers while this one computes,
+//     float4 global loads when the strides allow), the row maximum is reduced over
 //     the 8 lanes of a row group with three shuffles, and the per-lane sum
 //     of exp is reduced once at the end;
 //   - the probabilities go through a per-warp slice of shared memory (only
@@ -43,7 +47,10 @@ namespace mlxs {
 // lives in local memory (check with -Xptxas -v: 0 bytes stack frame). The
 // grid is rows · ceil(Q/64) blocks of 128 threads.
 // bk: the key tile (32 or 64) instead of the rule above (for comparisons).
-inline std::string flash_attention_f32_source(int nb, int bk = 0) {
+// prefetch: false loads each tile's k and v just before staging it instead
+// of during the previous tile (fewer live registers; flash_f32_check times
+// both).
+inline std::string flash_attention_f32_source(int nb, int bk = 0, bool prefetch = true) {
   std::string off_decl = "  int64_t oq = 0, ok = 0;\n";
   std::string off_acc = "      oq += ix * q_strides[d];\n      ok += ix * k_strides[d];\n";
   std::string bias_setup, bias_load, bias_step;
@@ -56,9 +63,9 @@ inline std::string flash_attention_f32_source(int nb, int bk = 0) {
                   " + static_cast<int64_t>(q0 + qb + ii < Q ? q0 + qb + ii : Q - 1) * " + b + "_strides[nd - 2] + tk * s" + n + "k;\n";
     // x += b[q, k0 + tk + 8 jj] for the lane's logits, in bias order (left to right, as the old kernel).
     bias_load += "    if (s" + n + "k == 1) {\n#pragma unroll\n      for (int ii = 0; ii < QR; ++ii)\n#pragma unroll\n"
-                 "        for (int jj = 0; jj < KR; ++jj)\n          if (k0 + tk + 8 * jj < K) bsum[ii][jj] += p" + n +
+                 "        for (int jj = 0; jj < KR; ++jj)\n          if (full || k0 + tk + 8 * jj < K) bsum[ii][jj] += p" + n +
                  "[ii][8 * jj];\n    } else {\n#pragma unroll\n      for (int ii = 0; ii < QR; ++ii)\n#pragma unroll\n"
-                 "        for (int jj = 0; jj < KR; ++jj)\n          if (k0 + tk + 8 * jj < K) bsum[ii][jj] += p" + n +
+                 "        for (int jj = 0; jj < KR; ++jj)\n          if (full || k0 + tk + 8 * jj < K) bsum[ii][jj] += p" + n +
                  "[ii][8 * jj * s" + n + "k];\n    }\n";
     bias_step += "#pragma unroll\n    for (int ii = 0; ii < QR; ++ii) p" + n + "[ii] += BK * s" + n + "k;\n";
   }
@@ -74,6 +81,14 @@ inline std::string flash_attention_f32_source(int nb, int bk = 0) {
   constexpr int BK = )" + (bk ? std::to_string(bk) : "C < 32 && 4 * (QT * CS + 64 * CS + 64 * DP + QT * 68) <= 48 * 1024 ? 64 : 32") + R"(;  // keys per tile
   constexpr int KR = BK / 8;                                 // keys per lane
   constexpr int PS = BK + 4;                                 // probability row stride
+  constexpr int KC4 = CP / 4, VC4 = DP / 4;                  // float4s per staged k and v row
+  constexpr int KL = (BK * KC4 + NT - 1) / NT, VL = (BK * VC4 + NT - 1) / NT;  // float4s each thread loads per tile
+  constexpr float LOG2E = 1.4426950408889634f;
+  auto ex2 = [](float x) {  // 2^x; -inf gives +0
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+  };
   const int nd = v_ndim;
   const int K = v_shape[nd - 2];
   const int Q = q_shape[nd - 2];
@@ -108,7 +123,7 @@ inline std::string flash_attention_f32_source(int nb, int bk = 0) {
   __shared__ __align__(16) float vs[BK * DP];
   __shared__ __align__(16) float ps[QT * PS];
   {
-    const float sc = scale[0];
+    const float sc = scale[0] * LOG2E;  // logits on base 2
     for (int e = tid; e < QT * CP; e += NT) {
       const int i = e / CP, c = e % CP;
       qs[i * CS + c] = (q0 + i < Q && c < C) ? static_cast<float>(q[oq + (q0 + i) * sqr + c * sqc]) * sc : 0.0f;
@@ -124,42 +139,63 @@ inline std::string flash_attention_f32_source(int nb, int bk = 0) {
 #pragma unroll
     for (int cc = 0; cc < DT; ++cc) acc[ii][cc] = 0.0f;
   }
+  // This thread's float4s of a key tile (chunk e = tid + i·NT is row
+  // e / KC4 (VC4), columns (e % KC4)·4 ..+3), zero past K and past C (D).
+  float4 kr[KL], vr[VL];
+  auto fetch = [&](int t0) {
+#pragma unroll
+    for (int i = 0; i < KL; ++i) {
+      const int e = tid + i * NT, j = e / KC4, c = (e % KC4) * 4;
+      float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      if (e < BK * KC4 && t0 + j < K) {
+        const int64_t row = ok + static_cast<int64_t>(t0 + j) * skr;
+        if (kvec) {
+          x = *reinterpret_cast<const float4*>(k + row + c);
+        } else {
+          auto h = [&](int cc) { return cc < C ? static_cast<float>(k[row + cc * skc]) : 0.0f; };
+          x = make_float4(h(c), h(c + 1), h(c + 2), h(c + 3));
+        }
+      }
+      kr[i] = x;
+    }
+#pragma unroll
+    for (int i = 0; i < VL; ++i) {
+      const int e = tid + i * NT, j = e / VC4, c = (e % VC4) * 4;
+      float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      if (e < BK * VC4 && t0 + j < K) {
+        const int64_t row = ov + static_cast<int64_t>(t0 + j) * svr;
+        if (vvec) {
+          if (c < D) x = *reinterpret_cast<const float4*>(v + row + c);
+        } else {
+          auto h = [&](int cc) { return cc < D ? static_cast<float>(v[row + cc * svc]) : 0.0f; };
+          x = make_float4(h(c), h(c + 1), h(c + 2), h(c + 3));
+        }
+      }
+      vr[i] = x;
+    }
+  };
+)" + (prefetch ? "  fetch(0);\n" : "") + R"(
   for (int k0 = 0; k0 < K; k0 += BK) {
-    __syncthreads();  // the previous tile's k and v are consumed (and q is staged)
-    float bsum[QR][KR];
+    const bool full = k0 + BK <= K;
+    float bsum[QR][KR];  // this tile's biases, loaded before the barriers
 #pragma unroll
     for (int ii = 0; ii < QR; ++ii)
 #pragma unroll
       for (int jj = 0; jj < KR; ++jj) bsum[ii][jj] = 0.0f;
-)" + bias_load + bias_step + R"(
-    if (kvec) {
-      for (int e = tid; e < BK * (CP / 4); e += NT) {
-        const int j = e / (CP / 4), c = (e % (CP / 4)) * 4;
-        float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (k0 + j < K) x = *reinterpret_cast<const float4*>(k + ok + (k0 + j) * skr + c);
-        *reinterpret_cast<float4*>(&ks[j * CS + c]) = x;
-      }
-    } else {
-      for (int e = tid; e < BK * CP; e += NT) {
-        const int j = e / CP, c = e % CP;
-        ks[j * CS + c] = (k0 + j < K && c < C) ? static_cast<float>(k[ok + (k0 + j) * skr + c * skc]) : 0.0f;
-      }
+)" + bias_load + bias_step + (prefetch ? "" : "    fetch(k0);\n") + R"(
+    __syncthreads();  // the previous tile's k and v are consumed (and q is staged)
+#pragma unroll
+    for (int i = 0; i < KL; ++i) {
+      const int e = tid + i * NT;
+      if (e < BK * KC4) *reinterpret_cast<float4*>(&ks[(e / KC4) * CS + (e % KC4) * 4]) = kr[i];
     }
-    if (vvec) {
-      for (int e = tid; e < BK * (DP / 4); e += NT) {
-        const int j = e / (DP / 4), c = (e % (DP / 4)) * 4;
-        float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (k0 + j < K && c < D) x = *reinterpret_cast<const float4*>(v + ov + (k0 + j) * svr + c);
-        *reinterpret_cast<float4*>(&vs[j * DP + c]) = x;
-      }
-    } else {
-      for (int e = tid; e < BK * DP; e += NT) {
-        const int j = e / DP, c = e % DP;
-        vs[j * DP + c] = (k0 + j < K && c < D) ? static_cast<float>(v[ov + (k0 + j) * svr + c * svc]) : 0.0f;
-      }
+#pragma unroll
+    for (int i = 0; i < VL; ++i) {
+      const int e = tid + i * NT;
+      if (e < BK * VC4) *reinterpret_cast<float4*>(&vs[(e / VC4) * DP + (e % VC4) * 4]) = vr[i];
     }
     __syncthreads();
-    float s[QR][KR];
+)" + (prefetch ? "    if (k0 + BK < K) fetch(k0 + BK);  // in flight while this tile computes\n" : "") + R"(    float s[QR][KR];
 #pragma unroll
     for (int ii = 0; ii < QR; ++ii)
 #pragma unroll
@@ -188,8 +224,8 @@ inline std::string flash_attention_f32_source(int nb, int bk = 0) {
       float mt = -INFINITY;
 #pragma unroll
       for (int jj = 0; jj < KR; ++jj) {
-        float x = s[ii][jj] + bsum[ii][jj];
-        if (k0 + tk + 8 * jj >= K) x = -INFINITY;
+        float x = fmaf(bsum[ii][jj], LOG2E, s[ii][jj]);
+        if (!full && k0 + tk + 8 * jj >= K) x = -INFINITY;
         s[ii][jj] = x;
         mt = fmaxf(mt, x);
       }
@@ -197,15 +233,17 @@ inline std::string flash_attention_f32_source(int nb, int bk = 0) {
       mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
       mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 4));
       mt = fmaxf(m[ii], mt);
-      // m = -inf (first tile) gives corr 0; a row that is all -inf so far keeps 1.
-      const float corr = (mt == -INFINITY) ? 1.0f : expf(m[ii] - mt);
+      // m = -inf (first tile) gives corr 0; a row that is all -inf so far
+      // keeps 1 and takes 0 as its offset (its -inf logits give 0).
+      const float corr = (mt == -INFINITY) ? 1.0f : ex2(m[ii] - mt);
+      const float off = (mt == -INFINITY) ? 0.0f : mt;
       m[ii] = mt;
       float li = l[ii] * corr;
 #pragma unroll
       for (int cc = 0; cc < DT; ++cc) acc[ii][cc] *= corr;
 #pragma unroll
       for (int jj = 0; jj < KR; ++jj) {
-        const float p = (s[ii][jj] == -INFINITY) ? 0.0f : expf(s[ii][jj] - mt);
+        const float p = ex2(s[ii][jj] - off);
         li += p;
         ps[(qb + ii) * PS + tk + 8 * jj] = p;
       }

@@ -201,12 +201,13 @@ const mx::fast::CustomKernelFunction& bias_sum_kernel(int nb) {
 }
 
 // f32: the register-tiled kernel of gpu_flash_f32_source.h (q, k, v and
-// the result all f32); else the one-thread-per-query kernel.
-const mx::fast::CustomKernelFunction& flash_kernel(int nb, bool qk, bool f32) {
+// the result all f32; prefetch: its next-tile loads during this tile);
+// else the one-thread-per-query kernel.
+const mx::fast::CustomKernelFunction& flash_kernel(int nb, bool qk, bool f32, bool prefetch) {
   static std::mutex mu;
-  static std::map<std::tuple<int, bool, bool>, mx::fast::CustomKernelFunction> kernels;
+  static std::map<std::tuple<int, bool, bool, bool>, mx::fast::CustomKernelFunction> kernels;
   std::lock_guard<std::mutex> l(mu);
-  auto key = std::make_tuple(nb, qk, f32);
+  auto key = std::make_tuple(nb, qk, f32, f32 && prefetch);
   auto it = kernels.find(key);
   if (it != kernels.end()) return it->second;
   std::vector<std::string> names;
@@ -214,9 +215,11 @@ const mx::fast::CustomKernelFunction& flash_kernel(int nb, bool qk, bool f32) {
   names.push_back("v");
   for (int i = 0; i < nb; ++i) names.push_back("b" + std::to_string(i));
   if (qk) names.push_back("scale");
-  auto name = std::string(f32 ? "of3c_flash_f32_" : qk ? "of3c_flash_qk_" : "of3c_flash_bias_") + std::to_string(nb);
-  auto fn = mx::fast::cuda_kernel(name, names, {"out"}, f32 ? flash_attention_f32_source(nb) : flash_attention_source(nb, qk),
-                                  "", /*ensure_row_contiguous=*/false);
+  auto name = std::string(f32 ? (prefetch ? "of3c_flash_f32_" : "of3c_flash_f32_nopf_") : qk ? "of3c_flash_qk_" : "of3c_flash_bias_") +
+              std::to_string(nb);
+  auto fn = mx::fast::cuda_kernel(name, names, {"out"},
+                                  f32 ? flash_attention_f32_source(nb, 0, prefetch) : flash_attention_source(nb, qk), "",
+                                  /*ensure_row_contiguous=*/false);
   return kernels.emplace(key, std::move(fn)).first->second;
 }
 
@@ -324,14 +327,17 @@ mx::array gpu_flash_attention(const mx::array* q, const mx::array* k, const mx::
         ins, {oshape}, {out_dt}, {static_cast<int>(blocks * kFlashMMAThreads), 1, 1}, {kFlashMMAThreads, 1, 1}, targs,
         std::nullopt, false, {})[0];
   }
-  // OF3C_GPU_FLASH_F32=0 keeps f32 on the one-thread-per-query kernel (for comparisons).
-  static const bool f32_off = [] { const char* e = std::getenv("OF3C_GPU_FLASH_F32"); return e && std::string(e) == "0"; }();
+  // OF3C_GPU_FLASH_F32=0 keeps f32 on the one-thread-per-query kernel,
+  // =noprefetch takes the register-tiled one without its next-tile loads
+  // (both for comparisons).
+  static const std::string f32_env = [] { const char* e = std::getenv("OF3C_GPU_FLASH_F32"); return std::string(e ? e : ""); }();
+  const bool f32_off = f32_env == "0", prefetch = f32_env != "noprefetch";
   const bool f32 = qk && !f32_off && q->dtype() == mx::float32 && k->dtype() == mx::float32 && v.dtype() == mx::float32 &&
                    out_dt == mx::float32;
   const int threads = f32 ? kFlashF32Threads : kFlashQT;  // both take 64 queries per block
   const int64_t blocks = rows * ((Q + kFlashQT - 1) / kFlashQT);
   if (blocks * threads > INT32_MAX) throw std::invalid_argument("gpu_flash_attention: too many rows for one launch");
-  auto outs = flash_kernel(static_cast<int>(biases.size()), qk, f32)(
+  auto outs = flash_kernel(static_cast<int>(biases.size()), qk, f32, prefetch)(
       ins, {oshape}, {out_dt}, {static_cast<int>(blocks * threads), 1, 1}, {threads, 1, 1}, targs, std::nullopt, false,
       {});
   return outs[0];
@@ -358,9 +364,12 @@ mx::array gpu_layer_norm(const mx::array& x, const mx::array* weight, const mx::
   if (weight) ins.push_back(*weight);
   if (bias) ins.push_back(*bias);
   ins.push_back(mx::array(eps, mx::float32));
-  std::vector<std::pair<std::string, mx::fast::TemplateArg>> targs{{"T", x.dtype()}, {"VPT", vpt}, {"PAIR", n % 2 == 0}};
+  const int per_warp = layer_norm_rows(vpt);
+  const int64_t warps = (rows + per_warp - 1) / per_warp;
+  std::vector<std::pair<std::string, mx::fast::TemplateArg>> targs{
+      {"T", x.dtype()}, {"VPT", vpt}, {"PAIR", n % 2 == 0}, {"ROWS", per_warp}};
   return layer_norm_kernel(weight != nullptr, bias != nullptr)(
-      ins, {x.shape()}, {x.dtype()}, {static_cast<int>(rows * 32), 1, 1}, {256, 1, 1}, targs, std::nullopt, false, {})[0];
+      ins, {x.shape()}, {x.dtype()}, {static_cast<int>(warps * 32), 1, 1}, {256, 1, 1}, targs, std::nullopt, false, {})[0];
 }
 
 mx::array gpu_bias_sum(const mx::Shape& shape, mx::Dtype dt, bool clamp_f16, const std::vector<mx::array>& biases) {

@@ -23,17 +23,22 @@ struct Variant {
   bool w, b;
   int vpt;
   bool pair;
+  int rows;  // per warp
 };
 
 int main() {
-  // Kernels by (type, weight, bias, VPT, PAIR): the host picks VPT as gpu_kernels.cc does.
+  // Kernels by (type, weight, bias, VPT, PAIR, ROWS): the host picks VPT and ROWS as gpu_kernels.cc does;
+  // `time` also runs other ROWS on the pair shapes.
   std::vector<Variant> vs;
   for (const char* t : {"__nv_bfloat16", "__half", "float"})
     for (int v : {2, 4, 8, 12, 16, 24, 32})
       for (int pair = 0; pair < 2; ++pair) {
-        vs.push_back({t, true, true, v, pair == 1});
-        if (v == 4) vs.push_back({t, true, false, v, pair == 1}), vs.push_back({t, false, false, v, pair == 1});
+        const int r = mlxs::layer_norm_rows(v);
+        vs.push_back({t, true, true, v, pair == 1, r});
+        if (v == 4) vs.push_back({t, true, false, v, pair == 1, r}), vs.push_back({t, false, false, v, pair == 1, r});
       }
+  for (const char* t : {"__nv_bfloat16", "float"})
+    for (int r : {1, 2}) vs.push_back({t, true, true, 4, true, r});
   std::fputs(R"(#include <cuda_runtime.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -51,9 +56,10 @@ struct Shape { int32_t v[8]; __host__ __device__ int32_t operator[](int i) const
   for (size_t i = 0; i < vs.size(); ++i) {
     const auto& v = vs[i];
     std::printf("__global__ void ln%zu(const %s* x, const __grid_constant__ Shape x_shape, const __grid_constant__ int x_ndim, %s%s"
-                "const float* eps, %s* out) {\n  using T = %s;\n  constexpr int VPT = %d;\n  constexpr bool PAIR = %s;\n%s\n}\n",
+                "const float* eps, %s* out) {\n  using T = %s;\n  constexpr int VPT = %d;\n  constexpr bool PAIR = %s;\n"
+                "  constexpr int ROWS = %d;\n%s\n}\n",
                 i, v.type, v.w ? "const float* weight, " : "", v.b ? "const float* bias, " : "", v.type, v.type, v.vpt,
-                v.pair ? "true" : "false", mlxs::layer_norm_source(v.w, v.b).c_str());
+                v.pair ? "true" : "false", v.rows, mlxs::layer_norm_source(v.w, v.b).c_str());
   }
   std::fputs(R"(
 template <typename T> T cvt(float x) { return (T)x; }
@@ -67,10 +73,11 @@ template <> double ulp<__half>() { return 1.0 / 1024; }
 template <> double ulp<float>() { return 1.0 / 8388608; }
 using Launch = void (*)(const void*, Shape, int, const float*, const float*, const float*, void*, int);
 int vptFor(int n) { for (int v : {2, 4, 8, 12, 16, 24, 32}) if (32 * v >= n) return v; return 0; }
+int rowsFor(int vpt) { return vpt <= 4 ? 4 : vpt <= 8 ? 2 : 1; }  // mlxs::layer_norm_rows
 // check runs the kernel on rows × n values (x offset by `shift` elements from an aligned base, so odd shifts
 // take the unpaired path) and compares with the float64 reference.
 template <typename T>
-bool check(const char* name, Launch f, long rows, int n, bool w, bool b, int shift, bool timing) {
+bool check(const char* name, Launch f, int per_warp, long rows, int n, bool w, bool b, int shift, bool timing) {
   std::mt19937 rng(11);
   std::normal_distribution<float> nd(0.f, 1.f);
   std::vector<T> hx(rows * n + shift);
@@ -85,7 +92,7 @@ bool check(const char* name, Launch f, long rows, int n, bool w, bool b, int shi
   cudaMemcpy(dw, hw.data(), n * 4, cudaMemcpyHostToDevice); cudaMemcpy(db, hb.data(), n * 4, cudaMemcpyHostToDevice);
   cudaMemcpy(de, &eps, 4, cudaMemcpyHostToDevice);
   Shape s{}; s.v[0] = (int)rows; s.v[1] = n;
-  const int blocks = (int)((rows * 32 + 255) / 256);
+  const int blocks = (int)(((rows + per_warp - 1) / per_warp * 32 + 255) / 256);
   f(dx + shift, s, 2, w ? dw : nullptr, b ? db : nullptr, de, dy + shift, blocks);
   cudaError_t e = cudaDeviceSynchronize();
   if (e != cudaSuccess) { std::printf("FAIL %s: %s\n", name, cudaGetErrorString(e)); std::exit(1); }
@@ -134,27 +141,35 @@ bool check(const char* name, Launch f, long rows, int n, bool w, bool b, int shi
                 "  ln%zu<<<blocks, 256>>>((const %s*)x, s, nd, %s%se, (%s*)y);\n}\n",
                 i, i, v.type, v.w ? "w, " : "", v.b ? "b, " : "", v.type);
   }
-  std::printf("struct Entry { const char* type; bool w, b; int vpt; bool pair; Launch f; };\nstatic const Entry table[] = {\n");
+  std::printf("struct Entry { const char* type; bool w, b; int vpt; bool pair; int rows; Launch f; };\nstatic const Entry table[] = {\n");
   for (size_t i = 0; i < vs.size(); ++i)
-    std::printf("  {\"%s\", %s, %s, %d, %s, launch%zu},\n", vs[i].type, vs[i].w ? "true" : "false", vs[i].b ? "true" : "false",
-                vs[i].vpt, vs[i].pair ? "true" : "false", i);
+    std::printf("  {\"%s\", %s, %s, %d, %s, %d, launch%zu},\n", vs[i].type, vs[i].w ? "true" : "false", vs[i].b ? "true" : "false",
+                vs[i].vpt, vs[i].pair ? "true" : "false", vs[i].rows, i);
   std::fputs(R"(};
-Launch find(const char* type, bool w, bool b, int n) {
+Launch find(const char* type, bool w, bool b, int n, int per_warp) {
   for (const auto& e : table)
-    if (std::string(e.type) == type && e.w == w && e.b == b && e.vpt == vptFor(n) && e.pair == (n % 2 == 0)) return e.f;
-  std::printf("no kernel for %s n=%d\n", type, n); std::exit(1);
+    if (std::string(e.type) == type && e.w == w && e.b == b && e.vpt == vptFor(n) && e.pair == (n % 2 == 0) && e.rows == per_warp)
+      return e.f;
+  std::printf("no kernel for %s n=%d rows/warp %d\n", type, n, per_warp); std::exit(1);
 }
+// per_warp 0: the rows per warp gpu_kernels.cc picks.
 template <typename T>
-bool run(const char* type, const char* tname, long rows, int n, bool w, bool b, int shift, bool timing = false) {
+bool run(const char* type, const char* tname, long rows, int n, bool w, bool b, int shift, bool timing = false, int per_warp = 0) {
+  if (per_warp == 0) per_warp = rowsFor(vptFor(n));
   char name[128];
-  std::snprintf(name, sizeof name, "%s rows %ld n %d%s%s%s", tname, rows, n, w ? " w" : "", b ? " b" : "", shift ? " unaligned" : "");
-  return check<T>(name, find(type, w, b, n), rows, n, w, b, shift, timing);
+  std::snprintf(name, sizeof name, "%s rows %ld n %d%s%s%s, %d/warp", tname, rows, n, w ? " w" : "", b ? " b" : "", shift ? " unaligned" : "",
+                per_warp);
+  return check<T>(name, find(type, w, b, n, per_warp), per_warp, rows, n, w, b, shift, timing);
 }
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "time") {
     // OpenFold3's pair (c_z 128) at N = 1024 and 2048, the single (c_s 384) and MSA (c_m 64) rows.
     run<__nv_bfloat16>("__nv_bfloat16", "bf16", 1024L * 1024, 128, true, true, 0, true);
+    run<__nv_bfloat16>("__nv_bfloat16", "bf16", 1024L * 1024, 128, true, true, 0, true, 1);
+    run<__nv_bfloat16>("__nv_bfloat16", "bf16", 1024L * 1024, 128, true, true, 0, true, 2);
     run<__nv_bfloat16>("__nv_bfloat16", "bf16", 2048L * 2048, 128, true, true, 0, true);
+    run<__nv_bfloat16>("__nv_bfloat16", "bf16", 2048L * 2048, 128, true, true, 0, true, 1);
+    run<float>("float", "f32", 1024L * 1024, 128, true, true, 0, true, 1);
     run<__half>("__half", "f16", 1024L * 1024, 128, true, true, 0, true);
     run<float>("float", "f32", 1024L * 1024, 128, true, true, 0, true);
     run<__nv_bfloat16>("__nv_bfloat16", "bf16", 1024L * 4096, 64, true, true, 0, true);
@@ -170,6 +185,8 @@ int main(int argc, char** argv) {
   ok &= run<__nv_bfloat16>("__nv_bfloat16", "bf16", 301, 128, true, false, 0);
   ok &= run<__half>("__half", "f16", 301, 128, false, false, 0);
   ok &= run<__nv_bfloat16>("__nv_bfloat16", "bf16", 17, 128, true, true, 1);  // misaligned rows: unpaired loads
+  ok &= run<__nv_bfloat16>("__nv_bfloat16", "bf16", 301, 128, true, true, 0, false, 1);  // other rows per warp
+  ok &= run<float>("float", "f32", 45, 128, true, true, 0, false, 2);
   ok &= run<float>("float", "f32", 17, 64, true, true, 1);
   std::printf(ok ? "all ok\n" : "SOME FAILED\n");
   return ok ? 0 : 1;
