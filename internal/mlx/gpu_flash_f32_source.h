@@ -29,9 +29,8 @@ namespace mlxs {
 //   - lane (tq, tk) = (lane / 8, lane % 8) of warp w owns the QR = 4 query
 //     rows w·16 + tq·4 + ii and the BK/8 keys tk + 8·jj of the tile: its
 //     4 × BK/8 logits are computed in registers from float4 reads of q
-//     (scaled once, staged once per block) and k (staged per tile; the next
-//     tile's k and v are loaded into registers while this one computes,
-//     float4 global loads when the strides allow), the row maximum is reduced over
+//     (scaled once, staged once per block) and k (staged per tile; float4
+//     global loads when the strides allow), the row maximum is reduced over
 //     the 8 lanes of a row group with three shuffles, and the per-lane sum
 //     of exp is reduced once at the end;
 //   - the probabilities go through a per-warp slice of shared memory (only
@@ -47,10 +46,12 @@ namespace mlxs {
 // lives in local memory (check with -Xptxas -v: 0 bytes stack frame). The
 // grid is rows · ceil(Q/64) blocks of 128 threads.
 // bk: the key tile (32 or 64) instead of the rule above (for comparisons).
-// prefetch: false loads each tile's k and v just before staging it instead
-// of during the previous tile (fewer live registers; flash_f32_check times
-// both).
-inline std::string flash_attention_f32_source(int nb, int bk = 0, bool prefetch = true) {
+// prefetch: load the next tile's k and v into registers while this tile
+// computes, instead of just before staging each tile. Off by default: on an
+// H200 it raised the registers per thread from 168 to 200 (C = D = 32) and
+// took 26.98 against 21.00 ms on triangle attention at N = 1024
+// (scripts/gpu/flash_f32_check time; flash_f32_check times both).
+inline std::string flash_attention_f32_source(int nb, int bk = 0, bool prefetch = false) {
   std::string off_decl = "  int64_t oq = 0, ok = 0;\n";
   std::string off_acc = "      oq += ix * q_strides[d];\n      ok += ix * k_strides[d];\n";
   std::string bias_setup, bias_load, bias_step;

@@ -215,7 +215,7 @@ const mx::fast::CustomKernelFunction& flash_kernel(int nb, bool qk, bool f32, bo
   names.push_back("v");
   for (int i = 0; i < nb; ++i) names.push_back("b" + std::to_string(i));
   if (qk) names.push_back("scale");
-  auto name = std::string(f32 ? (prefetch ? "of3c_flash_f32_" : "of3c_flash_f32_nopf_") : qk ? "of3c_flash_qk_" : "of3c_flash_bias_") +
+  auto name = std::string(f32 ? (prefetch ? "of3c_flash_f32_pf_" : "of3c_flash_f32_") : qk ? "of3c_flash_qk_" : "of3c_flash_bias_") +
               std::to_string(nb);
   auto fn = mx::fast::cuda_kernel(name, names, {"out"},
                                   f32 ? flash_attention_f32_source(nb, 0, prefetch) : flash_attention_source(nb, qk), "",
@@ -328,10 +328,10 @@ mx::array gpu_flash_attention(const mx::array* q, const mx::array* k, const mx::
         std::nullopt, false, {})[0];
   }
   // OF3C_GPU_FLASH_F32=0 keeps f32 on the one-thread-per-query kernel,
-  // =noprefetch takes the register-tiled one without its next-tile loads
-  // (both for comparisons).
+  // =prefetch takes the register-tiled one with its next-tile loads (both
+  // for comparisons).
   static const std::string f32_env = [] { const char* e = std::getenv("OF3C_GPU_FLASH_F32"); return std::string(e ? e : ""); }();
-  const bool f32_off = f32_env == "0", prefetch = f32_env != "noprefetch";
+  const bool f32_off = f32_env == "0", prefetch = f32_env == "prefetch";
   const bool f32 = qk && !f32_off && q->dtype() == mx::float32 && k->dtype() == mx::float32 && v.dtype() == mx::float32 &&
                    out_dt == mx::float32;
   const int threads = f32 ? kFlashF32Threads : kFlashQT;  // both take 64 queries per block

@@ -49,20 +49,41 @@ var (
 	ex     executor
 )
 
-// gpuOpsPerBuffer is the MLX_MAX_OPS_PER_BUFFER this package sets on Linux
-// unless the environment already has one. MLX's CUDA backend keeps every
-// input of the ops in a command buffer alive until the buffer completes (20
-// ops by default), so a lower count frees intermediates sooner: on an H100,
-// the OF3 PairformerBlock at N = 384 peaked at 8.03 → 6.14 GiB (fp32) and
-// 4.84 → 2.44 GiB (bf16) with 2, within ±3 % of the time (docs/notes/GPU.md).
-// MLX's CPU backend ignores it; Metal (macOS) reads it too but was not
-// measured, so it is left alone there.
-const gpuOpsPerBuffer = "2"
+// gpuOpsPerBuffer and gpuMBPerBuffer are the MLX_MAX_OPS_PER_BUFFER and
+// MLX_MAX_MB_PER_BUFFER this package sets on Linux unless the environment
+// already has them. MLX's CUDA backend records ops into a CUDA graph until
+// it holds more than that many ops or MiB of op inputs (100 ops and 1000
+// MiB on an H100/H200 by default), and keeps every input of a launched
+// graph's ops alive until the graph completes, so smaller graphs free
+// intermediates sooner. Measured, each pair against the other on the same
+// machine and plan:
+//   - ops: an H100 at N = 384 (OF3 PairformerBlock) peaked at 8.03 GiB with
+//     MLX's default and 6.14 GiB with 2 (5: 7.98; same time;
+//     docs/notes/GPU.md), so 2;
+//   - MiB: an H200 at N = 2048 (real OF3 PairFormerBlock, lean plan)
+//     peaked at 22.78 GiB fp32 / 13.41 GiB bf16 with 2 ops / 1000 MiB and
+//     at 18.84 / 10.91 GiB with 20 ops / 100 MiB, at the same compute time
+//     (885.0 / 888.6 ms, 266.2 / 264.4 ms); 4 ops / 1000 MiB gave 27.28 GiB
+//     (docs/notes/2026-12-03-session6-gpu.md), so 100.
+// At that size every op with 100 MiB of inputs is a graph of its own
+// whatever the op count; at N = 384 most ops are smaller, where 2 ops was
+// the measured win. The pair 2 / 100 itself has not run yet.
+// MLX's CPU backend ignores both; Metal (macOS) reads them too but was not
+// measured, so they are left alone there.
+const (
+	gpuOpsPerBuffer = "2"
+	gpuMBPerBuffer  = "100"
+)
 
 func startExecutor() {
 	exOnce.Do(func() {
-		if _, set := os.LookupEnv("MLX_MAX_OPS_PER_BUFFER"); !set && runtime.GOOS == "linux" {
-			os.Setenv("MLX_MAX_OPS_PER_BUFFER", gpuOpsPerBuffer)
+		if runtime.GOOS == "linux" {
+			if _, set := os.LookupEnv("MLX_MAX_OPS_PER_BUFFER"); !set {
+				os.Setenv("MLX_MAX_OPS_PER_BUFFER", gpuOpsPerBuffer)
+			}
+			if _, set := os.LookupEnv("MLX_MAX_MB_PER_BUFFER"); !set {
+				os.Setenv("MLX_MAX_MB_PER_BUFFER", gpuMBPerBuffer)
+			}
 		}
 		// fp32 means fp32, as in PyTorch (whose matmuls do not use TF32 by
 		// default): MLX's CUDA backend would use TF32 unless told not to.

@@ -53,8 +53,8 @@ static std::string args(int nb) {
 }
 
 static void kernels(const std::string& tag, int nb, int C, int D) {
-  std::printf("__global__ void nopf_%s(%s) {\n  constexpr int D = %d;\n  constexpr int C = %d;\n  using OutT = float;\n%s\n}\n",
-              tag.c_str(), params(nb).c_str(), D, C, mlxs::flash_attention_f32_source(nb, 0, false).c_str());
+  std::printf("__global__ void pf_%s(%s) {\n  constexpr int D = %d;\n  constexpr int C = %d;\n  using OutT = float;\n%s\n}\n",
+              tag.c_str(), params(nb).c_str(), D, C, mlxs::flash_attention_f32_source(nb, 0, true).c_str());
   std::printf("__global__ void new_%s(%s) {\n  constexpr int D = %d;\n  constexpr int C = %d;\n  using OutT = float;\n%s\n}\n",
               tag.c_str(), params(nb).c_str(), D, C, mlxs::flash_attention_f32_source(nb).c_str());
   std::printf("__global__ void old_%s(%s) {\n  constexpr int D = %d;\n  constexpr int C = %d;\n  using OutT = float;\n%s\n}\n",
@@ -254,7 +254,7 @@ int main(int argc, char** argv) {
   const bool timing = argc > 1 && std::strcmp(argv[1], "time") == 0;
   if (!timing) {
 )CU", stdout);
-  for (const char* v : {"new", "nopf"})  // nopf: without loading the next tile during this one
+  for (const char* v : {"new", "pf"})  // pf: loading the next tile during this one
     for (size_t i = 0; i < cases.size(); ++i) {
       const auto& c = cases[i];
       std::printf("  ok &= check(\"%s %s\", %d, %d, %d, %d, %s, {", v, c.name, c.C, c.D, c.Q, c.K, ints(c.batch).c_str());
@@ -265,7 +265,7 @@ int main(int argc, char** argv) {
   std::printf("  std::printf(ok ? \"flash_f32_check: all ok\\n\" : \"flash_f32_check: FAILED\\n\");\n  } else {\n");
   for (size_t i = 0; i < timed.size(); ++i) {
     const auto& t = timed[i];
-      for (const char* v : {"new", "nopf"})
+      for (const char* v : {"new", "pf"})
       std::printf("  time_one(\"%s %s\", %d, %d, %d, %d, %s, %d,\n"
                   "    [](std::vector<Arr>& A, float* sc, float* o, int blocks) { old_t%zu<<<blocks, %d>>>(%s); },\n"
                   "    [](std::vector<Arr>& A, float* sc, float* o, int blocks) { %s_t%zu<<<blocks, %d>>>(%s); });\n",
