@@ -84,6 +84,17 @@ func TestGPUKernelErrors(t *testing.T) {
 			x := s.Zeros(Float32, 2, 4, 8)
 			return s.GPUFlashAttention(x, x, s.Zeros(Float32, 2, 5, 8), nil, 1, Float32)
 		}, "key counts differ"},
+		{"ln-int-x", func(s *Scope) *Array { return s.GPULayerNorm(s.Zeros(Int32, 2, 8), nil, nil, 1e-5) }, "f32, f16 or bf16"},
+		{"ln-too-wide", func(s *Scope) *Array { return s.GPULayerNorm(s.Zeros(BFloat16, 2, 1025), nil, nil, 1e-5) }, "1..1024 elements"},
+		{"ln-weight-size", func(s *Scope) *Array {
+			return s.GPULayerNorm(s.Zeros(BFloat16, 2, 8), s.Zeros(Float32, 7), nil, 1e-5)
+		}, "normalised axis' size"},
+		{"ln-bias-dtype", func(s *Scope) *Array {
+			return s.GPULayerNorm(s.Zeros(BFloat16, 2, 8), s.Zeros(Float32, 8), s.Zeros(BFloat16, 8), 1e-5)
+		}, "must be f32"},
+		{"ln-weight-rank", func(s *Scope) *Array {
+			return s.GPULayerNorm(s.Zeros(Float16, 2, 8), s.Zeros(Float32, 1, 8), nil, 1e-5)
+		}, "must be f32"},
 	}
 	do(t, func(s *Scope) {
 		for _, c := range cases {
@@ -114,6 +125,19 @@ func TestGPUKernelErrors(t *testing.T) {
 		}
 		if y := s.GPUBiasSum([]int{2, 0}, BFloat16, false, s.Zeros(Float32, 1)); s.Err() != nil || y == nil || y.Size() != 0 || y.Dtype() != BFloat16 {
 			t.Errorf("empty GPUBiasSum: %v %v", y, s.ResetErr())
+		}
+		if y := s.GPULayerNorm(s.Zeros(BFloat16, 0, 128), s.Ones(Float32, 128), nil, 1e-5); s.Err() != nil || y == nil || y.Size() != 0 ||
+			y.Dtype() != BFloat16 || !slices.Equal(y.Shape(), []int{0, 128}) {
+			t.Errorf("empty GPULayerNorm: %v %v", y, s.ResetErr())
+		}
+		if available, _ := libDeviceAvailable(GPU, 0); !available {
+			y := s.GPULayerNorm(s.Ones(BFloat16, 2, 8), nil, nil, 1e-5)
+			if y != nil {
+				s.Eval(y)
+			}
+			if err := s.ResetErr(); err == nil {
+				t.Errorf("GPULayerNorm on the CPU: no error")
+			}
 		}
 		// Bias-only mode takes Q from the biases: [2, 3 queries, 4 keys] → [2, 3, 8].
 		// Without a CUDA backend MLX refuses the kernel: an error, not a crash.
