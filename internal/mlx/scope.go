@@ -65,6 +65,7 @@ var (
 //     at 18.84 / 10.91 GiB with 20 ops / 100 MiB, at the same compute time
 //     (885.0 / 888.6 ms, 266.2 / 264.4 ms); 4 ops / 1000 MiB gave 27.28 GiB
 //     (docs/notes/2026-12-03-session6-gpu.md), so 100.
+//
 // At that size every op with 100 MiB of inputs is a graph of its own
 // whatever the op count; at N = 384 most ops are smaller, where 2 ops was
 // the measured win. The pair 2 / 100 itself has not run yet.
