@@ -103,7 +103,7 @@ var PathTable = []PathInfo{
 
 	{LayerNormCPUFused, "LayerNormalization", "cpu", "x not f64; fast kernels on", "internal/mlx FastLayerNorm over the flattened normalised axes"},
 	{LayerNormGPUHalf, "LayerNormalization", "gpu", "x bf16/fp16 on the device; the normalised axes 1-1024 elements, known at compile time; fast kernels on; OF3C_GPU_LAYERNORM=mlx turns it off",
-		"internal/mlx GPULayerNorm CUDA kernel: one warp per row, statistics and affine in f32, one rounding to x's dtype (MLX's layer_norm would need f32 copies of x and of its result)"},
+		"internal/mlx GPULayerNorm CUDA kernel: one warp per 1-4 rows (all read before reducing), statistics and affine in f32, one rounding to x's dtype (MLX's layer_norm would need f32 copies of x and of its result)"},
 	{LayerNormMLX, "LayerNormalization", "cpu, gpu", "otherwise", "MLX's fast::layer_norm (on an f32 copy of x, cast back, where x is bf16/fp16)"},
 	{RegionSequenced, "of3c.ChunkMap", "cpu, gpu", "chunk splits the mapped axis",
 		"the body's own lowerings per block of rows on slices of the split inputs, each block's inputs made to depend on the previous block's outputs (so MLX runs them one after the other), outputs concatenated (codegen/lower_region.go)"},
@@ -175,11 +175,14 @@ func AttentionPath(o Options, a AttentionSpec) Path {
 			// unless SDPA would have to write a full-size summed mask of the
 			// biases and a flash kernel can read them in place instead:
 			// under a memory plan (a budget, or the lean GPU plan) for any
-			// flash kernel, and everywhere for the tensor-core one, which
-			// since session 6 takes 7.2 ms for a triangle attention at
-			// N = 1024 (16.3 ms before; the [N, 4, N, N] bf16 mask alone is
-			// 8 GiB written and read). flashMMAOverSDPA extends that to the
-			// attentions SDPA takes with no summed mask (unmeasured: off).
+			// flash kernel, and everywhere for the tensor-core one: it takes
+			// 7.2 ms for a triangle attention at N = 1024 on an H200
+			// (scripts/gpu/flash_check), where the [N, 4, N, N] bf16 mask
+			// alone is 8 GiB written and read; the unplanned block at bf16
+			// N = 1024 ran 55.7 ms / 13.26 GiB with it against SDPA's
+			// 62.8 ms / 20.05 GiB (docs/notes/2026-12-03-session6-gpu.md).
+			// flashMMAOverSDPA extends that to the attentions SDPA takes
+			// with no summed mask (unmeasured: off).
 			sdpa := qk && a.BatchChunk <= 0 && a.QueryChunk <= 0 && a.KVChunk <= 0 && sdpaFits(a)
 			full := sdpa && sdpaMaskFull(a)
 			mma := flash == AttentionGPUFlashMMA
