@@ -77,15 +77,24 @@ func lowerTriangleMultiplicationBlocked(t *tracer, n *graph.Node, in []*val) ([]
 		ma = s.Reshape(s.BroadcastTo(s.AsType(t.arr(mask), acc), full...), int(B), int(N), int(N), 1)
 	}
 	// The block axis of x (and the mask): rows for outgoing, columns for
-	// incoming; both a and b are sliced along it.
+	// incoming; a and b are both built block by block along it, channels
+	// first with the two pair axes kept in x's order: the block's gated
+	// projection [B, ·, ·, h] moved to [B, h, ·, ·]. For B = 1 that move is
+	// a 2-D transpose, which MLX copies with its tiled kernel (a general
+	// permutation such as [B, h, K, R] is a strided copy, 5× slower on an
+	// H200), and the channel GEMMs read both operands in that layout with
+	// a transpose flag, not a copy:
+	//
+	//	outgoing  a_R [B, h, R, K], b [B, h, N, K]:  out_R = a_R · bᵀ
+	//	incoming  a_R [B, h, K, R], b [B, h, K, N]:  out_R = a_Rᵀ · b
 	axis := 1
-	permA, permB := []int{0, 3, 1, 2}, []int{0, 3, 2, 1}
 	if dir == graph.TriangleIncoming {
 		axis = 2
-		permA, permB = permB, permA
 	}
-	// One block's gated projection, [B, ·, ·, h] in cdt: x·W in x's type
-	// (as the unblocked lowering), the gate in the accumulation type.
+	// One block's gated projection, channels first in cdt: x·W in x's type
+	// (as the unblocked lowering), the gate in the accumulation type. The
+	// halves are cast after slicing, so the casts fuse with the gate
+	// instead of widening all of x·W first.
 	gated := func(lo, hi int64, wp, after *mlx.Array) *mlx.Array {
 		xb, mb := xa, ma
 		if hi-lo != N {
@@ -95,14 +104,15 @@ func lowerTriangleMultiplicationBlocked(t *tracer, n *graph.Node, in []*val) ([]
 			}
 		}
 		xb = t.after(xb, after)
-		y := s.AsType(t.matmul(xb, wp, dt), acc) // [B, ·, ·, 2h]
+		y := t.matmul(xb, wp, dt) // [B, ·, ·, 2h]
 		ys := shapeOf(y)
-		p := t.sliceAxis(y, ys, 3, 0, H)
-		g := t.sigmoid(t.sliceAxis(y, ys, 3, H, 2*H))
+		p := s.AsType(t.sliceAxis(y, ys, 3, 0, H), acc)
+		g := t.sigmoid(s.AsType(t.sliceAxis(y, ys, 3, H, 2*H), acc))
 		if mb != nil {
 			g = s.Mul(mb, g)
 		}
-		return s.AsType(s.Mul(g, p), cdt)
+		gs := shapeOf(g)
+		return t.transposed2D(s.Transpose(s.AsType(s.Mul(g, p), cdt), 0, 3, 1, 2), gs[1]*gs[2])
 	}
 	blocks := pairRowBlocks(N, n.AttrInt("row_chunk", 0))
 	bT := make([]*mlx.Array, len(blocks))
@@ -111,11 +121,14 @@ func lowerTriangleMultiplicationBlocked(t *tracer, n *graph.Node, in []*val) ([]
 		if k > 0 {
 			after = bT[k-1]
 		}
-		bT[k] = s.Transpose(gated(blk[0], blk[1], wB, after), permB...) // [B, h, K, Rj]
+		bT[k] = gated(blk[0], blk[1], wB, after)
 	}
 	b := bT[0]
 	if len(bT) > 1 {
-		b = s.Concatenate(3, bT...) // [B, h, K, N], contiguous
+		b = s.Concatenate(axis+1, bT...) // [B, h, N, K] or [B, h, K, N]
+	}
+	if dir == graph.TriangleOutgoing {
+		b = s.Transpose(b, 0, 1, 3, 2)
 	}
 	rows := make([]*mlx.Array, 0, len(blocks))
 	// Each block of a after all of b, then after the previous row block:
@@ -127,9 +140,13 @@ func lowerTriangleMultiplicationBlocked(t *tracer, n *graph.Node, in []*val) ([]
 		prev = b
 	}
 	for _, blk := range blocks {
-		aT := s.Transpose(gated(blk[0], blk[1], wA, prev), permA...) // [B, h, R, K]
-		row := s.MatMul(aT, b)
-		rows = append(rows, s.Transpose(row, 0, 2, 3, 1)) // [B, R, N, h]
+		aT := gated(blk[0], blk[1], wA, prev)
+		if dir == graph.TriangleIncoming {
+			aT = s.Transpose(aT, 0, 1, 3, 2)
+		}
+		// [B, h, R, N] → [B, R, N, h], again a 2-D transpose for B = 1.
+		row := t.transposed2D(s.Transpose(s.MatMul(aT, b), 0, 2, 3, 1), H)
+		rows = append(rows, row)
 		if prev != nil {
 			prev = row
 		}

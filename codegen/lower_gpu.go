@@ -126,9 +126,9 @@ func (t *tracer) fusedSDPA(q, k, v *val, biases []*val, scale float64) (*mlx.Arr
 // online softmax, so the [.., Q, K] logits are never written — the memory
 // of a triangle attention is its inputs and output, at any N. q, k and v
 // are read in their device dtype and widened in the kernel; the biases are
-// read as the unfused path reads them (readBias: f32, −inf → −1e9), in
-// place through broadcast strides; accumulation and softmax are f32. The
-// chunk attributes are ignored (there is nothing left to chunk). q and k
+// read as the unfused path reads them (readBias: f32, −inf → −1e9),
+// row-contiguous, through their broadcast strides; accumulation and softmax
+// are f32. The chunk attributes are ignored (there is nothing left to chunk). q and k
 // are nil in bias_only mode. ok false when an operand is missing. mma: the
 // tensor-core kernel (path AttentionGPUFlashMMA; flashMMAOperands holds),
 // whose result, in q's dtype, is cast to the device dtype of dt if that
@@ -153,7 +153,14 @@ func (t *tracer) flashAttention(q, k, v *val, biases []*val, scale float64, dt g
 		if rb == nil {
 			return nil, false
 		}
-		bs = append(bs, rb)
+		// readBias's elementwise result keeps its input's strides when that
+		// input is a dense permutation — OpenFold3's triangle bias is
+		// linear(z) [.., Q, K, H] moved to [.., H, Q, K], so its keys lie H
+		// apart — and the kernels read keys with one scalar load each
+		// unless they are contiguous. Row-contiguous it is read in pairs;
+		// the copy is of a [H, Q, K] tensor made once per attention (a
+		// no-op when the bias is row-contiguous already).
+		bs = append(bs, t.contiguousBias(rb))
 	}
 	var out *mlx.Array
 	if mma {
@@ -178,4 +185,57 @@ func (t *tracer) flashMMAOperands(q, k, v *val) bool {
 	}
 	dt := qa.Dtype()
 	return (dt == mlx.BFloat16 || dt == mlx.Float16) && ka.Dtype() == dt && va.Dtype() == dt
+}
+
+// contiguousBias is the flash kernels' bias b ([.., Q, K]) row-contiguous
+// (see flashAttention), copied in blocks of query rows where one tiled copy
+// of all of it would exceed the kernel's grid (transposed2D).
+func (t *tracer) contiguousBias(b *mlx.Array) *mlx.Array {
+	sh := b.Shape()
+	if len(sh) < 2 {
+		return b
+	}
+	q, k := int64(sh[len(sh)-2]), int64(sh[len(sh)-1])
+	per := t.tiledCopyCols(b)
+	if per <= 0 || q*k <= per || k > per {
+		return t.transposed2D(b, q*k)
+	}
+	rows := per / k
+	var parts []*mlx.Array
+	for lo := int64(0); lo < q; lo += rows {
+		hi := min(lo+rows, q)
+		parts = append(parts, t.transposed2D(t.sliceAxis(b, int64sOf(sh), len(sh)-2, lo, hi), (hi-lo)*k))
+	}
+	return t.s.Concatenate(len(sh)-2, parts...)
+}
+
+// tiledCopyCols is the most columns MLX's tiled column-to-row copy of x
+// takes on the GPU (0: no limit, off the GPU).
+func (t *tracer) tiledCopyCols(x *mlx.Array) int64 {
+	if t.p.opts.Device != "gpu" {
+		return 0
+	}
+	return cudaGridYMax * int64(16*min(16/max(x.Dtype().Size(), 1), 8))
+}
+
+// cudaGridYMax is CUDA's limit on a grid's y dimension (a variable so that
+// the tests can lower it).
+var cudaGridYMax int64 = 65535
+
+// transposed2D returns x, a 2-D transpose of a contiguous array viewed as
+// [rows, cols] → [cols, rows] (a transposed matrix, or an axis moved across
+// the others), made row-contiguous: MLX copies that with its tiled
+// column-to-row kernel, several times faster than the strided copy an
+// operation that needs it contiguous would make. That kernel's grid has
+// ⌈cols / (16 · min(16 / itemsize, 8))⌉ blocks along y, which CUDA caps at
+// 65535 (an f32 [4, N, N] triangle bias passes that at N = 2048), so past
+// it x is left as it is for the consumer to read or copy.
+func (t *tracer) transposed2D(x *mlx.Array, cols int64) *mlx.Array {
+	if x == nil {
+		return x
+	}
+	if most := t.tiledCopyCols(x); most > 0 && cols > most {
+		return x
+	}
+	return t.s.Contiguous(x)
 }

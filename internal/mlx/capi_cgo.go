@@ -322,6 +322,18 @@ func libAsType(a hnd, dt Dtype) (hnd, error) {
 	return out.ctx, err
 }
 
+func libContiguous(a hnd) (hnd, error) {
+	var out C.mlxs_array
+	err := ck(C.mlxs_contiguous(&out, ca(a)))
+	return out.ctx, err
+}
+
+func libDepends(x, dep hnd) (hnd, error) {
+	var out C.mlxs_array
+	err := ck(C.mlxs_depends(&out, ca(x), ca(dep)))
+	return out.ctx, err
+}
+
 func libClip(a, lo, hi hnd) (hnd, error) {
 	var out C.mlxs_array
 	err := ck(C.mlxs_clip(&out, ca(a), optional(lo), optional(hi)))

@@ -49,6 +49,8 @@ func libUnary(int, hnd) (hnd, error)                             { return nil, E
 func libBinary(int, hnd, hnd) (hnd, error)                       { return nil, ErrUnavailable }
 func libReduce(int, hnd, []int, bool, bool) (hnd, error)         { return nil, ErrUnavailable }
 func libWhere(hnd, hnd, hnd) (hnd, error)                        { return nil, ErrUnavailable }
+func libContiguous(hnd) (hnd, error)                             { return nil, ErrUnavailable }
+func libDepends(hnd, hnd) (hnd, error)                           { return nil, ErrUnavailable }
 func libAsType(hnd, Dtype) (hnd, error)                          { return nil, ErrUnavailable }
 func libClip(hnd, hnd, hnd) (hnd, error)                         { return nil, ErrUnavailable }
 func libEinsum(string, []hnd) (hnd, error)                       { return nil, ErrUnavailable }

@@ -197,6 +197,28 @@ func (s *Scope) Where(cond, x, y *Array) *Array {
 	return s.result("where", h, err)
 }
 
+// Contiguous is a made row-contiguous: the same buffer when it already is,
+// else one copy (MLX's 2-D column-to-row case, which a transpose of a
+// contiguous array collapses to, is a tiled copy; a general strided copy is
+// several times slower on the GPU).
+func (s *Scope) Contiguous(a *Array) *Array {
+	if !s.ok("contiguous", a) {
+		return nil
+	}
+	h, err := libContiguous(a.h)
+	return s.result("contiguous", h, err)
+}
+
+// Depends is x, sharing its buffer, made to depend on dep: MLX evaluates
+// dep before anything computed from the result. No data moves.
+func (s *Scope) Depends(x, dep *Array) *Array {
+	if !s.ok("depends", x, dep) {
+		return nil
+	}
+	h, err := libDepends(x.h, dep.h)
+	return s.result("depends", h, err)
+}
+
 // AsType casts a to dt.
 func (s *Scope) AsType(a *Array, dt Dtype) *Array {
 	if !s.ok("astype", a) {

@@ -598,6 +598,16 @@ int mlxs_astype(mlxs_array* out, mlxs_array a, int dtype) {
   CATCH
 }
 
+int mlxs_contiguous(mlxs_array* out, mlxs_array a) {
+  TRY put(out, mx::contiguous(A(a), /*allow_col_major=*/false));
+  CATCH
+}
+
+int mlxs_depends(mlxs_array* out, mlxs_array x, mlxs_array dep) {
+  TRY put(out, mx::depends({A(x)}, {A(dep)})[0]);
+  CATCH
+}
+
 int mlxs_clip(mlxs_array* out, mlxs_array a, const mlxs_array* lo,
               const mlxs_array* hi) {
   TRY std::optional<mx::array> l, h;

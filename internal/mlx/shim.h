@@ -120,6 +120,8 @@ int mlxs_reduce(int op, mlxs_array* out, mlxs_array a, const int* axes,
                 int naxes, bool keepdims);
 int mlxs_where(mlxs_array* out, mlxs_array c, mlxs_array x, mlxs_array y);
 int mlxs_astype(mlxs_array* out, mlxs_array a, int dtype);
+int mlxs_contiguous(mlxs_array* out, mlxs_array a);
+int mlxs_depends(mlxs_array* out, mlxs_array x, mlxs_array dep);
 // lo and hi may be NULL.
 int mlxs_clip(mlxs_array* out, mlxs_array a, const mlxs_array* lo,
               const mlxs_array* hi);

@@ -11,6 +11,8 @@
 #                                       plan), --report JSON each, accuracy against the fp32 reference, the
 #                                       unplanned artifact at WHOLE_NS, and the budgeted runs BUDGETS (N:SIZE ...)
 #   scripts/gpu/bench_block.sh probe    variants (PROBES, PROFILES) for finding where time and memory go
+#   scripts/gpu/bench_block.sh kernels  every kernel of one lean-plan run (KERNELS="PREC:N ..."), timed by Nsight
+#                                       Compute, summarised per kernel family (scripts/gpu/kernel_summary.py)
 #   scripts/gpu/bench_block.sh table    the markdown table (scripts/gpu/bench_table.py) of everything in WORK
 #
 # Knobs: NS_EAGER=512,1024,1536 NS_COMPILE=1024 NS_LMA=2048,3072 NS=512,1024,2048,3072 WHOLE_NS=1024 PRECS="fp32 bf16"
@@ -102,6 +104,23 @@ probe)
   done
   for pr in ${PROFILES:-}; do
     run env ${PROFILE_ENV:-} "${OF3BENCH:-bin/of3bench}" -profile "$MODEL" -device gpu -precision ${pr%%:*} -n ${pr##*:}
+  done ;;
+kernels)
+  if [ ! -f /tmp/mlxcuda/mlx/lib/libmlx.so ]; then
+    cat /tmp/mlxcuda_parts/part.* > /tmp/mlxcuda.tar.xz && mkdir -p /tmp/mlxcuda && tar xJf /tmp/mlxcuda.tar.xz -C /tmp/mlxcuda && \
+      rm -f /tmp/mlxcuda.tar.xz || exit 1
+  fi
+  eval "$(bash scripts/gpu/run_gpu.sh env | sed 's/^/export /')"
+  NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | tail -1)
+  [ -n "$NCU" ] || { echo "no ncu on this machine"; exit 1; }
+  for spec in ${KERNELS:-bf16:1024}; do
+    P=${spec%%:*} N=${spec##*:}
+    run "$OF3C" compile "$MODEL" -o $WORK/kern.of3 --device gpu --precision $P --buckets $N 2>&1 | grep -E "rc=|rror"
+    # One run, every kernel serialised and timed (--clock-control none: the clocks stay as they run).
+    run "$NCU" --clock-control none --metrics gpu__time_duration.sum --csv --page raw \
+      "$OF3C" run $WORK/kern.of3 --device gpu --shapes N=$N --warmup 0 --iterations 1 > $WORK/kernels_${P}_$N.csv 2>$WORK/kernels_${P}_$N.err
+    tail -3 $WORK/kernels_${P}_$N.err
+    python3 scripts/gpu/kernel_summary.py $WORK/kernels_${P}_$N.csv --launches ${LAUNCHES:-60}
   done ;;
 table)
   python3 scripts/gpu/bench_table.py "$WORK" ;;
