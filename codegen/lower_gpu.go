@@ -6,6 +6,7 @@ import (
 	"github.com/of3c/of3c/graph"
 	"github.com/of3c/of3c/internal/mlx"
 	"github.com/of3c/of3c/internal/shapes"
+	"github.com/of3c/of3c/passes"
 )
 
 // gpuWeights is softmax(scale·q·kᵀ + Σ biases) on the GPU through
@@ -128,11 +129,11 @@ func (t *tracer) fusedSDPA(q, k, v *val, biases []*val, scale float64) (*mlx.Arr
 // are read in their device dtype and widened in the kernel; the biases are
 // read as the unfused path reads them (readBias: f32, −inf → −1e9),
 // row-contiguous, through their broadcast strides; accumulation and softmax
-// are f32. The chunk attributes are ignored (there is nothing left to chunk). q and k
-// are nil in bias_only mode. ok false when an operand is missing. mma: the
-// tensor-core kernel (path AttentionGPUFlashMMA; flashMMAOperands holds),
-// whose result, in q's dtype, is cast to the device dtype of dt if that
-// differs.
+// are f32. The chunk attributes are ignored (there is nothing left to
+// chunk). q and k are nil in bias_only mode. ok false when an operand is
+// missing. mma: the tensor-core kernel (path AttentionGPUFlashMMA;
+// flashMMAOperands holds), whose result, in q's dtype, is cast to the device
+// dtype of dt if that differs.
 func (t *tracer) flashAttention(q, k, v *val, biases []*val, scale float64, dt graph.DType, mma bool) (*mlx.Array, bool) {
 	var qa, ka *mlx.Array
 	if q != nil {
@@ -215,21 +216,17 @@ func (t *tracer) tiledCopyCols(x *mlx.Array) int64 {
 	if t.p.opts.Device != "gpu" {
 		return 0
 	}
-	return cudaGridYMax * int64(16*min(16/max(x.Dtype().Size(), 1), 8))
+	return passes.GPUTiledCopyCols(x.Dtype().Size())
 }
-
-// cudaGridYMax is CUDA's limit on a grid's y dimension (a variable so that
-// the tests can lower it).
-var cudaGridYMax int64 = 65535
 
 // transposed2D returns x, a 2-D transpose of a contiguous array viewed as
 // [rows, cols] → [cols, rows] (a transposed matrix, or an axis moved across
 // the others), made row-contiguous: MLX copies that with its tiled
 // column-to-row kernel, several times faster than the strided copy an
-// operation that needs it contiguous would make. That kernel's grid has
-// ⌈cols / (16 · min(16 / itemsize, 8))⌉ blocks along y, which CUDA caps at
-// 65535 (an f32 [4, N, N] triangle bias passes that at N = 2048), so past
-// it x is left as it is for the consumer to read or copy.
+// operation that needs it contiguous would make. That kernel takes at most
+// passes.GPUTiledCopyCols columns (an f32 [4, N, N] triangle bias has more
+// from N = 2048 on), so past it x is left as it is for the consumer to read
+// or copy.
 func (t *tracer) transposed2D(x *mlx.Array, cols int64) *mlx.Array {
 	if x == nil {
 		return x

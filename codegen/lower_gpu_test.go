@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/of3c/of3c/internal/mlx"
+	"github.com/of3c/of3c/passes"
 )
 
 // contiguousBias on a GPU program (run here on MLX's CPU, where the same
@@ -13,7 +14,6 @@ import (
 // split, and a key axis wider than one copy leaves the bias as it is.
 func TestContiguousBiasSplitsQueryRows(t *testing.T) {
 	needMLX(t)
-	defer func(v int64) { cudaGridYMax = v }(cudaGridYMax)
 	const h, q = 3, 10
 	for _, tc := range []struct {
 		name    string
@@ -26,7 +26,7 @@ func TestContiguousBiasSplitsQueryRows(t *testing.T) {
 		{"keys wider than a copy", 200, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cudaGridYMax = tc.gridMax
+			defer passes.SetGPUGridYMaxForTest(tc.gridMax)()
 			k := tc.k
 			z := make([]float32, q*k*h) // [1, Q, K, H]
 			for i := range z {

@@ -815,10 +815,21 @@ func (p *planner) attentionWorkspace(s *planNode, a int64) int64 {
 	if p.fusedAttention(s) {
 		// internal/mlx's FastAttention: logits in per-thread 64 KiB
 		// buffers, q, k, v read in place; biases made row-contiguous.
+		// The GPU's flash kernels: the same, the bias's f32 read and its
+		// row-contiguous copy (and the pieces of that copy, where the
+		// tiled copy takes it in pieces) alive at once (memory_gpu.go).
+		gpu := p.gpuFlashAttention(s)
 		var ws int64
 		for _, b := range n.Inputs[3:] {
 			if b != nil && b.Const == nil {
-				ws = addS(ws, p.bytes[b])
+				copies := int64(1)
+				if gpu {
+					copies = 2
+					if bs := p.shapes[b]; len(bs) >= 2 && bs[len(bs)-2]*bs[len(bs)-1] > GPUTiledCopyCols(4) {
+						copies = 3
+					}
+				}
+				ws = addS(ws, mulS(copies, p.bytes[b]))
 			}
 		}
 		return ws

@@ -13,14 +13,37 @@ import (
 // internal/mlx's flash kernel (codegen path attention/gpu-flash, or its
 // tensor-core sibling attention/gpu-flash-mma for bf16/fp16), which
 // never writes the logits and ignores the chunk attributes — its memory is
-// its output plus the f32 copies of its biases (the lowering reads each
-// bias as f32 with −inf clamped to −1e9), as for the CPU's fused kernel.
+// its output plus two copies of each bias (the lowering reads each bias as
+// f32 with −inf clamped to −1e9, then makes that row-contiguous; three where
+// the contiguous copy is made in pieces and concatenated).
 // The other fused ops run as MLX ops on the GPU as on the CPU, without the
 // CPU's default blocks, and their chunk attributes (row_chunk of
 // TriangleMultiplication, OuterProductMean and SwiGLU) are honoured there,
 // so the chunking the planner chooses is the GPU's. The planner counts
 // values in the graph's dtypes (f32), so a bf16/fp16 program is planned
 // with twice its values' sizes.
+
+// GPUTiledCopyCols is the most columns MLX's CUDA tiled column-to-row copy
+// (copy_col_row, which makes a 2-D transpose contiguous) takes for elements
+// of itemsize bytes: its grid has ⌈cols / (16 · min(16 / itemsize, 8))⌉
+// blocks along y, which CUDA caps at 65535. The GPU lowering makes the flash
+// kernels' biases and the blocked triangle multiplication's operands
+// contiguous with it, in pieces or not at all past this.
+func GPUTiledCopyCols(itemsize int) int64 {
+	return gpuGridYMax * int64(16*min(16/max(itemsize, 1), 8))
+}
+
+// gpuGridYMax is CUDA's limit on a grid's y dimension (a variable so that
+// the tests can lower it).
+var gpuGridYMax int64 = 65535
+
+// SetGPUGridYMaxForTest sets the grid limit GPUTiledCopyCols assumes and
+// returns a function that restores it (for tests of the pieces).
+func SetGPUGridYMaxForTest(v int64) (restore func()) {
+	old := gpuGridYMax
+	gpuGridYMax = v
+	return func() { gpuGridYMax = old }
+}
 
 // FlashMaxHead is the largest head size (q's and v's last axis) the GPU
 // flash attention kernel takes.
