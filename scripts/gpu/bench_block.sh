@@ -31,6 +31,9 @@ case "${1:-}" in
 peers)
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
   export PYTHONPATH="$PWD/models/of3:$PWD/${SITE:-.whl/site}${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+  # Eager at N = 1536 needs ~115 GiB; after the shorter lengths PyTorch's caching allocator held 54 GiB
+  # reserved but unallocated and ran out (session 7). Expandable segments let it reuse that memory.
+  export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}
   if [ ! -f "$MODEL" ]; then
     EXPORT_MODULES=pairformer_block run bash scripts/gpu/run_gpu.sh export && mkdir -p "$GEN" && \
       cp -r models/of3/generated/* "$GEN"/ || exit 1
