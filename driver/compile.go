@@ -73,6 +73,7 @@ func Compile(req CompileRequest) (*graph.Graph, *artifact.Manifest, error) {
 			return nil, nil, fmt.Errorf("--memory-budget needs --buckets: the planner must know the largest %v to plan for", tokenDims)
 		}
 		popts.Lean = lean
+		popts.LeanBlock = LeanBlock()
 		popts.Dims = map[string]int64{}
 		for _, d := range tokenDims {
 			popts.Dims[d] = buckets[len(buckets)-1]

@@ -53,6 +53,21 @@ func plansPerShape(device string, m *artifact.Manifest) bool {
 	return true
 }
 
+// LeanBlock is OF3C_GPU_LEAN_BLOCK, the smallest working set a lean plan
+// leaves a chunked block (passes.Options.LeanBlock); 0 (the planner's
+// default) when unset or not a size.
+func LeanBlock() int64 {
+	v := os.Getenv("OF3C_GPU_LEAN_BLOCK")
+	if v == "" {
+		return 0
+	}
+	n, err := units.ParseBytes(v)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
 // planFor returns the lean plan of the padded dims, planning on first use.
 func (s *Session) planFor(dims map[string]int64) (*leanPlan, error) {
 	key := fmtDims(dims)
@@ -65,7 +80,7 @@ func (s *Session) planFor(dims map[string]int64) (*leanPlan, error) {
 	}
 	g := graph.Clone(s.Graph)
 	log, err := passes.Run(g, passes.Options{
-		Passes: []string{"form-regions", "plan-memory"}, Lean: true, Dims: dims, Device: "gpu", Verify: true})
+		Passes: []string{"form-regions", "plan-memory"}, Lean: true, LeanBlock: LeanBlock(), Dims: dims, Device: "gpu", Verify: true})
 	if err != nil {
 		return nil, fmt.Errorf("planning the GPU memory for %s: %w (OF3C_GPU_LEAN=off runs the graph unplanned)", key, err)
 	}

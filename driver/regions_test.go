@@ -91,6 +91,7 @@ func abs(x float64) float64 {
 // size when it runs (lean.go, TestSessionPlansEachSizeLean) — and a CPU compile with
 // buckets is never planned without a budget.
 func TestCompileGPULeanDefault(t *testing.T) {
+	t.Setenv("OF3C_GPU_LEAN_BLOCK", "1KiB") // the tiny fixture is below the default block floor
 	src := "../models/of3/testdata/pairformer_block_tiny_torchscript/model.onnx"
 	count := func(g *graph.Graph) (regions, chunked int) {
 		for _, n := range g.Nodes {

@@ -100,13 +100,31 @@ func (p *planner) regionWorkspace(s *planNode) int64 {
 	return addS(max(0, c.peak-c.out), sum(s.outs))
 }
 
+// DefaultLeanBlock is the working set (the part that grows with the chunk,
+// in the graph's own types: f32 for OpenFold3, whatever precision it runs
+// at) a lean plan leaves a block of at least. Smaller blocks make the run
+// launch-bound: on an H200 the real PairFormerBlock at bf16 N = 512 took
+// 17.1 ms with the N/8-row blocks of a plan without the floor, 10.7 ms with
+// it, and 10.6 ms unchunked (100 ops per CUDA graph;
+// docs/notes/2026-12-03-session8-gpu.md).
+const DefaultLeanBlock = 256 << 20
+
+// leanMinBlocks is the fewest blocks a lean plan splits a chunked op into.
+const leanMinBlocks = 4
+
 // leanDefaults is the GPU plan without a budget (issue 11: peak no more
 // than OpenFold3's chunk + LMA path): every region and row-chunkable pair
 // op is chunked until the part of its working set that grows with the
-// chunk is at most its largest input (what does not shrink — a triangle
-// multiplication's whole b, the finished blocks — stays), which keeps a pair-stack layer at a few [N, N, c_z]
-// tensors whatever N; the chunks stay as large as that allows, for speed.
+// chunk is at most its largest input or the block floor (LeanBlock), the
+// larger (what does not shrink — a triangle multiplication's whole b, the
+// finished blocks — stays), which keeps a pair-stack layer at a few
+// [N, N, c_z] tensors whatever N; the chunks stay as large as that allows,
+// for speed, but at least leanMinBlocks to an op that is not small.
 func (p *planner) leanDefaults() {
+	block := p.opts.LeanBlock
+	if block <= 0 {
+		block = DefaultLeanBlock
+	}
 	for _, s := range p.steps {
 		if !s.fused {
 			continue
@@ -132,7 +150,22 @@ func (p *planner) leanDefaults() {
 		one.chunk = cloneChunks(s.chunk)
 		one.chunk[key] = 1
 		floor := p.workspace(&one)
-		for p.workspace(s)-floor > largest && p.shrink(s) {
+		whole := p.workspace(s)
+		for p.workspace(s)-floor > max(largest, block) && p.shrink(s) {
+		}
+		// At least leanMinBlocks blocks where the working set is not
+		// small: a region the plan leaves whole runs as the plain graph,
+		// whose GPU peak is above its estimate (N = 512 fp32, the
+		// attention regions whole: 4.02 GiB against 1.31 GiB planned;
+		// docs/notes/2026-12-03-session8-gpu.md).
+		if whole <= block/leanMinBlocks {
+			continue
+		}
+		rows := p.pairRows(s)
+		if s.n.Op == "ChunkMap" {
+			rows = p.regionRows(s)
+		}
+		for chunked(rows, s.chunk[key])*leanMinBlocks > rows && p.shrink(s) {
 		}
 	}
 }

@@ -78,6 +78,55 @@ func TestPlanRegionsGPU(t *testing.T) {
 	}
 }
 
+// The lean plan's block floor: at N = 256 every working set but the
+// transition's is below DefaultLeanBlock, yet each op that is not small
+// still gets at least leanMinBlocks blocks; a floor of 0 gives the N/8-row
+// blocks (more launches), and at N = 1024 the floor changes no op it
+// chunks (it leaves small ones whole: the single representation's).
+func TestLeanBlockFloor(t *testing.T) {
+	chunks := func(n, block int64) map[string]int64 {
+		plan, err := PlanMemory(regionsGraph(t, true), map[string]int64{"N": n}, NoBudget, Options{Device: "gpu", LeanBlock: block})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int64{}
+		for _, c := range plan.Chunks {
+			out[c.Node] = c.Attrs["chunk"] + c.Attrs["row_chunk"]
+		}
+		return out
+	}
+	floor, none := chunks(256, 0), chunks(256, 1)
+	if len(floor) == 0 {
+		t.Fatal("N=256: nothing chunked; want at least 4 blocks for the pair ops")
+	}
+	for node, c := range floor {
+		if c == 0 || c > 256/leanMinBlocks {
+			t.Errorf("N=256 %s: chunk %d, want 1…%d (at least %d blocks)", node, c, 256/leanMinBlocks, leanMinBlocks)
+		}
+		if none[node] > c {
+			t.Errorf("N=256 %s: chunk %d with the floor, %d without; the floor must not shrink blocks", node, c, none[node])
+		}
+	}
+	smaller := 0
+	for node, c := range none {
+		if c < floor[node] || floor[node] == 0 {
+			smaller++
+		}
+	}
+	if smaller == 0 {
+		t.Errorf("N=256: the floor changed nothing (%v against %v)", floor, none)
+	}
+	big, bigNone := chunks(1024, 0), chunks(1024, 1)
+	if len(big) < 5 {
+		t.Errorf("N=1024: %d ops chunked with the floor, want the pair ops and regions (≥ 5)", len(big))
+	}
+	for node, c := range big {
+		if bigNone[node] != c {
+			t.Errorf("N=1024 %s: chunk %d with the floor, %d without; want the same", node, c, bigNone[node])
+		}
+	}
+}
+
 // form-regions runs exactly when plan-memory does.
 func TestSelectFormRegions(t *testing.T) {
 	names, err := Select(Options{})

@@ -156,9 +156,14 @@ type Options struct {
 	// Lean plans without a budget (form-regions and plan-memory run with
 	// MemoryBudget 0): on the GPU the planner then chunks every region and
 	// row-chunkable op until its working set is about its largest input
-	// (memory_region.go), the default of a GPU compile with --buckets.
+	// or LeanBlock, whichever is larger (memory_region.go), the default
+	// of a GPU compile with --buckets.
 	// Needs Dims.
 	Lean bool
+	// LeanBlock is the working set below which a lean plan does not shrink
+	// a chunk (the part of it that grows with the chunk); 0 means
+	// DefaultLeanBlock. Smaller blocks launch more, smaller kernels.
+	LeanBlock int64
 }
 
 // Planning reports whether Run plans memory (form-regions, plan-memory).

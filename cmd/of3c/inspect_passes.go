@@ -143,7 +143,7 @@ func (p *passFlags) apply(g *graph.Graph, stdout, stderr io.Writer) (*graph.Grap
 		// graph planned again. Without --budget on the GPU, the lean plan.
 		popts := opts
 		popts.Passes, popts.Verify = []string{"form-regions", "plan-memory"}, true
-		popts.MemoryBudget, popts.Lean = budget, budget == 0
+		popts.MemoryBudget, popts.Lean, popts.LeanBlock = budget, budget == 0, driver.LeanBlock()
 		log, err := passes.Run(g, popts)
 		if log != nil && log.Plan != nil {
 			fmt.Fprint(stdout, log.Plan.Format())

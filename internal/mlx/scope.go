@@ -55,24 +55,25 @@ var (
 // it holds more than that many ops or MiB of op inputs (100 ops and 1000
 // MiB on an H100/H200 by default), and keeps every input of a launched
 // graph's ops alive until the graph completes, so smaller graphs free
-// intermediates sooner. Measured, each pair against the other on the same
-// machine and plan:
-//   - ops: an H100 at N = 384 (OF3 PairformerBlock) peaked at 8.03 GiB with
-//     MLX's default and 6.14 GiB with 2 (5: 7.98; same time;
-//     docs/notes/GPU.md), so 2;
+// intermediates sooner; but every graph costs a launch, which small sizes
+// feel. Measured, each variant against the other on the same machine and
+// plan:
 //   - MiB: an H200 at N = 2048 (real OF3 PairFormerBlock, lean plan)
 //     peaked at 22.78 GiB fp32 / 13.41 GiB bf16 with 2 ops / 1000 MiB and
 //     at 18.84 / 10.91 GiB with 20 ops / 100 MiB, at the same compute time
 //     (885.0 / 888.6 ms, 266.2 / 264.4 ms); 4 ops / 1000 MiB gave 27.28 GiB
-//     (docs/notes/2026-12-03-session6-gpu.md), so 100.
+//     (docs/notes/2026-12-03-session6-gpu.md), so 100;
+//   - ops, with 100 MiB: on the H200 (docs/notes/2026-12-03-session8-gpu.md)
+//     2 ops against 20: bf16 N = 256 12.6 → 10.0 ms (100 ops), bf16
+//     N = 512 17.1 → 15.5 ms (656 → 787 MiB peak), fp32 N = 512 27.9 →
+//     28.2 ms; at N = 1024 and 2048, 20 ops came within 1 % in time and
+//     within 0.1 GiB in peak of session 7's 2-op runs (there the MiB cap
+//     decides), so 20. (An H100 at N = 384
+//     had peaked at 8.03 GiB with MLX's default 100 ops / 1000 MiB and 6.14
+//     GiB with 2 ops; docs/notes/GPU.md.)
 //
-// At that size every op with 100 MiB of inputs is a graph of its own
-// whatever the op count; at N = 384 most ops are smaller, where 2 ops was
-// the measured win. The pair 2 / 100 itself has not run yet.
-// MLX's CPU backend ignores both; Metal (macOS) reads them too but was not
-// measured, so they are left alone there.
 const (
-	gpuOpsPerBuffer = "2"
+	gpuOpsPerBuffer = "20"
 	gpuMBPerBuffer  = "100"
 )
 
