@@ -71,7 +71,6 @@ var (
 //     decides), so 20. (An H100 at N = 384
 //     had peaked at 8.03 GiB with MLX's default 100 ops / 1000 MiB and 6.14
 //     GiB with 2 ops; docs/notes/GPU.md.)
-//
 const (
 	gpuOpsPerBuffer = "20"
 	gpuMBPerBuffer  = "100"
